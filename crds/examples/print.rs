@@ -1,0 +1,4 @@
+//! Prints every CRD (development aid).
+fn main() {
+    print!("{}", sluice_crds::all_yaml());
+}
