@@ -36,5 +36,9 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> String {
 
 /// All CRDs as one multi-document YAML stream (what `sluice crd` prints).
 pub fn all_yaml() -> String {
-    all().iter().map(|(_, crd)| to_yaml(crd)).collect::<Vec<_>>().join("---\n")
+    all()
+        .iter()
+        .map(|(_, crd)| to_yaml(crd))
+        .collect::<Vec<_>>()
+        .join("---\n")
 }

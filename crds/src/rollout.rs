@@ -15,9 +15,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{AnalysisRunMetadata, DryRun, MeasurementRetention};
-use crate::schema::{any_value, open_object};
+use crate::schema::{any_value, immutable_label_selector, open_object};
 
 /// The desired state of a Rollout: a Deployment-like workload with a progressive delivery strategy.
+// Several printer columns share `type_ = "integer"`, which clippy mistakes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "argoproj.io",
@@ -72,6 +74,7 @@ pub struct RolloutSpec {
     pub replicas: Option<i32>,
     /// Label selector for pods; must match the template's labels. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "immutable_label_selector")]
     pub selector: Option<LabelSelector>,
     /// The pod template; optional when `workloadRef` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -513,10 +516,12 @@ pub struct FieldRef {
 pub struct AntiAffinity {
     /// A preferred anti-affinity with a weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preferred_during_scheduling_ignored_during_execution: Option<PreferredDuringSchedulingIgnoredDuringExecution>,
+    pub preferred_during_scheduling_ignored_during_execution:
+        Option<PreferredDuringSchedulingIgnoredDuringExecution>,
     /// A required anti-affinity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub required_during_scheduling_ignored_during_execution: Option<RequiredDuringSchedulingIgnoredDuringExecution>,
+    pub required_during_scheduling_ignored_during_execution:
+        Option<RequiredDuringSchedulingIgnoredDuringExecution>,
 }
 
 /// Preferred anti-affinity.

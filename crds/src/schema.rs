@@ -21,3 +21,16 @@ pub fn any_value(_: &mut SchemaGenerator) -> Schema {
 pub fn string_map(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "object", "additionalProperties": { "type": "string" } })
 }
+
+/// A label selector that cannot change once set (`self == oldSelf`), as upstream's Rollout selector.
+pub fn immutable_label_selector(generator: &mut SchemaGenerator) -> Schema {
+    let mut schema =
+        <k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as schemars::JsonSchema>::json_schema(
+            generator,
+        );
+    schema.insert(
+        "x-kubernetes-validations".into(),
+        serde_json::json!([{ "rule": "self == oldSelf", "message": "Value is immutable" }]),
+    );
+    schema
+}

@@ -1,1 +1,46 @@
-//! e2e
+//! Sluice's end-to-end support: a local Kubernetes control plane started from binaries, a per-test namespace
+//! harness that dumps what it saw when a test fails, and helpers to apply manifests the way users do.
+
+pub mod cluster;
+pub mod demo;
+pub mod harness;
+pub mod pki;
+pub mod process;
+pub mod prometheus;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// The e2e crate's directory (manifests, scripts).
+pub fn e2e_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The repository's root directory.
+pub fn repo_dir() -> PathBuf {
+    e2e_dir()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| e2e_dir().to_path_buf())
+}
+
+/// Builds the control-plane binaries once per version (or finds them in the cache) and returns their directory.
+pub fn build_bins() -> Result<PathBuf> {
+    let script = e2e_dir().join("scripts/build-bins.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed ({})", script.display(), out.status);
+    }
+    let dir = String::from_utf8(out.stdout)?
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    Ok(PathBuf::from(dir))
+}

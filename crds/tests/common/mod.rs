@@ -7,7 +7,9 @@ use serde_json::Value;
 
 /// Path of a fixture under `crds/tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Every YAML document of a fixture file, as JSON values.
@@ -37,7 +39,11 @@ pub fn assert_roundtrip<T: Serialize + DeserializeOwned>(doc: &Value) -> T {
 }
 
 fn describe(doc: &Value) -> String {
-    format!("{} {}", doc["kind"].as_str().unwrap_or("?"), doc["metadata"]["name"].as_str().unwrap_or("?"))
+    format!(
+        "{} {}",
+        doc["kind"].as_str().unwrap_or("?"),
+        doc["metadata"]["name"].as_str().unwrap_or("?")
+    )
 }
 
 fn diff(path: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
@@ -76,7 +82,11 @@ fn walk(path: &str, v: &Value, out: &mut std::collections::BTreeSet<String>) {
     match v {
         Value::Object(m) => {
             for (k, v) in m {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 out.insert(p.clone());
                 walk(&p, v, out);
             }

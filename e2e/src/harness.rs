@@ -1,0 +1,242 @@
+//! The test harness: one control plane per test process, one namespace per test, and a dump of the test's
+//! objects when it fails.
+//!
+//! The cluster is started by the `sluice-e2e cluster up --watch-stdin` supervisor, whose standard input is a
+//! pipe held by this process: when the test process ends (passed, failed, interrupted or killed), the pipe
+//! closes and the supervisor stops every component. Set `SLUICE_E2E_CLUSTER=<dir>` to use a cluster that is
+//! already running (`sluice-e2e cluster up --dir <dir>`) instead.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Mutex, OnceLock},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use k8s_openapi::{
+    api::core::v1::Namespace, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{Api, Client, api::PostParams};
+
+use crate::cluster::{ClusterInfo, wait_for};
+
+static CLUSTER: OnceLock<Result<ClusterInfo, String>> = OnceLock::new();
+static SUPERVISOR: Mutex<Option<Child>> = Mutex::new(None);
+
+/// The cluster shared by every test of this process, started on first use. `supervisor` is the path of the
+/// `sluice-e2e` binary (`env!("CARGO_BIN_EXE_sluice-e2e")` in this crate's tests).
+pub fn shared_cluster(supervisor: &str) -> Result<ClusterInfo> {
+    CLUSTER
+        .get_or_init(|| start_or_attach(supervisor).map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+fn start_or_attach(supervisor: &str) -> Result<ClusterInfo> {
+    if let Ok(dir) = std::env::var("SLUICE_E2E_CLUSTER") {
+        let path = Path::new(&dir).join("cluster.json");
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        return Ok(serde_json::from_slice(&bytes)?);
+    }
+    let mut child = Command::new(supervisor)
+        .args(["cluster", "up", "--watch-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {supervisor}"))?;
+    let stdout = child.stdout.take().context("supervisor stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    if line.trim().is_empty() {
+        let status = child.wait()?;
+        bail!("the cluster did not start (supervisor exited with {status}); see its output above");
+    }
+    let info: ClusterInfo = serde_json::from_str(line.trim()).context("supervisor's ready line")?;
+    // Keep the child (and with it the stdin pipe) for the life of the process.
+    *SUPERVISOR
+        .lock()
+        .map_err(|_| anyhow!("supervisor lock poisoned"))? = Some(child);
+    Ok(info)
+}
+
+/// Runs kubectl against the cluster, feeding `stdin`, and returns its standard output; fails with its
+/// standard error.
+pub fn kubectl(info: &ClusterInfo, args: &[&str], stdin: Option<&str>) -> Result<String> {
+    let mut child = Command::new(info.kubectl())
+        .arg(format!("--kubeconfig={}", info.kubeconfig.display()))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .context("kubectl stdin")?
+            .write_all(input.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Paths of Sluice's CRDs (crds/yaml) and the hand-written Istio CRDs (e2e/manifests).
+pub fn crd_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(crate::repo_dir().join("crds/yaml"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files.push(crate::e2e_dir().join("manifests/istio-crds.yaml"));
+    files
+}
+
+/// Installs the CRDs with server-side apply (the Rollout CRD is too large for client-side apply's annotation)
+/// and waits until each is Established.
+pub async fn install_crds(info: &ClusterInfo, client: &Client) -> Result<Vec<String>> {
+    let mut args = vec![
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=sluice-e2e",
+    ];
+    let files: Vec<String> = crd_files().iter().map(|p| p.display().to_string()).collect();
+    for f in &files {
+        args.push("-f");
+        args.push(f);
+    }
+    kubectl(info, &args, None)?;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut names = Vec::new();
+    for f in crd_files() {
+        let text = std::fs::read_to_string(&f)?;
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let crd: CustomResourceDefinition = serde::Deserialize::deserialize(doc)?;
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            wait_established(&crds, &name).await?;
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Waits until the named CRD has the condition Established=True.
+pub async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) -> Result<()> {
+    wait_for(
+        &format!("CRD {name} to be Established"),
+        Duration::from_secs(30),
+        || async move {
+            let crd = crds.get(name).await?;
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+            if established {
+                Ok(())
+            } else {
+                Err(anyhow!("not yet"))
+            }
+        },
+    )
+    .await
+}
+
+/// A namespace of one test. When the test panics, dropping it prints the test's objects and events; the
+/// namespace is deleted either way.
+pub struct TestNamespace {
+    /// The cluster.
+    pub info: ClusterInfo,
+    /// A client for it.
+    pub client: Client,
+    /// The namespace's name.
+    pub name: String,
+    /// Kinds dumped on failure (kubectl resource names).
+    pub dump_kinds: Vec<String>,
+}
+
+impl TestNamespace {
+    /// Creates `t-<test>-<random>` in the shared cluster.
+    pub async fn new(supervisor: &str, test: &str) -> Result<Self> {
+        let info = shared_cluster(supervisor)?;
+        let client = info.client().await?;
+        let suffix: u32 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let name = format!("t-{}-{:x}", test.replace('_', "-"), suffix % 0xfffff);
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"sluice-e2e": "true"}}
+        }))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await?;
+        Ok(Self {
+            info,
+            client,
+            name,
+            dump_kinds: ["deployments", "replicasets", "pods", "services", "events"]
+                .map(String::from)
+                .to_vec(),
+        })
+    }
+
+    /// A namespaced API of this namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// `kubectl -n <ns> ARGS`.
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
+        let mut all = vec!["-n", &self.name];
+        all.extend_from_slice(args);
+        kubectl(&self.info, &all, stdin)
+    }
+
+    /// `kubectl apply -f -` of a manifest, exactly as a user would apply it.
+    pub fn apply(&self, manifest: &str) -> Result<String> {
+        self.kubectl(&["apply", "-f", "-"], Some(manifest))
+    }
+
+    fn dump(&self) {
+        let kinds = self.dump_kinds.join(",");
+        match self.kubectl(&["get", &kinds, "-o", "yaml"], None) {
+            Ok(out) => eprintln!("==== objects in {} at failure ====\n{out}", self.name),
+            Err(e) => eprintln!("==== could not dump {}: {e:#}", self.name),
+        }
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump();
+        }
+        let _ = kubectl(
+            &self.info,
+            &["delete", "namespace", &self.name, "--wait=false"],
+            None,
+        );
+    }
+}

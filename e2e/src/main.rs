@@ -1,0 +1,184 @@
+//! `sluice-e2e`: starts and stops the local control plane, and runs the demo.
+
+use std::{path::PathBuf, time::Instant};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use sluice_e2e::cluster::{ClusterInfo, ControlPlane, Options};
+use tokio::io::AsyncReadExt;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice-e2e",
+    about = "The local Kubernetes control plane of Sluice's end-to-end tests"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Control-plane lifecycle.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterCmd,
+    },
+    /// Starts a control plane, installs the CRDs, runs the operator and walks a sample Rollout, narrating.
+    Demo {
+        /// Directory of the control-plane binaries (default: built or found by e2e/scripts/build-bins.sh).
+        #[arg(long, env = "SLUICE_BIN_DIR")]
+        bin_dir: Option<PathBuf>,
+        /// The operator binary (default: `sluice` next to this binary).
+        #[arg(long, env = "SLUICE_BINARY")]
+        sluice: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Starts a cluster and supervises it until SIGTERM/SIGINT (or, with --watch-stdin, until stdin closes).
+    /// Prints one JSON line with the kubeconfig path once the cluster is ready.
+    Up {
+        /// Working directory (default: a new directory under $TMPDIR).
+        #[arg(long, env = "SLUICE_E2E_DIR")]
+        dir: Option<PathBuf>,
+        /// Directory of the control-plane binaries (default: built or found by e2e/scripts/build-bins.sh).
+        #[arg(long, env = "SLUICE_BIN_DIR")]
+        bin_dir: Option<PathBuf>,
+        /// Number of kwok nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Stop when standard input reaches end of file (how tests tie the cluster's life to theirs).
+        #[arg(long)]
+        watch_stdin: bool,
+        /// Keep the working directory (logs, data) after stopping.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Stops the cluster supervised in DIR.
+    Down {
+        /// The cluster's working directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // One thread: components get SIGKILL when the thread that spawned them dies (see process.rs).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Cmd::Cluster {
+            action:
+                ClusterCmd::Up {
+                    dir,
+                    bin_dir,
+                    nodes,
+                    watch_stdin,
+                    keep,
+                },
+        } => rt.block_on(up(dir, bin_dir, nodes, watch_stdin, keep)),
+        Cmd::Cluster {
+            action: ClusterCmd::Down { dir },
+        } => down(&dir),
+        Cmd::Demo { bin_dir, sluice } => {
+            let bin_dir = match bin_dir {
+                Some(d) => d,
+                None => sluice_e2e::build_bins()?,
+            };
+            let sluice = match sluice {
+                Some(s) => s,
+                None => std::env::current_exe()?.with_file_name("sluice"),
+            };
+            rt.block_on(sluice_e2e::demo::run(bin_dir, &sluice))
+        }
+    }
+}
+
+async fn up(
+    dir: Option<PathBuf>,
+    bin_dir: Option<PathBuf>,
+    nodes: usize,
+    watch_stdin: bool,
+    keep: bool,
+) -> Result<()> {
+    let bin_dir = match bin_dir {
+        Some(d) => d,
+        None => sluice_e2e::build_bins()?,
+    };
+    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("sluice-e2e-{}", std::process::id())));
+    let started = Instant::now();
+    let mut cp = match ControlPlane::start(&Options {
+        dir: dir.clone(),
+        bin_dir,
+        nodes,
+    })
+    .await
+    {
+        Ok(cp) => cp,
+        Err(e) => {
+            eprintln!(
+                "cluster failed to start: {e:#}\nlogs are in {}",
+                dir.join("logs").display()
+            );
+            std::process::exit(1);
+        }
+    };
+    eprintln!(
+        "cluster ready in {:.1}s: export KUBECONFIG={}",
+        started.elapsed().as_secs_f64(),
+        cp.info.kubeconfig.display()
+    );
+    println!("{}", serde_json::to_string(&cp.info)?);
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stdin_closed = async {
+        if !watch_stdin {
+            return std::future::pending::<()>().await;
+        }
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = stdin.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let reason = tokio::select! {
+        _ = term.recv() => "SIGTERM".to_string(),
+        _ = tokio::signal::ctrl_c() => "SIGINT".to_string(),
+        _ = stdin_closed => "stdin closed".to_string(),
+        exited = cp.wait_any_exit() => {
+            let name = exited.split_whitespace().next().unwrap_or_default().to_string();
+            format!("{exited}; last log lines:\n{}", cp.log_tail(&name, 20))
+        }
+    };
+    eprintln!("stopping cluster: {reason}");
+    cp.stop().await;
+    if !keep {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    Ok(())
+}
+
+fn down(dir: &std::path::Path) -> Result<()> {
+    let path = dir.join("cluster.json");
+    let info: ClusterInfo = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("no cluster at {}", dir.display()))?,
+    )?;
+    let pid = info.supervisor_pid.to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()?;
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    for _ in 0..100 {
+        if !proc_dir.exists() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    anyhow::bail!("supervisor {pid} did not stop within 10 s")
+}

@@ -1,0 +1,25 @@
+//! Child processes that never outlive their parent.
+
+use std::process::Command;
+
+/// Makes the child receive SIGKILL when the thread that spawned it dies, so that a crashed or killed parent
+/// leaves no process behind. Spawn from a thread that lives as long as the child should (the supervisor uses a
+/// current-thread runtime, so that is its main thread).
+#[allow(unsafe_code)]
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl and getppid, both
+    // async-signal-safe; it allocates nothing and touches no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then nobody would ever send the signal.
+            if libc::getppid() == 1 {
+                return Err(std::io::Error::other("parent died before the child started"));
+            }
+            Ok(())
+        });
+    }
+}

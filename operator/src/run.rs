@@ -1,0 +1,181 @@
+//! `sluice run`: connect, wait for the CRDs, keep lean caches of the watched kinds, stop cleanly on SIGTERM.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context, Result};
+use futures::{StreamExt, future::select_all};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{
+    Api, Client, Config, Resource, ResourceExt,
+    config::{KubeConfigOptions, Kubeconfig},
+    runtime::{WatchStreamExt, reflector, watcher},
+};
+use serde::de::DeserializeOwned;
+use sluice_crds::{analysis::AnalysisRun, application::Application, rollout::Rollout};
+use tracing::{info, warn};
+
+/// Flags of `sluice run`; each has an environment-variable twin.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Path of a kubeconfig; in-cluster config or $KUBECONFIG when omitted.
+    #[arg(long, env = "SLUICE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace (namespaced mode); all namespaces when omitted.
+    #[arg(long, env = "SLUICE_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Log level filter (tracing's EnvFilter syntax).
+    #[arg(long, env = "SLUICE_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// How long to wait for the CRDs to be established before giving up.
+    #[arg(long, env = "SLUICE_CRD_WAIT_SECONDS", default_value_t = 120)]
+    pub crd_wait_seconds: u64,
+}
+
+/// JSON logs on stderr.
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The CRDs the controllers need before they can watch anything.
+const REQUIRED_CRDS: [&str; 3] = [
+    "rollouts.argoproj.io",
+    "analysisruns.argoproj.io",
+    "applications.argoproj.io",
+];
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(args: Args) -> Result<()> {
+    let client = client(&args).await?;
+    let version = client
+        .apiserver_version()
+        .await
+        .context("contacting the API server")?;
+    info!(server_version = %version.git_version, "connected");
+
+    let mut shutdown = Box::pin(shutdown_signal());
+    tokio::select! {
+        r = wait_for_crds(&client, Duration::from_secs(args.crd_wait_seconds)) => r?,
+        s = &mut shutdown => { info!(signal = s, "shutting down before the CRDs were established"); return Ok(()); }
+    }
+
+    let ns = args.namespace.as_deref();
+    let watches = vec![
+        tokio::spawn(keep_cache::<Rollout>(api(&client, ns))),
+        tokio::spawn(keep_cache::<AnalysisRun>(api(&client, ns))),
+        tokio::spawn(keep_cache::<Application>(api(&client, ns))),
+    ];
+    info!(
+        namespace = ns.unwrap_or("*"),
+        "watching rollouts, analysisruns and applications"
+    );
+
+    tokio::select! {
+        s = &mut shutdown => info!(signal = s, "shutting down"),
+        (done, _, _) = select_all(watches) => warn!(?done, "a watch ended unexpectedly"),
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn client(args: &Args) -> Result<Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
+        }
+        None => Config::infer()
+            .await
+            .context("no kubeconfig and not running in a cluster")?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Waits until every required CRD is Established, logging what it still waits for.
+async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_missing = Vec::new();
+    loop {
+        let mut missing = Vec::new();
+        for name in REQUIRED_CRDS {
+            let established = match crds.get_opt(name).await? {
+                Some(crd) => crd
+                    .status
+                    .and_then(|s| s.conditions)
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True")),
+                None => false,
+            };
+            if !established {
+                missing.push(name);
+            }
+        }
+        if missing.is_empty() {
+            info!("CRDs established");
+            return Ok(());
+        }
+        if missing != last_missing {
+            info!(
+                ?missing,
+                "waiting for CRDs to be established (install them with `sluice crd | kubectl apply --server-side -f -`)"
+            );
+            last_missing = missing.clone();
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("CRDs not established after {timeout:?}: {}", missing.join(", "));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Keeps a reflector cache of `K` without managedFields (they are most of an object's size and never read).
+async fn keep_cache<K>(api: Api<K>)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let kind = K::kind(&Default::default()).to_string();
+    let (store, writer) = reflector::store::<K>();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects();
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(obj) => {
+                tracing::debug!(kind, name = %obj.name_any(), namespace = obj.namespace(), cached = store.state().len(), "observed")
+            }
+            Err(e) => warn!(kind, error = %e, "watch error; retrying with backoff"),
+        }
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
