@@ -36,6 +36,9 @@ pub struct ClusterInfo {
     pub bin_dir: PathBuf,
     /// Process id of the supervisor.
     pub supervisor_pid: u32,
+    /// Process ids of the components, by name.
+    #[serde(default)]
+    pub component_pids: Vec<(String, u32)>,
 }
 
 impl ClusterInfo {
@@ -125,6 +128,7 @@ impl ControlPlane {
             server: server.clone(),
             bin_dir: bin.clone(),
             supervisor_pid: std::process::id(),
+            component_pids: Vec::new(),
         };
         let mut cp = ControlPlane {
             info,
@@ -310,6 +314,9 @@ impl ControlPlane {
             .kill_on_drop(true);
         crate::process::die_with_parent(cmd.as_std_mut());
         let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+        if let Some(pid) = child.id() {
+            self.info.component_pids.push((name.to_string(), pid));
+        }
         self.children.push((name, child));
         Ok(())
     }

@@ -5,7 +5,6 @@ use std::{path::PathBuf, time::Instant};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use sluice_e2e::cluster::{ClusterInfo, ControlPlane, Options};
-use tokio::io::AsyncReadExt;
 
 #[derive(Parser)]
 #[command(
@@ -135,16 +134,20 @@ async fn up(
     println!("{}", serde_json::to_string(&cp.info)?);
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // A plain thread reads stdin (a blocking read that never returns while the pipe is open must not hold up
+    // the runtime's shutdown) and reports end of file.
+    let (eof_tx, eof_rx) = tokio::sync::oneshot::channel::<()>();
+    if watch_stdin {
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            let mut stdin = std::io::stdin();
+            while matches!(std::io::Read::read(&mut stdin, &mut buf), Ok(n) if n > 0) {}
+            let _ = eof_tx.send(());
+        });
+    }
     let stdin_closed = async {
-        if !watch_stdin {
-            return std::future::pending::<()>().await;
-        }
-        let mut stdin = tokio::io::stdin();
-        let mut buf = [0u8; 64];
-        while let Ok(n) = stdin.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
+        if eof_rx.await.is_err() {
+            std::future::pending::<()>().await;
         }
     };
     let reason = tokio::select! {
@@ -173,9 +176,18 @@ fn down(dir: &std::path::Path) -> Result<()> {
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()?;
-    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    // Gone, or a zombie waiting for its parent to reap it.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
+    };
     for _ in 0..100 {
-        if !proc_dir.exists() {
+        if !running() {
             return Ok(());
         }
         std::thread::sleep(std::time::Duration::from_millis(100));

@@ -1,5 +1,6 @@
 //! `sluice`: the progressive-delivery operator.
 
+mod rollout;
 mod run;
 
 use std::path::PathBuf;

@@ -11,7 +11,7 @@ use kube::{
     runtime::{WatchStreamExt, reflector, watcher},
 };
 use serde::de::DeserializeOwned;
-use sluice_crds::{analysis::AnalysisRun, application::Application, rollout::Rollout};
+use sluice_crds::{analysis::AnalysisRun, application::Application};
 use tracing::{info, warn};
 
 /// Flags of `sluice run`; each has an environment-variable twin.
@@ -29,6 +29,9 @@ pub struct Args {
     /// How long to wait for the CRDs to be established before giving up.
     #[arg(long, env = "SLUICE_CRD_WAIT_SECONDS", default_value_t = 120)]
     pub crd_wait_seconds: u64,
+    /// API version of Istio's VirtualService and DestinationRule.
+    #[arg(long, env = "SLUICE_ISTIO_API_VERSION", default_value = "v1alpha3")]
+    pub istio_api_version: String,
 }
 
 /// JSON logs on stderr.
@@ -66,8 +69,17 @@ pub async fn run(args: Args) -> Result<()> {
     }
 
     let ns = args.namespace.as_deref();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let rollouts = tokio::spawn(crate::rollout::controller::run(
+        client.clone(),
+        args.namespace.clone(),
+        args.istio_api_version.clone(),
+        async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|stop| *stop).await;
+        },
+    ));
     let watches = vec![
-        tokio::spawn(keep_cache::<Rollout>(api(&client, ns))),
         tokio::spawn(keep_cache::<AnalysisRun>(api(&client, ns))),
         tokio::spawn(keep_cache::<Application>(api(&client, ns))),
     ];
@@ -79,6 +91,14 @@ pub async fn run(args: Args) -> Result<()> {
     tokio::select! {
         s = &mut shutdown => info!(signal = s, "shutting down"),
         (done, _, _) = select_all(watches) => warn!(?done, "a watch ended unexpectedly"),
+    }
+    let _ = stop_tx.send(true);
+    // Reconciles in flight finish; no new one starts.
+    if tokio::time::timeout(Duration::from_secs(10), rollouts)
+        .await
+        .is_err()
+    {
+        warn!("the rollout controller did not stop within 10 s");
     }
     info!("stopped");
     Ok(())

@@ -1,0 +1,530 @@
+//! The Rollout controller's I/O: watches, observation, executing a plan's actions and writing the status.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::{
+    api::{apps::v1::ReplicaSet, core::v1::Service},
+    apimachinery::pkg::apis::meta::v1::OwnerReference,
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams},
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Action as Requeue,
+        events::{Event as KubeEvent, EventType, Recorder, Reporter},
+        reflector::{self, Store},
+        watcher,
+    },
+};
+use serde_json::{Value, json};
+use sluice_crds::rollout::{IstioVirtualService, Rollout};
+use sluice_traffic::istio;
+use tracing::{info, warn};
+
+use super::{
+    DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, MANAGED_BY_ANNOTATION, REVISION_ANNOTATION,
+    SCALE_DOWN_DEADLINE_ANNOTATION,
+    hash::pod_template_hash,
+    plan::{self, Action, Observed, RsInfo, ServiceState, TrafficState},
+};
+
+/// Errors of one reconcile; each is retried with backoff and never stops the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    /// The traffic router could not be changed as planned.
+    #[error("traffic routing: {0}")]
+    Traffic(String),
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The client.
+    pub client: Client,
+    /// Cache of the ReplicaSets that carry the pod-template-hash label.
+    pub replica_sets: Store<ReplicaSet>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// API version used for Istio objects (`--istio-api-version`).
+    pub istio_version: String,
+}
+
+/// Watches Rollouts and their ReplicaSets and reconciles until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    istio_version: String,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (rollouts, replica_sets): (Api<Rollout>, Api<ReplicaSet>) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let (ro_store, ro_writer) = reflector::store();
+    let ro_stream = watcher(rollouts, watcher::Config::default())
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(ro_writer)
+        .touched_objects();
+    // Only ReplicaSets that belong to a Rollout carry this label: Deployments' ReplicaSets stay out of the cache.
+    let (rs_store, rs_writer) = reflector::store();
+    let rs_stream = watcher(replica_sets, watcher::Config::default().labels(HASH_LABEL))
+        .default_backoff()
+        .modify(|o| {
+            o.managed_fields_mut().clear();
+            if let Some(a) = o.metadata.annotations.as_mut() {
+                a.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+        })
+        .reflect(rs_writer)
+        .touched_objects();
+    let reporter = Reporter {
+        controller: "rollouts-controller".into(),
+        instance: std::env::var("HOSTNAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        replica_sets: rs_store,
+        recorder: Recorder::new(client, reporter),
+        istio_version,
+    });
+    Controller::for_stream(ro_stream, ro_store)
+        .owns_stream(rs_stream)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+}
+
+fn error_policy(ro: Arc<Rollout>, err: &Error, _: Arc<Context>) -> Requeue {
+    warn!(rollout = %ro.name_any(), namespace = ro.namespace(), error = %err, "reconcile failed; retrying");
+    Requeue::requeue(Duration::from_secs(2))
+}
+
+async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let ns = ro.namespace().unwrap_or_default();
+    let name = ro.name_any();
+    if ro.meta().deletion_timestamp.is_some() {
+        return Ok(Requeue::await_change());
+    }
+    let observed = observe(&ro, &ctx).await?;
+    let plan = plan::plan(&observed, Timestamp::now());
+    let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
+    let reference = ro.object_ref(&());
+
+    for action in &plan.actions {
+        execute(&ro, &observed, action, &ctx).await?;
+    }
+    for ev in &plan.events {
+        let event = KubeEvent {
+            type_: if ev.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: ev.reason.into(),
+            note: Some(ev.message.clone()),
+            action: ev.reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            warn!(rollout = %name, error = %e, "could not record event");
+        }
+        info!(rollout = %name, namespace = %ns, reason = ev.reason, "{}", ev.message);
+    }
+    let current = ro.status.clone().unwrap_or_default();
+    if plan.status != current {
+        let patch = merge_diff(
+            &serde_json::to_value(&current).unwrap_or_default(),
+            &serde_json::to_value(&plan.status).unwrap_or_default(),
+        );
+        rollouts
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": patch })),
+            )
+            .await?;
+    }
+    Ok(match plan.requeue_after {
+        Some(d) => Requeue::requeue(d),
+        None => Requeue::requeue(Duration::from_secs(900)),
+    })
+}
+
+/// RFC 7386 merge patch that turns `from` into `to` (null removes a field).
+pub fn merge_diff(from: &Value, to: &Value) -> Value {
+    match (from, to) {
+        (Value::Object(f), Value::Object(t)) => {
+            let mut out = serde_json::Map::new();
+            for (k, tv) in t {
+                match f.get(k) {
+                    Some(fv) if fv == tv => {}
+                    Some(fv) if fv.is_object() && tv.is_object() => {
+                        out.insert(k.clone(), merge_diff(fv, tv));
+                    }
+                    _ => {
+                        out.insert(k.clone(), tv.clone());
+                    }
+                }
+            }
+            for k in f.keys().filter(|k| !t.contains_key(*k)) {
+                out.insert(k.clone(), Value::Null);
+            }
+            Value::Object(out)
+        }
+        _ => to.clone(),
+    }
+}
+
+async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
+    let ns = ro.namespace().unwrap_or_default();
+    let uid = ro.uid().unwrap_or_default();
+    let collision = ro.status.as_ref().and_then(|s| s.collision_count);
+    let desired_hash = ro
+        .spec
+        .template
+        .as_ref()
+        .map(|t| pod_template_hash(t, collision))
+        .unwrap_or_default();
+    let replica_sets = ctx
+        .replica_sets
+        .state()
+        .iter()
+        .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        })
+        .map(|rs| rs_info(rs))
+        .collect();
+    let canary = ro.spec.strategy.canary.as_ref();
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let service_state = |name: Option<String>| {
+        let services = services.clone();
+        async move {
+            match name {
+                None => Ok::<_, Error>(None),
+                Some(n) => Ok(Some(match services.get_opt(&n).await? {
+                    None => ServiceState::Missing,
+                    Some(svc) => ServiceState::Selecting(
+                        svc.spec
+                            .and_then(|s| s.selector)
+                            .and_then(|s| s.get(HASH_LABEL).cloned()),
+                    ),
+                })),
+            }
+        }
+    };
+    let stable_service = service_state(canary.and_then(|c| c.stable_service.clone())).await?;
+    let canary_service = service_state(canary.and_then(|c| c.canary_service.clone())).await?;
+    let traffic = match canary.and_then(|c| c.traffic_routing.as_ref()) {
+        None => None,
+        Some(_) => Some(observe_traffic(ro, ctx).await?),
+    };
+    Ok(Observed {
+        rollout: ro.clone(),
+        desired_hash,
+        replica_sets,
+        stable_service,
+        canary_service,
+        traffic,
+    })
+}
+
+fn rs_info(rs: &ReplicaSet) -> RsInfo {
+    let status = rs.status.clone().unwrap_or_default();
+    RsInfo {
+        name: rs.name_any(),
+        hash: rs.labels().get(HASH_LABEL).cloned().unwrap_or_default(),
+        revision: rs
+            .annotations()
+            .get(REVISION_ANNOTATION)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0),
+        spec_replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+        replicas: status.replicas,
+        ready: status.ready_replicas.unwrap_or(0),
+        available: status.available_replicas.unwrap_or(0),
+        scale_down_deadline: rs
+            .annotations()
+            .get(SCALE_DOWN_DEADLINE_ANNOTATION)
+            .and_then(|d| d.parse().ok()),
+    }
+}
+
+/// The VirtualServices of a rollout with the namespace each lives in (`name.namespace` names another one).
+fn virtual_services(ro: &Rollout) -> Vec<(IstioVirtualService, String, String)> {
+    let ns = ro.namespace().unwrap_or_default();
+    let Some(istio) = ro
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref())
+        .and_then(|t| t.istio.as_ref())
+    else {
+        return Vec::new();
+    };
+    istio
+        .virtual_service
+        .iter()
+        .chain(istio.virtual_services.iter().flatten())
+        .map(|vs| {
+            let full = vs.name.clone().unwrap_or_default();
+            let (name, vs_ns) = match full.split_once('.') {
+                Some((n, other)) => (n.to_string(), other.to_string()),
+                None => (full, ns.clone()),
+            };
+            (vs.clone(), name, vs_ns)
+        })
+        .collect()
+}
+
+fn split_and_routes(ro: &Rollout, vs: &IstioVirtualService) -> (istio::Split, istio::RouteSelector) {
+    let canary = ro.spec.strategy.canary.clone().unwrap_or_default();
+    let dr = canary
+        .traffic_routing
+        .as_ref()
+        .and_then(|t| t.istio.as_ref())
+        .and_then(|i| i.destination_rule.clone());
+    let split = match dr {
+        Some(dr) => istio::Split::Subset(istio::SubsetSplit {
+            host: None,
+            canary_subset: dr.canary_subset_name,
+            stable_subset: dr.stable_subset_name,
+        }),
+        None => istio::Split::Host(istio::HostSplit {
+            canary_service: canary.canary_service.unwrap_or_default(),
+            stable_service: canary.stable_service.unwrap_or_default(),
+        }),
+    };
+    let routes = istio::RouteSelector {
+        http: vs.routes.clone(),
+        tls: vs
+            .tls_routes
+            .iter()
+            .flatten()
+            .map(|t| istio::TlsMatch {
+                port: t.port,
+                sni_hosts: t.sni_hosts.clone().unwrap_or_default(),
+            })
+            .collect(),
+        tcp: vs
+            .tcp_routes
+            .iter()
+            .flatten()
+            .map(|t| istio::TcpMatch { port: t.port })
+            .collect(),
+    };
+    (split, routes)
+}
+
+fn vs_api(ctx: &Context, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("networking.istio.io", &ctx.istio_version, "VirtualService");
+    Api::namespaced_with(
+        ctx.client.clone(),
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "virtualservices"),
+    )
+}
+
+async fn observe_traffic(ro: &Rollout, ctx: &Context) -> Result<TrafficState, Error> {
+    let mut weights = Vec::new();
+    for (vs_ref, name, ns) in virtual_services(ro) {
+        let Some(vs) = vs_api(ctx, &ns).get_opt(&name).await? else {
+            return Ok(TrafficState::Error(format!(
+                "VirtualService \"{name}\" not found in namespace \"{ns}\""
+            )));
+        };
+        let (split, routes) = split_and_routes(ro, &vs_ref);
+        match istio::observed_weights(&serde_json::to_value(&vs).unwrap_or_default(), &split, &routes) {
+            Ok(found) => weights.extend(found.into_iter().map(|r| r.canary)),
+            Err(e) => return Ok(TrafficState::Error(format!("VirtualService \"{name}\": {e}"))),
+        }
+    }
+    Ok(match weights.first() {
+        Some(w) if weights.iter().all(|x| x == w) => TrafficState::Weight(*w),
+        _ => TrafficState::Mixed,
+    })
+}
+
+async fn execute(ro: &Rollout, obs: &Observed, action: &Action, ctx: &Context) -> Result<(), Error> {
+    let ns = ro.namespace().unwrap_or_default();
+    let name = ro.name_any();
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let replicas = ro.spec.replicas.unwrap_or(1);
+    match action {
+        Action::CreateReplicaSet {
+            hash,
+            replicas: initial,
+            revision,
+        } => {
+            let rs = new_replica_set(ro, hash, *initial, *revision, replicas);
+            match rs_api.create(&PostParams::default(), &rs).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Action::ScaleReplicaSet {
+            name: rs_name,
+            from,
+            to,
+            revision,
+        } => {
+            let patch = json!({
+                "metadata": {"annotations": {DESIRED_REPLICAS_ANNOTATION: replicas.to_string()}},
+                "spec": {"replicas": to},
+            });
+            rs_api
+                .patch(rs_name, &PatchParams::default(), &Patch::Merge(patch))
+                .await?;
+            let direction = if to > from { "up" } else { "down" };
+            let message =
+                format!("Scaled {direction} ReplicaSet {rs_name} (revision {revision}) from {from} to {to}");
+            info!(rollout = %name, namespace = %ns, reason = "ScalingReplicaSet", "{message}");
+            let event = KubeEvent {
+                type_: EventType::Normal,
+                reason: "ScalingReplicaSet".into(),
+                note: Some(message),
+                action: "Scale".into(),
+                secondary: None,
+            };
+            let _ = ctx.recorder.publish(&event, &ro.object_ref(&())).await;
+        }
+        Action::SetScaleDownDeadline {
+            name: rs_name,
+            deadline,
+        } => {
+            let value = deadline
+                .map(|d| Value::String(d.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()))
+                .unwrap_or(Value::Null);
+            let patch = json!({"metadata": {"annotations": {SCALE_DOWN_DEADLINE_ANNOTATION: value}}});
+            rs_api
+                .patch(rs_name, &PatchParams::default(), &Patch::Merge(patch))
+                .await?;
+        }
+        Action::SwitchService { service, from, to } => {
+            let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+            let patch = json!({
+                "metadata": {"annotations": {MANAGED_BY_ANNOTATION: name}},
+                "spec": {"selector": {HASH_LABEL: to}},
+            });
+            services
+                .patch(service, &PatchParams::default(), &Patch::Merge(patch))
+                .await?;
+            let message = format!(
+                "Switched selector for service '{service}' from '{}' to '{to}'",
+                from.clone().unwrap_or_default()
+            );
+            info!(rollout = %name, namespace = %ns, reason = "SwitchService", "{message}");
+            let event = KubeEvent {
+                type_: EventType::Normal,
+                reason: "SwitchService".into(),
+                note: Some(message),
+                action: "SwitchService".into(),
+                secondary: None,
+            };
+            let _ = ctx.recorder.publish(&event, &ro.object_ref(&())).await;
+        }
+        Action::SetCanaryWeight { weight } => set_weight(ro, *weight, ctx).await?,
+        Action::DeleteReplicaSet { name: rs_name } => {
+            match rs_api.delete(rs_name, &Default::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Action::AnnotateRevision { revision } => {
+            let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
+            let patch = json!({"metadata": {"annotations": {REVISION_ANNOTATION: revision.to_string()}}});
+            rollouts
+                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                .await?;
+        }
+    }
+    let _ = obs;
+    Ok(())
+}
+
+/// Patches the weights of every targeted route (and nothing else), reads the VirtualService back and checks it.
+async fn set_weight(ro: &Rollout, weight: i32, ctx: &Context) -> Result<(), Error> {
+    for (vs_ref, name, ns) in virtual_services(ro) {
+        let api = vs_api(ctx, &ns);
+        let vs = api.get(&name).await?;
+        let (split, routes) = split_and_routes(ro, &vs_ref);
+        let doc = serde_json::to_value(&vs).unwrap_or_default();
+        let patch = istio::weight_patch(&doc, &split, &routes, weight)
+            .map_err(|e| Error::Traffic(format!("{name}: {e}")))?;
+        if !patch.0.is_empty() {
+            api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                .await?;
+        }
+        let after = serde_json::to_value(api.get(&name).await?).unwrap_or_default();
+        if !istio::verify(&after, &split, &routes, weight)
+            .map_err(|e| Error::Traffic(format!("{name}: {e}")))?
+        {
+            return Err(Error::Traffic(format!(
+                "VirtualService {ns}/{name} does not show weight {weight} after the update"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn new_replica_set(ro: &Rollout, hash: &str, initial: i32, revision: i64, replicas: i32) -> ReplicaSet {
+    let mut template = ro.spec.template.clone().unwrap_or_default();
+    let meta = template.metadata.get_or_insert_with(Default::default);
+    meta.labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(HASH_LABEL.into(), hash.into());
+    let mut selector = ro.spec.selector.clone().unwrap_or_default();
+    selector
+        .match_labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(HASH_LABEL.into(), hash.into());
+    let labels = meta.labels.clone();
+    let owner = OwnerReference {
+        api_version: "argoproj.io/v1alpha1".into(),
+        kind: "Rollout".into(),
+        name: ro.name_any(),
+        uid: ro.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": format!("{}-{hash}", ro.name_any()),
+            "namespace": ro.namespace(),
+            "labels": labels,
+            "annotations": {
+                REVISION_ANNOTATION: revision.to_string(),
+                DESIRED_REPLICAS_ANNOTATION: replicas.to_string(),
+            },
+            "ownerReferences": [owner],
+        },
+        "spec": {
+            "replicas": initial,
+            "minReadySeconds": ro.spec.min_ready_seconds.unwrap_or(0),
+            "selector": selector,
+            "template": template,
+        }
+    }))
+    .unwrap_or_default()
+}

@@ -1,0 +1,95 @@
+//! Deterministic hashes: the pod-template hash that names a ReplicaSet, and the hash of the canary steps.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use serde::Serialize;
+
+/// The alphabet of `rand.SafeEncodeString` upstream: no vowels (no words), no look-alike characters.
+const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// FNV-1a, 32 bits.
+fn fnv32a(bytes: &[u8]) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in bytes {
+        hash ^= u32::from(*b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
+/// Maps each character of `s` into the safe alphabet, as upstream encodes the decimal hash.
+fn safe_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| SAFE_ALPHABET[usize::from(b) % SAFE_ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The `rollouts-pod-template-hash` of a template: FNV-32a of its JSON followed by the collision count, written
+/// in decimal and safe-encoded. The template is hashed without its own hash label so that the hash of a
+/// ReplicaSet's template equals the hash of the Rollout template it came from.
+pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
+    let mut template = template.clone();
+    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+        labels.remove(crate::rollout::HASH_LABEL);
+    }
+    let mut bytes = serde_json::to_vec(&template).unwrap_or_default();
+    if let Some(c) = collision_count {
+        bytes.extend_from_slice(&(c as u64).to_le_bytes());
+    }
+    safe_encode(&fnv32a(&bytes).to_string())
+}
+
+/// `status.currentStepHash`: the hash of the canary steps; when it changes the steps restart.
+pub fn steps_hash<T: Serialize>(steps: &T) -> String {
+    safe_encode(&fnv32a(&serde_json::to_vec(steps).unwrap_or_default()).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(image: &str) -> PodTemplateSpec {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": image}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn fnv32a_matches_the_reference_vectors() {
+        assert_eq!(fnv32a(b""), 0x811c9dc5);
+        assert_eq!(fnv32a(b"a"), 0xe40c292c);
+        assert_eq!(fnv32a(b"foobar"), 0xbf9cf968);
+    }
+
+    #[test]
+    fn hash_is_deterministic_safe_and_changes_with_the_template() {
+        let a = pod_template_hash(&template("nginx:1"), None);
+        assert_eq!(a, pod_template_hash(&template("nginx:1"), None));
+        assert_ne!(a, pod_template_hash(&template("nginx:2"), None));
+        assert_ne!(
+            a,
+            pod_template_hash(&template("nginx:1"), Some(1)),
+            "collision count changes the hash"
+        );
+        assert!(a.bytes().all(|b| SAFE_ALPHABET.contains(&b)), "{a}");
+        assert!(!a.is_empty() && a.len() <= 10);
+    }
+
+    #[test]
+    fn hash_ignores_its_own_label() {
+        let mut labelled = template("nginx:1");
+        labelled
+            .metadata
+            .as_mut()
+            .unwrap()
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(crate::rollout::HASH_LABEL.into(), "x".into());
+        assert_eq!(
+            pod_template_hash(&labelled, None),
+            pod_template_hash(&template("nginx:1"), None)
+        );
+    }
+}

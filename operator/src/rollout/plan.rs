@@ -1,0 +1,959 @@
+//! The canary planner: a pure function from what exists to what to do and what the status becomes.
+//!
+//! It has no client and no clock: `now` is passed in, and everything the cluster holds arrives in
+//! [`Observed`]. Each call moves the rollout at most one step; the status write (or the watched objects'
+//! changes) brings the next reconcile.
+
+use std::time::Duration;
+
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use kube::ResourceExt;
+use sluice_crds::rollout::{
+    CanaryStep, CanaryStrategy, PauseCondition, Rollout, RolloutStatus, TrafficWeights, WeightDestination,
+};
+
+use super::{
+    duration::parse_pause_duration,
+    hash::steps_hash,
+    replicas::{self, BasicCanaryInput, RoutedCanaryInput, RsCount},
+    status::{self, cond, set_condition},
+    validate,
+};
+
+/// Default seconds an old stable ReplicaSet stays up after the switch (traffic routing).
+pub const DEFAULT_SCALE_DOWN_DELAY: i64 = 30;
+/// Default seconds a canary ReplicaSet stays up after an abort (traffic routing).
+pub const DEFAULT_ABORT_SCALE_DOWN_DELAY: i64 = 30;
+/// Default revision history limit.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
+/// Pause condition reason of a canary pause step.
+pub const CANARY_PAUSE_STEP: &str = "CanaryPauseStep";
+
+/// A ReplicaSet of the rollout, as the planner sees it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RsInfo {
+    /// Name.
+    pub name: String,
+    /// Its `rollouts-pod-template-hash`.
+    pub hash: String,
+    /// Its `rollout.argoproj.io/revision`.
+    pub revision: i64,
+    /// spec.replicas.
+    pub spec_replicas: i32,
+    /// status.replicas (pods that exist).
+    pub replicas: i32,
+    /// status.readyReplicas.
+    pub ready: i32,
+    /// status.availableReplicas.
+    pub available: i32,
+    /// Its `scale-down-deadline` annotation.
+    pub scale_down_deadline: Option<Timestamp>,
+}
+
+/// The selector hash a Service has, if the Service exists.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServiceState {
+    /// The Service does not exist.
+    Missing,
+    /// The Service exists; its `rollouts-pod-template-hash` selector, if any.
+    Selecting(Option<String>),
+}
+
+/// The canary weight found on the traffic router.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrafficState {
+    /// Every targeted route sends this percentage to the canary.
+    Weight(i32),
+    /// The routes disagree (a previous change was interrupted): the next write decides.
+    Mixed,
+    /// The router's object cannot be used (missing VirtualService, route without the services...).
+    Error(String),
+}
+
+/// Everything the planner reads.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    /// The Rollout.
+    pub rollout: Rollout,
+    /// Hash of the Rollout's current template.
+    pub desired_hash: String,
+    /// The Rollout's ReplicaSets.
+    pub replica_sets: Vec<RsInfo>,
+    /// The stable Service, when one is configured.
+    pub stable_service: Option<ServiceState>,
+    /// The canary Service, when one is configured.
+    pub canary_service: Option<ServiceState>,
+    /// The traffic router's state, when the canary uses one.
+    pub traffic: Option<TrafficState>,
+}
+
+/// One thing to do, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Create the ReplicaSet of the current template.
+    CreateReplicaSet {
+        /// Pod-template hash.
+        hash: String,
+        /// Initial replicas.
+        replicas: i32,
+        /// Revision number.
+        revision: i64,
+    },
+    /// Scale a ReplicaSet.
+    ScaleReplicaSet {
+        /// Name.
+        name: String,
+        /// Current spec.replicas.
+        from: i32,
+        /// Wanted spec.replicas.
+        to: i32,
+        /// Its revision (for the event message).
+        revision: i64,
+    },
+    /// Set or remove a ReplicaSet's `scale-down-deadline`.
+    SetScaleDownDeadline {
+        /// Name.
+        name: String,
+        /// The deadline, or None to remove it.
+        deadline: Option<Timestamp>,
+    },
+    /// Point a Service's selector at a hash.
+    SwitchService {
+        /// Service name.
+        service: String,
+        /// Hash it selects now, if any.
+        from: Option<String>,
+        /// Hash to select.
+        to: String,
+    },
+    /// Set the canary's traffic weight on the router (and read it back).
+    SetCanaryWeight {
+        /// Percentage.
+        weight: i32,
+    },
+    /// Delete a ReplicaSet beyond the revision history limit.
+    DeleteReplicaSet {
+        /// Name.
+        name: String,
+    },
+    /// Set the Rollout's `rollout.argoproj.io/revision` annotation.
+    AnnotateRevision {
+        /// Revision.
+        revision: i64,
+    },
+}
+
+/// An event to record on the Rollout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Warning instead of Normal.
+    pub warning: bool,
+    /// Upstream's reason.
+    pub reason: &'static str,
+    /// Message.
+    pub message: String,
+}
+
+/// The planner's answer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Actions, in order.
+    pub actions: Vec<Action>,
+    /// The status to write (written only when it differs from the observed one).
+    pub status: RolloutStatus,
+    /// Events, in order.
+    pub events: Vec<Event>,
+    /// When to look again if nothing else happens (pause expiry, scale-down deadline).
+    pub requeue_after: Option<Duration>,
+}
+
+impl Plan {
+    fn event(&mut self, reason: &'static str, message: String) {
+        self.events.push(Event {
+            warning: false,
+            reason,
+            message,
+        });
+    }
+    fn warn(&mut self, reason: &'static str, message: String) {
+        self.events.push(Event {
+            warning: true,
+            reason,
+            message,
+        });
+    }
+    fn requeue(&mut self, after: Duration) {
+        self.requeue_after = Some(self.requeue_after.map_or(after, |d| d.min(after)));
+    }
+    fn scale(&mut self, rs: &RsInfo, to: i32) {
+        if rs.spec_replicas != to {
+            self.actions.push(Action::ScaleReplicaSet {
+                name: rs.name.clone(),
+                from: rs.spec_replicas,
+                to,
+                revision: rs.revision,
+            });
+        }
+    }
+}
+
+/// A step as a short description, as upstream's step-completed event prints it.
+fn describe(step: &CanaryStep) -> String {
+    if let Some(w) = step.set_weight {
+        return format!("setWeight: {w}");
+    }
+    if let Some(p) = &step.pause {
+        return match &p.duration {
+            Some(d) => format!(
+                "pause: {}",
+                serde_json::to_string(d).unwrap_or_default().trim_matches('"')
+            ),
+            None => "pause".into(),
+        };
+    }
+    if step.set_canary_scale.is_some() {
+        return "setCanaryScale".into();
+    }
+    if step.analysis.is_some() {
+        return "analysis".into();
+    }
+    "step".into()
+}
+
+/// The setWeight in force at `index`: the last one at or before it (0 when none); 100 past the last step.
+pub fn step_weight(steps: &[CanaryStep], index: usize) -> i32 {
+    if index >= steps.len() {
+        return 100;
+    }
+    steps[..=index]
+        .iter()
+        .rev()
+        .find_map(|s| s.set_weight)
+        .unwrap_or(0)
+}
+
+/// The setCanaryScale in force at `index`, as the replica split reads it.
+fn canary_scale(steps: &[CanaryStep], index: usize) -> Option<replicas::CanaryScale> {
+    if index >= steps.len() {
+        return None;
+    }
+    let scale = steps[..=index]
+        .iter()
+        .rev()
+        .find_map(|s| s.set_canary_scale.as_ref())?;
+    if scale.match_traffic_weight == Some(true) {
+        return Some(replicas::CanaryScale::MatchTrafficWeight);
+    }
+    scale
+        .replicas
+        .map(replicas::CanaryScale::Replicas)
+        .or(scale.weight.map(replicas::CanaryScale::Weight))
+}
+
+fn seconds_since(since: &Time, now: Timestamp) -> f64 {
+    (now.as_millisecond() - since.0.as_millisecond()) as f64 / 1000.0
+}
+
+fn add_secs(now: Timestamp, secs: i64) -> Timestamp {
+    Timestamp::from_second(now.as_second().saturating_add(secs)).unwrap_or(now)
+}
+
+fn until(deadline: Timestamp, now: Timestamp) -> Duration {
+    Duration::from_millis((deadline.as_millisecond() - now.as_millisecond()).max(0) as u64 + 1)
+}
+
+/// Plans one reconcile of a canary Rollout.
+pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
+    let ro = &obs.rollout;
+    let now_t = Time(now);
+    let observed = ro.status.clone().unwrap_or_default();
+    let mut st = observed.clone();
+    let mut plan = Plan::default();
+    st.observed_generation = ro.metadata.generation.map(|g| g.to_string());
+    let mut conditions = st.conditions.take().unwrap_or_default();
+
+    if let Some(message) = validate::invalid_spec(ro) {
+        if status::condition(&conditions, cond::INVALID_SPEC).is_none_or(|c| c.message != message) {
+            plan.warn("InvalidSpec", message.clone());
+        }
+        set_condition(
+            &mut conditions,
+            cond::INVALID_SPEC,
+            "True",
+            "InvalidSpec",
+            &message,
+            &now_t,
+        );
+        st.conditions = Some(conditions);
+        let (p, m) = status::phase(&st, &phase_inputs(ro));
+        st.phase = Some(p.into());
+        st.message = Some(m);
+        plan.status = st;
+        return plan;
+    }
+    status::remove_condition(&mut conditions, cond::INVALID_SPEC);
+
+    let spec = &ro.spec;
+    let canary: &CanaryStrategy = spec.strategy.canary.as_ref().expect("validated: canary strategy");
+    let steps: &[CanaryStep] = canary.steps.as_deref().unwrap_or_default();
+    let replicas = spec.replicas.unwrap_or(1);
+    let routed = canary.traffic_routing.is_some();
+    let new_hash = obs.desired_hash.clone();
+    let new_rs = obs.replica_sets.iter().find(|rs| rs.hash == new_hash);
+    let max_revision = obs.replica_sets.iter().map(|rs| rs.revision).max().unwrap_or(0);
+    let revision = new_rs.map_or(max_revision + 1, |rs| rs.revision);
+
+    // A new template starts a new update; going back to the stable template is a fast rollback.
+    let template_changed = st.current_pod_hash.as_deref() != Some(new_hash.as_str());
+    if template_changed {
+        let rollback = st.stable_rs.as_deref() == Some(new_hash.as_str());
+        if st.current_pod_hash.is_some() {
+            plan.event(
+                "RolloutUpdated",
+                format!("Rollout updated to revision {revision}"),
+            );
+        }
+        st.current_pod_hash = Some(new_hash.clone());
+        st.abort = None;
+        st.aborted_at = None;
+        st.pause_conditions = None;
+        st.controller_pause = None;
+        st.promote_full = None;
+        if rollback {
+            plan.event("SkipSteps", "Rollback to stable ReplicaSets".into());
+            st.current_step_index = Some(steps.len() as i32);
+        } else {
+            st.current_step_index = (!steps.is_empty()).then_some(0);
+        }
+    }
+    let step_hash = steps_hash(&canary.steps);
+    if st.current_step_hash.as_deref() != Some(step_hash.as_str()) {
+        if st.current_step_hash.is_some()
+            && !template_changed
+            && st.stable_rs.as_deref() != Some(new_hash.as_str())
+        {
+            st.current_step_index = (!steps.is_empty()).then_some(0);
+        }
+        st.current_step_hash = Some(step_hash);
+    }
+    let annotated = ro
+        .annotations()
+        .get(super::REVISION_ANNOTATION)
+        .and_then(|r| r.parse::<i64>().ok());
+    if annotated != Some(revision) {
+        plan.actions.push(Action::AnnotateRevision { revision });
+    }
+
+    let others: Vec<&RsInfo> = obs.replica_sets.iter().filter(|rs| rs.hash != new_hash).collect();
+    let Some(new_rs) = new_rs else {
+        // First deploy: the whole size at once, no steps. Later updates start the canary at 0.
+        let initial = st.stable_rs.is_none() && others.is_empty();
+        plan.actions.push(Action::CreateReplicaSet {
+            hash: new_hash.clone(),
+            replicas: if initial { replicas } else { 0 },
+            revision,
+        });
+        plan.event(
+            "NewReplicaSetCreated",
+            format!(
+                "Created ReplicaSet {}-{new_hash} (revision {revision})",
+                ro.name_any()
+            ),
+        );
+        set_condition(
+            &mut conditions,
+            cond::PROGRESSING,
+            "True",
+            "NewReplicaSetCreated",
+            &format!("Created new replica set \"{}-{new_hash}\"", ro.name_any()),
+            &now_t,
+        );
+        if initial {
+            st.stable_rs = Some(new_hash.clone());
+            st.current_step_index = (!steps.is_empty()).then_some(steps.len() as i32);
+        }
+        finish(ro, obs, &mut st, conditions, &mut plan, now_t);
+        return plan;
+    };
+    if st.stable_rs.is_none() && others.is_empty() {
+        st.stable_rs = Some(new_hash.clone());
+        st.current_step_index = (!steps.is_empty()).then_some(steps.len() as i32);
+    }
+
+    let stable_hash = st.stable_rs.clone().unwrap_or_else(|| new_hash.clone());
+    let stable_rs = obs.replica_sets.iter().find(|rs| rs.hash == stable_hash);
+    let fully_promoted = stable_hash == new_hash;
+    let user_paused = spec.paused == Some(true);
+
+    // Retry after an abort: the user set abort back to false.
+    let was_aborted =
+        status::condition(&conditions, cond::PROGRESSING).is_some_and(|c| c.reason == "RolloutAborted");
+    let aborted = st.abort == Some(true) && !fully_promoted;
+    if was_aborted && !aborted && !fully_promoted {
+        set_condition(
+            &mut conditions,
+            cond::PROGRESSING,
+            "Unknown",
+            "RolloutRetry",
+            "Retrying Rollout after abort",
+            &now_t,
+        );
+        st.aborted_at = None;
+    }
+
+    // Full promotion skips what is left.
+    if st.promote_full == Some(true) && !fully_promoted && !aborted {
+        st.current_step_index = (!steps.is_empty()).then_some(steps.len() as i32);
+        st.pause_conditions = None;
+        st.controller_pause = None;
+    }
+
+    let mut index = st.current_step_index.unwrap_or(0).max(0) as usize;
+    index = index.min(steps.len());
+
+    if aborted {
+        if st.aborted_at.is_none() {
+            st.aborted_at = Some(now_t.clone());
+            plan.warn(
+                "RolloutAborted",
+                format!("Rollout aborted update to revision {revision}"),
+            );
+        }
+        st.pause_conditions = None;
+        st.controller_pause = None;
+        st.current_step_index = (!steps.is_empty()).then_some(0);
+        index = 0;
+        set_condition(
+            &mut conditions,
+            cond::PROGRESSING,
+            "False",
+            "RolloutAborted",
+            &format!("Rollout aborted update to revision {revision}"),
+            &now_t,
+        );
+    }
+
+    // The user's answer to a controller pause: conditions cleared while controllerPause is set.
+    let mut step_done = false;
+    if st.controller_pause == Some(true) && st.pause_conditions.as_ref().is_none_or(Vec::is_empty) && !aborted
+    {
+        st.controller_pause = None;
+        st.pause_conditions = None;
+        if index < steps.len() && steps[index].pause.is_some() {
+            step_done = true;
+        }
+        plan.event("RolloutResumed", "Rollout is resumed".into());
+    }
+
+    // Replica targets.
+    let weight_for_scale = if aborted {
+        0
+    } else if fully_promoted {
+        100
+    } else {
+        step_weight(steps, index)
+    };
+    let canary_avail = new_rs.available;
+    let (mut canary_target, mut stable_target);
+    // Basic canary: what this reconcile scales the canary and stable to (a stage towards the targets).
+    let mut basic_next: Option<(i32, i32)> = None;
+    // Older ReplicaSets (neither new nor stable), newest first as the split spends its budget.
+    let mut older: Vec<&RsInfo> = others
+        .iter()
+        .copied()
+        .filter(|rs| rs.hash != stable_hash)
+        .collect();
+    older.sort_by_key(|rs| std::cmp::Reverse(rs.revision));
+    if fully_promoted {
+        canary_target = replicas;
+        stable_target = replicas;
+    } else if routed {
+        let split = replicas::routed_canary(&RoutedCanaryInput {
+            replicas,
+            weight: weight_for_scale,
+            set_canary_scale: if aborted { None } else { canary_scale(steps, index) },
+            min_pods_per_replica_set: canary.min_pods_per_replica_set,
+            dynamic_stable_scale: canary.dynamic_stable_scale == Some(true),
+            current_stable_weight: observed
+                .canary
+                .as_ref()
+                .and_then(|c| c.weights.as_ref())
+                .map(|w| w.stable.weight),
+            aborted,
+        });
+        canary_target = split.canary;
+        stable_target = split.stable;
+    } else {
+        let budgets = replicas::resolve_fenceposts(
+            canary.max_surge.as_ref(),
+            canary.max_unavailable.as_ref(),
+            replicas,
+        );
+        let input = BasicCanaryInput {
+            replicas,
+            weight: weight_for_scale,
+            max_surge: budgets.max_surge,
+            max_unavailable: budgets.max_unavailable,
+            canary: RsCount {
+                spec: new_rs.spec_replicas,
+                available: new_rs.available,
+            },
+            stable: stable_rs.map(|rs| RsCount {
+                spec: rs.spec_replicas,
+                available: rs.available,
+            }),
+            others: older
+                .iter()
+                .map(|rs| RsCount {
+                    spec: rs.spec_replicas,
+                    available: rs.available,
+                })
+                .collect(),
+        };
+        // The targets decide when a step is done; like upstream, one group moves per reconcile (stable, then
+        // canary, then older ReplicaSets) so that the surge and availability budgets hold at every moment.
+        let target = replicas::basic_canary(&input);
+        let next = target.next_stage(&input);
+        canary_target = target.canary;
+        stable_target = target.stable;
+        basic_next = Some((next.canary, next.stable));
+        if !user_paused {
+            for (rs, to) in older.iter().zip(next.others.iter()) {
+                plan.scale(rs, *to);
+            }
+        }
+    }
+
+    // Abort keeps the canary (traffic routing) for abortScaleDownDelaySeconds once the stable is whole.
+    if aborted && routed {
+        let delay = canary
+            .abort_scale_down_delay_seconds
+            .map_or(DEFAULT_ABORT_SCALE_DOWN_DELAY, i64::from);
+        let stable_whole = stable_rs.is_some_and(|rs| rs.available >= replicas);
+        canary_target = new_rs.spec_replicas;
+        if delay > 0 && stable_whole {
+            match new_rs.scale_down_deadline {
+                None => {
+                    plan.actions.push(Action::SetScaleDownDeadline {
+                        name: new_rs.name.clone(),
+                        deadline: Some(add_secs(now, delay)),
+                    });
+                    plan.requeue(Duration::from_secs(delay as u64));
+                }
+                Some(d) if d <= now => canary_target = 0,
+                Some(d) => plan.requeue(until(d, now)),
+            }
+        } else if delay == 0 {
+            canary_target = new_rs.spec_replicas;
+        }
+        if canary.abort_scale_down_delay_seconds.is_some_and(|d| d < 0) {
+            canary_target = 0;
+        }
+        stable_target = replicas;
+    } else if new_rs.scale_down_deadline.is_some() {
+        // Desired again (retry, fast rollback): no longer due for scale-down.
+        plan.actions.push(Action::SetScaleDownDeadline {
+            name: new_rs.name.clone(),
+            deadline: None,
+        });
+    }
+
+    if !user_paused {
+        let (canary_now, stable_now) = basic_next.unwrap_or((canary_target, stable_target));
+        if let Some(stable_rs) = stable_rs.filter(|_| !fully_promoted) {
+            plan.scale(stable_rs, stable_now);
+        }
+        plan.scale(new_rs, canary_now);
+    }
+
+    // Older ReplicaSets (traffic routing, or the previous stable after promotion) go after their deadline.
+    let scale_down_delay = canary
+        .scale_down_delay_seconds
+        .map_or(DEFAULT_SCALE_DOWN_DELAY, i64::from);
+    for rs in others
+        .iter()
+        .filter(|rs| (routed || fully_promoted) && rs.hash != stable_hash)
+    {
+        if rs.spec_replicas == 0 || user_paused {
+            continue;
+        }
+        if !routed || scale_down_delay <= 0 {
+            plan.scale(rs, 0);
+            continue;
+        }
+        match rs.scale_down_deadline {
+            None => {
+                plan.actions.push(Action::SetScaleDownDeadline {
+                    name: rs.name.clone(),
+                    deadline: Some(add_secs(now, scale_down_delay)),
+                });
+                plan.requeue(Duration::from_secs(scale_down_delay as u64));
+            }
+            Some(d) if d <= now => plan.scale(rs, 0),
+            Some(d) => plan.requeue(until(d, now)),
+        }
+    }
+
+    // Services: the canary Service follows the new pods once one is available (the stable ones when aborted);
+    // the stable Service follows the stable pods.
+    let canary_svc_hash = match &obs.canary_service {
+        Some(ServiceState::Selecting(h)) => h.clone(),
+        _ => None,
+    };
+    let stable_svc_hash = match &obs.stable_service {
+        Some(ServiceState::Selecting(h)) => h.clone(),
+        _ => None,
+    };
+    if let (Some(name), Some(ServiceState::Selecting(current))) =
+        (&canary.stable_service, &obs.stable_service)
+        && current.as_deref() != Some(stable_hash.as_str())
+        && stable_rs.is_some_and(|rs| rs.available > 0)
+    {
+        plan.actions.push(Action::SwitchService {
+            service: name.clone(),
+            from: current.clone(),
+            to: stable_hash.clone(),
+        });
+    }
+    let canary_svc_target = if aborted {
+        stable_hash.clone()
+    } else {
+        new_hash.clone()
+    };
+    let canary_target_ready = if aborted {
+        stable_rs.is_some_and(|rs| rs.available > 0)
+    } else {
+        canary_avail > 0
+    };
+    if let (Some(name), Some(ServiceState::Selecting(current))) =
+        (&canary.canary_service, &obs.canary_service)
+        && current.as_deref() != Some(canary_svc_target.as_str())
+        && canary_target_ready
+    {
+        plan.actions.push(Action::SwitchService {
+            service: name.clone(),
+            from: current.clone(),
+            to: canary_svc_target.clone(),
+        });
+    }
+    for (configured, state) in [
+        (&canary.stable_service, &obs.stable_service),
+        (&canary.canary_service, &obs.canary_service),
+    ] {
+        if let (Some(name), Some(ServiceState::Missing)) = (configured, state) {
+            plan.warn("ServiceNotFound", format!("Service \"{name}\" not found"));
+        }
+    }
+
+    // Traffic: never more to the canary than its available pods can take, and only through a canary Service
+    // that already selects them.
+    let mut observed_weight = None;
+    if routed {
+        match &obs.traffic {
+            Some(TrafficState::Weight(w)) => observed_weight = Some(*w),
+            Some(TrafficState::Error(e)) => plan.warn("TrafficRoutingError", e.clone()),
+            _ => {}
+        }
+        let wanted = if aborted {
+            0
+        } else if fully_promoted {
+            // Both Services select the same pods once the stable Service has switched.
+            if stable_svc_hash.as_deref() == Some(new_hash.as_str()) {
+                0
+            } else {
+                observed_weight.unwrap_or(0)
+            }
+        } else {
+            step_weight(steps, index)
+        };
+        let canary_selects_new = canary_svc_hash.as_deref() == Some(new_hash.as_str());
+        let supported = |w: i32| -> bool {
+            w == 0
+                || (!aborted && canary_selects_new && canary_avail >= replicas::weight_replicas(w, replicas))
+        };
+        let weight = if fully_promoted || supported(wanted) {
+            wanted
+        } else {
+            // Hold the current weight if the pods can still take it, else lower it to what they can.
+            let held = observed_weight.unwrap_or(0);
+            if supported(held) {
+                held
+            } else if canary_selects_new && replicas > 0 {
+                (0..=held).rev().find(|w| supported(*w)).unwrap_or(0)
+            } else {
+                0
+            }
+        };
+        if !matches!(obs.traffic, Some(TrafficState::Error(_))) && observed_weight != Some(weight) {
+            plan.actions.push(Action::SetCanaryWeight { weight });
+            plan.event(
+                "TrafficWeightUpdated",
+                format!(
+                    "Traffic weight updated from {} to {weight}",
+                    observed_weight.unwrap_or(0)
+                ),
+            );
+        }
+    }
+
+    // Step progress.
+    let traffic_at = |w: i32| !routed || observed_weight == Some(w);
+    if !aborted && !user_paused && !fully_promoted && index < steps.len() {
+        let step = &steps[index];
+        let canary_ready = new_rs.spec_replicas == canary_target && new_rs.available >= canary_target;
+        if let Some(w) = step.set_weight {
+            let stable_ready = routed || stable_rs.is_none_or(|rs| rs.spec_replicas == stable_target);
+            if canary_ready && stable_ready && traffic_at(w) {
+                step_done = true;
+            }
+        } else if step.set_canary_scale.is_some() {
+            step_done |= canary_ready;
+        } else if let Some(pause) = &step.pause {
+            let existing = st
+                .pause_conditions
+                .as_ref()
+                .and_then(|p| p.iter().find(|c| c.reason == CANARY_PAUSE_STEP));
+            match (existing, pause.duration.as_ref().and_then(parse_pause_duration)) {
+                _ if step_done => {}
+                (Some(c), Some(d)) => {
+                    let elapsed = seconds_since(&c.start_time, now);
+                    if elapsed >= d.as_secs_f64() {
+                        step_done = true;
+                        st.pause_conditions = None;
+                        st.controller_pause = None;
+                    } else {
+                        plan.requeue(Duration::from_secs_f64(d.as_secs_f64() - elapsed));
+                    }
+                }
+                (Some(_), None) => {}
+                (None, duration) => {
+                    st.pause_conditions = Some(vec![PauseCondition {
+                        reason: CANARY_PAUSE_STEP.into(),
+                        start_time: now_t.clone(),
+                    }]);
+                    st.controller_pause = Some(true);
+                    plan.event(
+                        "RolloutPaused",
+                        format!("Rollout is paused ({CANARY_PAUSE_STEP})"),
+                    );
+                    if let Some(d) = duration {
+                        plan.requeue(d);
+                    }
+                }
+            }
+        }
+        if step_done {
+            plan.event(
+                "RolloutStepCompleted",
+                format!(
+                    "Rollout step {}/{} completed ({})",
+                    index + 1,
+                    steps.len(),
+                    describe(step)
+                ),
+            );
+            index += 1;
+            st.current_step_index = Some(index as i32);
+        }
+    }
+
+    // Promotion: every step done, the new ReplicaSet whole and (with a router) all traffic on it.
+    if !aborted && !fully_promoted && index >= steps.len() && !user_paused {
+        let whole = new_rs.spec_replicas == replicas && new_rs.available >= replicas;
+        if whole && traffic_at(100) {
+            let how = if st.promote_full == Some(true) {
+                "Full promotion requested".to_string()
+            } else {
+                format!("Completed all {} canary steps", steps.len())
+            };
+            st.stable_rs = Some(new_hash.clone());
+            st.promote_full = None;
+            st.current_step_index = (!steps.is_empty()).then_some(steps.len() as i32);
+            plan.event(
+                "RolloutCompleted",
+                format!("Rollout completed update to revision {revision} ({new_hash}): {how}"),
+            );
+        }
+    }
+
+    // ReplicaSets beyond the history limit, oldest first, once scaled down.
+    let limit = spec
+        .revision_history_limit
+        .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
+        .max(0) as usize;
+    let mut old: Vec<&&RsInfo> = others
+        .iter()
+        .filter(|rs| rs.hash != stable_hash && rs.spec_replicas == 0 && rs.replicas == 0)
+        .collect();
+    old.sort_by_key(|rs| rs.revision);
+    let excess = old.len().saturating_sub(limit);
+    for rs in old.into_iter().take(excess) {
+        plan.actions.push(Action::DeleteReplicaSet {
+            name: rs.name.clone(),
+        });
+    }
+
+    // Traffic weights as the router has them.
+    if routed {
+        let w = observed_weight.unwrap_or(0);
+        let wanted_now = plan.actions.iter().find_map(|a| match a {
+            Action::SetCanaryWeight { weight } => Some(*weight),
+            _ => None,
+        });
+        st.canary.get_or_insert_with(Default::default).weights = Some(TrafficWeights {
+            canary: WeightDestination {
+                weight: w,
+                service_name: canary.canary_service.clone(),
+                pod_template_hash: Some(new_hash.clone()),
+            },
+            stable: WeightDestination {
+                weight: 100 - w,
+                service_name: canary.stable_service.clone(),
+                pod_template_hash: Some(stable_hash.clone()),
+            },
+            additional: None,
+            verified: Some(wanted_now.is_none() && observed_weight.is_some()),
+        });
+    }
+
+    if !aborted {
+        let progressing =
+            if st.stable_rs.as_deref() == Some(new_hash.as_str()) && new_rs.available >= replicas {
+                (
+                    "NewReplicaSetAvailable",
+                    format!("ReplicaSet \"{}\" has successfully progressed.", new_rs.name),
+                )
+            } else {
+                (
+                    "ReplicaSetUpdated",
+                    format!("ReplicaSet \"{}\" is progressing.", new_rs.name),
+                )
+            };
+        let keep_retry = status::condition(&conditions, cond::PROGRESSING)
+            .is_some_and(|c| c.reason == "RolloutRetry")
+            && progressing.0 == "ReplicaSetUpdated";
+        if !keep_retry {
+            set_condition(
+                &mut conditions,
+                cond::PROGRESSING,
+                "True",
+                progressing.0,
+                &progressing.1,
+                &now_t,
+            );
+        }
+    }
+    finish(ro, obs, &mut st, conditions, &mut plan, now_t);
+    plan
+}
+
+fn phase_inputs(ro: &Rollout) -> status::PhaseInputs {
+    let restarting = ro.spec.restart_at.as_ref().is_some_and(|r| {
+        ro.status
+            .as_ref()
+            .and_then(|s| s.restarted_at.as_ref())
+            .is_none_or(|done| done.0 < r.0)
+    });
+    status::PhaseInputs {
+        replicas: ro.spec.replicas.unwrap_or(1),
+        spec_paused: ro.spec.paused == Some(true),
+        restarting,
+        traffic_routed: ro
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .is_some_and(|c| c.traffic_routing.is_some()),
+    }
+}
+
+/// Counts, the remaining conditions, phase and message.
+fn finish(
+    ro: &Rollout,
+    obs: &Observed,
+    st: &mut RolloutStatus,
+    mut conditions: Vec<sluice_crds::rollout::RolloutCondition>,
+    plan: &mut Plan,
+    now: Time,
+) {
+    let replicas = ro.spec.replicas.unwrap_or(1);
+    let sum = |f: fn(&RsInfo) -> i32| obs.replica_sets.iter().map(f).sum::<i32>();
+    let new_rs = obs.replica_sets.iter().find(|rs| rs.hash == obs.desired_hash);
+    st.replicas = Some(sum(|rs| rs.replicas));
+    st.updated_replicas = Some(new_rs.map_or(0, |rs| rs.replicas));
+    st.ready_replicas = Some(sum(|rs| rs.ready));
+    st.available_replicas = Some(sum(|rs| rs.available));
+    st.hpa_replicas = st.replicas;
+    st.selector = ro.spec.selector.as_ref().map(selector_string);
+    let available = st.available_replicas.unwrap_or(0);
+    let (s, m) = if available >= replicas {
+        ("True", "Rollout has minimum availability")
+    } else {
+        ("False", "Rollout does not have minimum availability")
+    };
+    set_condition(&mut conditions, cond::AVAILABLE, s, "AvailableReason", m, &now);
+    let paused = ro.spec.paused == Some(true) || st.pause_conditions.as_ref().is_some_and(|p| !p.is_empty());
+    if paused || status::condition(&conditions, cond::PAUSED).is_some() {
+        set_condition(
+            &mut conditions,
+            cond::PAUSED,
+            if paused { "True" } else { "False" },
+            "RolloutPaused",
+            "Rollout is paused",
+            &now,
+        );
+    }
+    let completed = st.stable_rs.is_some() && st.stable_rs == st.current_pod_hash;
+    set_condition(
+        &mut conditions,
+        cond::COMPLETED,
+        if completed { "True" } else { "False" },
+        "RolloutCompleted",
+        "RolloutCompleted",
+        &now,
+    );
+    st.conditions = Some(conditions);
+    let (p, m) = status::phase(st, &phase_inputs(ro));
+    let healthy = p == "Healthy";
+    let mut conditions = st.conditions.take().unwrap_or_default();
+    set_condition(
+        &mut conditions,
+        cond::HEALTHY,
+        if healthy { "True" } else { "False" },
+        "RolloutHealthy",
+        if healthy {
+            "Rollout is healthy"
+        } else {
+            "Rollout is not healthy"
+        },
+        &now,
+    );
+    st.conditions = Some(conditions);
+    st.phase = Some(p.into());
+    st.message = Some(m);
+    plan.status = st.clone();
+}
+
+/// A label selector as a string, `a=b,c in (d,e)`, as the scale subresource wants it.
+pub fn selector_string(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> String {
+    let mut parts: Vec<String> = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in sel.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            _ => format!("!{}", e.key),
+        });
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

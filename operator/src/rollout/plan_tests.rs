@@ -1,0 +1,870 @@
+//! Table tests of the canary planner: one reconcile at a time, from a described cluster state.
+
+use k8s_openapi::jiff::Timestamp;
+use serde_json::json;
+use sluice_crds::rollout::{PauseCondition, Rollout, RolloutStatus};
+
+use super::*;
+
+const T0: &str = "2026-03-01T10:00:00Z";
+
+fn at(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn secs_after(base: &str, secs: i64) -> Timestamp {
+    Timestamp::from_second(at(base).as_second() + secs).unwrap()
+}
+
+/// A Rollout of `replicas` with the given canary strategy (JSON) and status.
+fn rollout(replicas: i32, canary: serde_json::Value, status: Option<RolloutStatus>) -> Rollout {
+    let mut ro: Rollout = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "default", "generation": 3, "uid": "u1",
+                     "annotations": {"rollout.argoproj.io/revision": "2"}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "v2"}]}},
+            "strategy": {"canary": canary},
+        }
+    }))
+    .unwrap();
+    ro.status = status;
+    ro
+}
+
+fn istio_canary(steps: serde_json::Value) -> serde_json::Value {
+    json!({
+        "canaryService": "web-canary",
+        "stableService": "web-stable",
+        "trafficRouting": {"istio": {"virtualService": {"name": "web-vs", "routes": ["primary"]}}},
+        "steps": steps,
+    })
+}
+
+fn rs(hash: &str, revision: i64, spec: i32, available: i32) -> RsInfo {
+    RsInfo {
+        name: format!("web-{hash}"),
+        hash: hash.into(),
+        revision,
+        spec_replicas: spec,
+        replicas: spec.max(available),
+        ready: available,
+        available,
+        scale_down_deadline: None,
+    }
+}
+
+/// Mid-update status: stable "old", current "new", at `index`.
+fn updating(index: i32) -> RolloutStatus {
+    RolloutStatus {
+        current_pod_hash: Some("new".into()),
+        stable_rs: Some("old".into()),
+        current_step_index: Some(index),
+        current_step_hash: None,
+        observed_generation: Some("3".into()),
+        ..Default::default()
+    }
+}
+
+fn observed(
+    ro: Rollout,
+    rss: Vec<RsInfo>,
+    stable_svc: Option<&str>,
+    canary_svc: Option<&str>,
+    weight: Option<i32>,
+) -> Observed {
+    let routed = ro
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .unwrap()
+        .traffic_routing
+        .is_some();
+    let mut o = Observed {
+        rollout: ro,
+        desired_hash: "new".into(),
+        replica_sets: rss,
+        stable_service: Some(ServiceState::Selecting(stable_svc.map(String::from))),
+        canary_service: Some(ServiceState::Selecting(canary_svc.map(String::from))),
+        traffic: weight.map(TrafficState::Weight),
+    };
+    if !routed {
+        o.stable_service = None;
+        o.canary_service = None;
+        o.traffic = None;
+    }
+    // Keep the steps hash stable so tests see only what they set up.
+    let steps = o.rollout.spec.strategy.canary.as_ref().unwrap().steps.clone();
+    if let Some(st) = o.rollout.status.as_mut() {
+        st.current_step_hash = Some(steps_hash(&steps));
+    }
+    o
+}
+
+fn reasons(p: &Plan) -> Vec<&'static str> {
+    p.events.iter().map(|e| e.reason).collect()
+}
+
+fn weight_action(p: &Plan) -> Option<i32> {
+    p.actions.iter().find_map(|a| match a {
+        Action::SetCanaryWeight { weight } => Some(*weight),
+        _ => None,
+    })
+}
+
+fn scale_of(p: &Plan, name: &str) -> Option<i32> {
+    p.actions.iter().find_map(|a| match a {
+        Action::ScaleReplicaSet { name: n, to, .. } if n == name => Some(*to),
+        _ => None,
+    })
+}
+
+#[test]
+fn first_deploy_creates_the_replica_set_at_full_size_and_skips_the_steps() {
+    let ro = rollout(5, istio_canary(json!([{"setWeight": 20}, {"pause": {}}])), None);
+    let p = plan(&observed(ro, vec![], None, None, Some(0)), at(T0));
+    assert_eq!(
+        p.actions
+            .iter()
+            .find(|a| matches!(a, Action::CreateReplicaSet { .. })),
+        Some(&Action::CreateReplicaSet {
+            hash: "new".into(),
+            replicas: 5,
+            revision: 1
+        })
+    );
+    assert_eq!(p.status.stable_rs.as_deref(), Some("new"));
+    assert_eq!(p.status.current_step_index, Some(2));
+    assert_eq!(reasons(&p), ["NewReplicaSetCreated"]);
+    assert_eq!(p.status.observed_generation.as_deref(), Some("3"));
+}
+
+#[test]
+fn first_deploy_becomes_healthy_once_available_and_points_both_services() {
+    let st = RolloutStatus {
+        current_pod_hash: Some("new".into()),
+        stable_rs: Some("new".into()),
+        current_step_index: Some(2),
+        ..Default::default()
+    };
+    let ro = rollout(
+        5,
+        istio_canary(json!([{"setWeight": 20}, {"pause": {}}])),
+        Some(st),
+    );
+    let p = plan(
+        &observed(ro, vec![rs("new", 1, 5, 5)], None, None, Some(0)),
+        at(T0),
+    );
+    let switches: Vec<_> = p
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::SwitchService { .. }))
+        .collect();
+    assert_eq!(switches.len(), 2, "{:?}", p.actions);
+    assert_eq!(p.status.phase.as_deref(), Some("Healthy"));
+    assert_eq!(
+        weight_action(&p),
+        None,
+        "weight stays 0 when both services select the same pods"
+    );
+    let healthy = p
+        .status
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.r#type == "Healthy")
+        .unwrap();
+    assert_eq!(healthy.status, "True");
+}
+
+#[test]
+fn template_change_starts_an_update_at_step_zero_with_a_new_replica_set_at_zero() {
+    let st = RolloutStatus {
+        current_pod_hash: Some("old".into()),
+        stable_rs: Some("old".into()),
+        current_step_index: Some(2),
+        ..Default::default()
+    };
+    let ro = rollout(
+        10,
+        istio_canary(json!([{"setWeight": 20}, {"pause": {}}])),
+        Some(st),
+    );
+    let p = plan(
+        &observed(ro, vec![rs("old", 1, 10, 10)], Some("old"), Some("old"), Some(0)),
+        at(T0),
+    );
+    assert!(p.actions.contains(&Action::CreateReplicaSet {
+        hash: "new".into(),
+        replicas: 0,
+        revision: 2
+    }));
+    assert_eq!(reasons(&p), ["RolloutUpdated", "NewReplicaSetCreated"]);
+    assert_eq!(p.status.current_step_index, Some(0));
+    assert_eq!(p.status.current_pod_hash.as_deref(), Some("new"));
+}
+
+#[test]
+fn set_weight_scales_the_canary_first_and_sends_no_traffic_before_its_pods_are_available() {
+    let ro = rollout(
+        10,
+        istio_canary(json!([{"setWeight": 20}, {"pause": {}}])),
+        Some(updating(0)),
+    );
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 0, 0)],
+            Some("old"),
+            Some("old"),
+            Some(0),
+        ),
+        at(T0),
+    );
+    assert_eq!(scale_of(&p, "web-new"), Some(2), "ceil(20% of 10)");
+    assert_eq!(
+        scale_of(&p, "web-old"),
+        None,
+        "stable stays whole with a traffic router"
+    );
+    assert_eq!(weight_action(&p), None, "no canary pod available yet");
+    assert_eq!(p.status.current_step_index, Some(0));
+}
+
+#[test]
+fn weight_is_applied_only_when_the_canary_has_its_pods_and_the_canary_service_selects_them() {
+    let steps = json!([{"setWeight": 20}, {"pause": {}}]);
+    // Pods available but the canary Service still selects the stable pods: switch it first.
+    let ro = rollout(10, istio_canary(steps.clone()), Some(updating(0)));
+    let p = plan(
+        &observed(
+            ro.clone(),
+            vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)],
+            Some("old"),
+            Some("old"),
+            Some(0),
+        ),
+        at(T0),
+    );
+    assert!(p.actions.iter().any(
+        |a| matches!(a, Action::SwitchService { service, to, .. } if service == "web-canary" && to == "new")
+    ));
+    assert_eq!(weight_action(&p), None);
+    // Service switched: now the weight.
+    let p = plan(
+        &observed(
+            ro.clone(),
+            vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)],
+            Some("old"),
+            Some("new"),
+            Some(0),
+        ),
+        at(T0),
+    );
+    assert_eq!(weight_action(&p), Some(20));
+    assert_eq!(
+        p.status.current_step_index,
+        Some(0),
+        "not done until the router shows the weight"
+    );
+    // Only one of two pods available: hold at 0.
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 2, 1)],
+            Some("old"),
+            Some("new"),
+            Some(0),
+        ),
+        at(T0),
+    );
+    assert_eq!(weight_action(&p), None);
+}
+
+#[test]
+fn step_completes_when_the_router_shows_the_weight() {
+    let ro = rollout(
+        10,
+        istio_canary(json!([{"setWeight": 20}, {"pause": {}}])),
+        Some(updating(0)),
+    );
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)],
+            Some("old"),
+            Some("new"),
+            Some(20),
+        ),
+        at(T0),
+    );
+    assert_eq!(weight_action(&p), None);
+    assert_eq!(p.status.current_step_index, Some(1));
+    assert_eq!(reasons(&p), ["RolloutStepCompleted"]);
+    assert_eq!(p.events[0].message, "Rollout step 1/2 completed (setWeight: 20)");
+    let w = p.status.canary.as_ref().unwrap().weights.as_ref().unwrap();
+    assert_eq!(
+        (w.canary.weight, w.stable.weight, w.verified),
+        (20, 80, Some(true))
+    );
+}
+
+#[test]
+fn weight_drops_when_canary_pods_are_lost() {
+    let ro = rollout(
+        10,
+        istio_canary(json!([{"setWeight": 50}, {"pause": {}}])),
+        Some(updating(1)),
+    );
+    // 50% needs 5 pods; only 3 are available now: 30% is what they can take.
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 5, 3)],
+            Some("old"),
+            Some("new"),
+            Some(50),
+        ),
+        at(T0),
+    );
+    assert_eq!(weight_action(&p), Some(30));
+}
+
+#[test]
+fn timed_pause_adds_a_condition_requeues_at_expiry_and_then_completes() {
+    let steps = json!([{"setWeight": 20}, {"pause": {"duration": "2s"}}, {"setWeight": 50}]);
+    let ro = rollout(10, istio_canary(steps.clone()), Some(updating(1)));
+    let rss = vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)];
+    let p = plan(
+        &observed(ro, rss.clone(), Some("old"), Some("new"), Some(20)),
+        at(T0),
+    );
+    assert_eq!(
+        p.status.pause_conditions.as_ref().unwrap()[0].reason,
+        "CanaryPauseStep"
+    );
+    assert_eq!(p.status.controller_pause, Some(true));
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(2)));
+    assert_eq!(p.status.phase.as_deref(), Some("Paused"));
+    assert_eq!(p.status.message.as_deref(), Some("CanaryPauseStep"));
+    assert_eq!(reasons(&p), ["RolloutPaused"]);
+
+    let mut st = p.status.clone();
+    st.current_step_hash = None;
+    let ro = rollout(10, istio_canary(steps.clone()), Some(st.clone()));
+    let p1 = plan(
+        &observed(ro.clone(), rss.clone(), Some("old"), Some("new"), Some(20)),
+        secs_after(T0, 1),
+    );
+    assert_eq!(
+        p1.status.current_step_index,
+        Some(1),
+        "one second in: still paused"
+    );
+    assert!(p1.requeue_after.unwrap() <= Duration::from_secs(1));
+    let p2 = plan(
+        &observed(ro, rss, Some("old"), Some("new"), Some(20)),
+        secs_after(T0, 2),
+    );
+    assert_eq!(p2.status.current_step_index, Some(2));
+    assert_eq!(p2.status.pause_conditions, None);
+    assert_eq!(
+        p2.events.last().unwrap().message,
+        "Rollout step 2/3 completed (pause: 2s)"
+    );
+}
+
+#[test]
+fn indefinite_pause_waits_for_promote_which_clears_the_conditions() {
+    let steps = json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}]);
+    let mut st = updating(1);
+    st.pause_conditions = Some(vec![PauseCondition {
+        reason: "CanaryPauseStep".into(),
+        start_time: Time(at(T0)),
+    }]);
+    st.controller_pause = Some(true);
+    let rss = vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)];
+    let ro = rollout(10, istio_canary(steps.clone()), Some(st.clone()));
+    let p = plan(
+        &observed(ro, rss.clone(), Some("old"), Some("new"), Some(20)),
+        secs_after(T0, 3600),
+    );
+    assert_eq!(
+        p.status.current_step_index,
+        Some(1),
+        "an hour later: still paused"
+    );
+    assert_eq!(p.requeue_after, None, "nothing to wait for but the user");
+    // promote: the plugin sets pauseConditions to null.
+    st.pause_conditions = None;
+    let ro = rollout(10, istio_canary(steps), Some(st));
+    let p = plan(
+        &observed(ro, rss, Some("old"), Some("new"), Some(20)),
+        secs_after(T0, 3600),
+    );
+    assert_eq!(p.status.current_step_index, Some(2));
+    assert_eq!(p.status.controller_pause, None);
+    assert_eq!(reasons(&p), ["RolloutResumed", "RolloutStepCompleted"]);
+}
+
+#[test]
+fn end_of_steps_goes_to_full_weight_then_promotes_then_returns_weight_to_zero() {
+    let steps = json!([{"setWeight": 50}]);
+    // After the last step: the canary grows to full size.
+    let ro = rollout(10, istio_canary(steps.clone()), Some(updating(1)));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 5, 5)],
+            Some("old"),
+            Some("new"),
+            Some(50),
+        ),
+        at(T0),
+    );
+    assert_eq!(scale_of(&p, "web-new"), Some(10));
+    assert_eq!(weight_action(&p), None, "50% held until 10 pods are available");
+    // Whole: weight 100.
+    let ro = rollout(10, istio_canary(steps.clone()), Some(updating(1)));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 10, 10)],
+            Some("old"),
+            Some("new"),
+            Some(50),
+        ),
+        at(T0),
+    );
+    assert_eq!(weight_action(&p), Some(100));
+    assert_eq!(p.status.stable_rs.as_deref(), Some("old"));
+    // Router at 100: promote.
+    let ro = rollout(10, istio_canary(steps.clone()), Some(updating(1)));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 10, 10)],
+            Some("old"),
+            Some("new"),
+            Some(100),
+        ),
+        at(T0),
+    );
+    assert_eq!(p.status.stable_rs.as_deref(), Some("new"));
+    assert_eq!(reasons(&p), ["RolloutCompleted"]);
+    assert!(
+        p.events[0].message.ends_with("Completed all 1 canary steps"),
+        "{}",
+        p.events[0].message
+    );
+    // Promoted: stable Service to the new pods, weight kept until it has switched, old RS given a deadline.
+    let mut st = p.status.clone();
+    st.current_step_hash = None;
+    let ro = rollout(10, istio_canary(steps.clone()), Some(st.clone()));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 10, 10)],
+            Some("old"),
+            Some("new"),
+            Some(100),
+        ),
+        at(T0),
+    );
+    assert!(p.actions.iter().any(
+        |a| matches!(a, Action::SwitchService { service, to, .. } if service == "web-stable" && to == "new")
+    ));
+    assert_eq!(weight_action(&p), None);
+    assert!(
+        p.actions.iter().any(
+            |a| matches!(a, Action::SetScaleDownDeadline { name, deadline: Some(_) } if name == "web-old")
+        )
+    );
+    let ro = rollout(10, istio_canary(steps), Some(st));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 10, 10)],
+            Some("new"),
+            Some("new"),
+            Some(100),
+        ),
+        at(T0),
+    );
+    assert_eq!(weight_action(&p), Some(0));
+}
+
+#[test]
+fn old_stable_is_scaled_down_after_its_deadline() {
+    let st = RolloutStatus {
+        current_pod_hash: Some("new".into()),
+        stable_rs: Some("new".into()),
+        current_step_index: Some(1),
+        ..Default::default()
+    };
+    let ro = rollout(4, istio_canary(json!([{"setWeight": 50}])), Some(st));
+    let mut old = rs("old", 1, 4, 4);
+    old.scale_down_deadline = Some(secs_after(T0, 30));
+    let p = plan(
+        &observed(
+            ro.clone(),
+            vec![old.clone(), rs("new", 2, 4, 4)],
+            Some("new"),
+            Some("new"),
+            Some(0),
+        ),
+        secs_after(T0, 10),
+    );
+    assert_eq!(scale_of(&p, "web-old"), None);
+    assert!(p.requeue_after.unwrap() <= Duration::from_secs(21));
+    let p = plan(
+        &observed(
+            ro,
+            vec![old, rs("new", 2, 4, 4)],
+            Some("new"),
+            Some("new"),
+            Some(0),
+        ),
+        secs_after(T0, 31),
+    );
+    assert_eq!(scale_of(&p, "web-old"), Some(0));
+}
+
+#[test]
+fn abort_sends_all_traffic_back_at_once_and_degrades_with_upstreams_message() {
+    let mut st = updating(1);
+    st.abort = Some(true);
+    let ro = rollout(
+        10,
+        istio_canary(json!([{"setWeight": 50}, {"pause": {}}])),
+        Some(st),
+    );
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 5, 5)],
+            Some("old"),
+            Some("new"),
+            Some(50),
+        ),
+        at(T0),
+    );
+    assert_eq!(weight_action(&p), Some(0));
+    assert!(p.actions.iter().any(
+        |a| matches!(a, Action::SwitchService { service, to, .. } if service == "web-canary" && to == "old")
+    ));
+    assert_eq!(
+        scale_of(&p, "web-new"),
+        None,
+        "canary kept for abortScaleDownDelaySeconds"
+    );
+    assert!(
+        p.actions.iter().any(
+            |a| matches!(a, Action::SetScaleDownDeadline { name, deadline: Some(_) } if name == "web-new")
+        )
+    );
+    assert_eq!(p.status.phase.as_deref(), Some("Degraded"));
+    assert_eq!(
+        p.status.message.as_deref(),
+        Some("RolloutAborted: Rollout aborted update to revision 2")
+    );
+    assert_eq!(p.status.current_step_index, Some(0));
+    assert!(p.status.aborted_at.is_some());
+    assert!(reasons(&p).contains(&"RolloutAborted"));
+}
+
+#[test]
+fn retry_after_abort_restarts_from_the_first_step() {
+    let mut st = updating(0);
+    st.abort = Some(false);
+    st.aborted_at = Some(Time(at(T0)));
+    let mut conditions = Vec::new();
+    status::set_condition(
+        &mut conditions,
+        "Progressing",
+        "False",
+        "RolloutAborted",
+        "Rollout aborted update to revision 2",
+        &Time(at(T0)),
+    );
+    st.conditions = Some(conditions);
+    let ro = rollout(
+        10,
+        istio_canary(json!([{"setWeight": 50}, {"pause": {}}])),
+        Some(st),
+    );
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 5, 5)],
+            Some("old"),
+            Some("old"),
+            Some(0),
+        ),
+        at(T0),
+    );
+    let progressing = p
+        .status
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.r#type == "Progressing")
+        .unwrap();
+    assert_eq!(progressing.reason, "RolloutRetry");
+    assert_eq!(p.status.phase.as_deref(), Some("Progressing"));
+    assert_eq!(p.status.aborted_at, None);
+}
+
+#[test]
+fn promote_full_skips_the_remaining_steps() {
+    let mut st = updating(0);
+    st.promote_full = Some(true);
+    let ro = rollout(
+        10,
+        istio_canary(json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}])),
+        Some(st),
+    );
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)],
+            Some("old"),
+            Some("new"),
+            Some(20),
+        ),
+        at(T0),
+    );
+    assert_eq!(p.status.current_step_index, Some(3));
+    assert_eq!(scale_of(&p, "web-new"), Some(10));
+}
+
+#[test]
+fn undo_to_the_stable_template_is_a_fast_rollback() {
+    let st = RolloutStatus {
+        current_pod_hash: Some("bad".into()),
+        stable_rs: Some("new".into()),
+        current_step_index: Some(1),
+        ..Default::default()
+    };
+    let ro = rollout(
+        10,
+        istio_canary(json!([{"setWeight": 20}, {"pause": {}}])),
+        Some(st),
+    );
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("new", 1, 10, 10), rs("bad", 2, 2, 2)],
+            Some("new"),
+            Some("bad"),
+            Some(20),
+        ),
+        at(T0),
+    );
+    assert_eq!(reasons(&p)[..2], ["RolloutUpdated", "SkipSteps"]);
+    assert_eq!(p.status.current_step_index, Some(2));
+    assert_eq!(
+        weight_action(&p),
+        Some(0),
+        "the stable Service already selects the stable pods: all traffic back at once"
+    );
+    assert!(p.actions.iter().any(
+        |a| matches!(a, Action::SwitchService { service, to, .. } if service == "web-canary" && to == "new")
+    ));
+}
+
+#[test]
+fn invalid_spec_gets_the_condition_and_no_action() {
+    let cases = [
+        (
+            json!({"steps": [{"setWeight": 120}]}),
+            "SetWeight needs to be between 0 and 100",
+        ),
+        (
+            json!({"steps": [{"setWeight": 10, "pause": {}}]}),
+            "Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause",
+        ),
+        (
+            json!({"steps": [{"pause": {"duration": "soon"}}]}),
+            "Duration needs to be greater than 0",
+        ),
+        (
+            json!({"steps": [{"setCanaryScale": {"replicas": 1}}]}),
+            "SetCanaryScale requires TrafficRouting to be set",
+        ),
+        (
+            json!({"maxSurge": 0, "maxUnavailable": 0}),
+            "MaxSurge and MaxUnavailable both can not be zero",
+        ),
+        (
+            json!({"canaryService": "a", "stableService": "a"}),
+            "This rollout uses the same service for the stable and canary services, but two different services are required.",
+        ),
+        (
+            json!({"trafficRouting": {"istio": {"virtualService": {"name": "vs"}}}}),
+            "Canary service and Stable service must to be set to use Traffic Routing",
+        ),
+        (
+            json!({"scaleDownDelaySeconds": 5}),
+            "Canary scaleDownDelaySeconds can only be used with traffic routing",
+        ),
+    ];
+    for (canary, message) in cases {
+        let ro = rollout(3, canary.clone(), Some(updating(0)));
+        let p = plan(&observed(ro, vec![rs("old", 1, 3, 3)], None, None, None), at(T0));
+        assert!(p.actions.is_empty(), "{canary}: {:?}", p.actions);
+        assert_eq!(p.status.phase.as_deref(), Some("Degraded"), "{canary}");
+        assert_eq!(
+            p.status.message.as_deref(),
+            Some(format!("InvalidSpec: {message}").as_str()),
+            "{canary}"
+        );
+        assert_eq!(reasons(&p), ["InvalidSpec"]);
+    }
+}
+
+#[test]
+fn a_fixed_spec_loses_the_invalid_spec_condition() {
+    let mut st = updating(0);
+    let mut conditions = Vec::new();
+    status::set_condition(
+        &mut conditions,
+        "InvalidSpec",
+        "True",
+        "InvalidSpec",
+        "bad",
+        &Time(at(T0)),
+    );
+    st.conditions = Some(conditions);
+    let ro = rollout(10, istio_canary(json!([{"setWeight": 20}])), Some(st));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 0, 0)],
+            Some("old"),
+            Some("old"),
+            Some(0),
+        ),
+        at(T0),
+    );
+    assert!(
+        p.status
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .all(|c| c.r#type != "InvalidSpec")
+    );
+    assert_ne!(p.status.phase.as_deref(), Some("Degraded"));
+}
+
+#[test]
+fn basic_canary_splits_replicas_by_weight_one_group_per_reconcile() {
+    // 10 replicas, setWeight 20, default 25% surge (3) / unavailable (2): stable goes first, then canary.
+    let canary = json!({"steps": [{"setWeight": 20}, {"pause": {"duration": 2}}]});
+    let ro = rollout(10, canary.clone(), Some(updating(0)));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 0, 0)],
+            None,
+            None,
+            None,
+        ),
+        at(T0),
+    );
+    let moves: Vec<_> = p
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::ScaleReplicaSet { .. }))
+        .collect();
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    let ro = rollout(10, canary.clone(), Some(updating(0)));
+    let p = plan(
+        &observed(ro, vec![rs("old", 1, 8, 8), rs("new", 2, 0, 0)], None, None, None),
+        at(T0),
+    );
+    assert_eq!(scale_of(&p, "web-new"), Some(2));
+    let ro = rollout(10, canary, Some(updating(0)));
+    let p = plan(
+        &observed(ro, vec![rs("old", 1, 8, 8), rs("new", 2, 2, 2)], None, None, None),
+        at(T0),
+    );
+    assert_eq!(p.status.current_step_index, Some(1), "8 stable + 2 canary is 20%");
+    assert!(
+        p.status.canary.as_ref().is_none_or(|c| c.weights.is_none()),
+        "no router, no weights"
+    );
+}
+
+#[test]
+fn user_pause_holds_scaling_and_says_manually_paused() {
+    let mut ro = rollout(10, istio_canary(json!([{"setWeight": 20}])), Some(updating(0)));
+    ro.spec.paused = Some(true);
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 0, 0)],
+            Some("old"),
+            Some("old"),
+            Some(0),
+        ),
+        at(T0),
+    );
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::ScaleReplicaSet { .. }))
+    );
+    assert_eq!(p.status.phase.as_deref(), Some("Paused"));
+    assert_eq!(p.status.message.as_deref(), Some("manually paused"));
+}
+
+#[test]
+fn an_unchanged_cluster_plans_nothing_and_writes_no_new_status() {
+    let ro = rollout(
+        10,
+        istio_canary(json!([{"setWeight": 20}, {"pause": {}}])),
+        Some(updating(0)),
+    );
+    let rss = vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)];
+    let first = plan(
+        &observed(ro, rss.clone(), Some("old"), Some("new"), Some(20)),
+        at(T0),
+    );
+    let mut st = first.status.clone();
+    st.current_step_hash = None;
+    let ro = rollout(
+        10,
+        istio_canary(json!([{"setWeight": 20}, {"pause": {}}])),
+        Some(st),
+    );
+    // The pause step just started; the same cluster a second later.
+    let second = plan(
+        &observed(ro.clone(), rss.clone(), Some("old"), Some("new"), Some(20)),
+        secs_after(T0, 1),
+    );
+    let mut st2 = second.status.clone();
+    st2.current_step_hash = None;
+    let ro2 = rollout(
+        10,
+        istio_canary(json!([{"setWeight": 20}, {"pause": {}}])),
+        Some(st2),
+    );
+    let third = plan(
+        &observed(ro2.clone(), rss, Some("old"), Some("new"), Some(20)),
+        secs_after(T0, 2),
+    );
+    assert!(third.actions.is_empty(), "{:?}", third.actions);
+    assert!(third.events.is_empty(), "{:?}", third.events);
+    let mut expected = ro2.status.clone().unwrap();
+    expected.current_step_hash = third.status.current_step_hash.clone();
+    assert_eq!(third.status, expected, "a status write would change nothing");
+}

@@ -1,0 +1,269 @@
+//! Rollout status as upstream computes it: conditions that keep their transition times, and the phase/message
+//! algorithm (`CalculateRolloutPhase`).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use sluice_crds::rollout::{RolloutCondition, RolloutStatus};
+
+/// Condition types.
+pub mod cond {
+    /// Whether the rollout is making progress (also the progress-deadline clock).
+    pub const PROGRESSING: &str = "Progressing";
+    /// Whether enough pods are available.
+    pub const AVAILABLE: &str = "Available";
+    /// Whether the rollout is paused.
+    pub const PAUSED: &str = "Paused";
+    /// Whether the rollout is healthy.
+    pub const HEALTHY: &str = "Healthy";
+    /// Whether the stable ReplicaSet is the desired one.
+    pub const COMPLETED: &str = "Completed";
+    /// Whether the spec is invalid.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+}
+
+/// Sets a condition. The transition time is kept when the status does not change; nothing changes when
+/// status, reason and message are all the same (so a reconcile that learns nothing writes nothing).
+pub fn set_condition(
+    conditions: &mut Vec<RolloutCondition>,
+    kind: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: &Time,
+) {
+    if let Some(c) = conditions.iter_mut().find(|c| c.r#type == kind) {
+        if c.status == status && c.reason == reason && c.message == message {
+            return;
+        }
+        if c.status != status {
+            c.last_transition_time = Some(now.clone());
+        }
+        c.status = status.to_string();
+        c.reason = reason.to_string();
+        c.message = message.to_string();
+        c.last_update_time = Some(now.clone());
+        return;
+    }
+    conditions.push(RolloutCondition {
+        r#type: kind.to_string(),
+        status: status.to_string(),
+        last_update_time: Some(now.clone()),
+        last_transition_time: Some(now.clone()),
+        reason: reason.to_string(),
+        message: message.to_string(),
+    });
+}
+
+/// Removes a condition.
+pub fn remove_condition(conditions: &mut Vec<RolloutCondition>, kind: &str) {
+    conditions.retain(|c| c.r#type != kind);
+}
+
+/// A condition by type.
+pub fn condition<'a>(conditions: &'a [RolloutCondition], kind: &str) -> Option<&'a RolloutCondition> {
+    conditions.iter().find(|c| c.r#type == kind)
+}
+
+/// What the phase algorithm reads besides the status.
+pub struct PhaseInputs {
+    /// spec.replicas.
+    pub replicas: i32,
+    /// spec.paused.
+    pub spec_paused: bool,
+    /// spec.restartAt differs from status.restartedAt.
+    pub restarting: bool,
+    /// The canary uses a traffic router.
+    pub traffic_routed: bool,
+}
+
+/// Phase and message, first match wins (reference §2.1).
+pub fn phase(status: &RolloutStatus, inp: &PhaseInputs) -> (&'static str, String) {
+    let conditions = status.conditions.as_deref().unwrap_or_default();
+    if let Some(c) = condition(conditions, cond::INVALID_SPEC) {
+        return ("Degraded", format!("InvalidSpec: {}", c.message));
+    }
+    for c in conditions {
+        if c.reason == "RolloutAborted" || c.reason == "ProgressDeadlineExceeded" {
+            return ("Degraded", format!("{}: {}", c.reason, c.message));
+        }
+    }
+    if inp.spec_paused {
+        return ("Paused", "manually paused".into());
+    }
+    if let Some(first) = status.pause_conditions.as_ref().and_then(|p| p.first()) {
+        return ("Paused", first.reason.clone());
+    }
+    if inp.restarting {
+        return ("Progressing", "rollout is restarting".into());
+    }
+    let updated = status.updated_replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < inp.replicas {
+        return ("Progressing", "more replicas need to be updated".into());
+    }
+    if available < updated {
+        return (
+            "Progressing",
+            "updated replicas are still becoming available".into(),
+        );
+    }
+    if !inp.traffic_routed && status.replicas.unwrap_or(0) > updated {
+        return ("Progressing", "old replicas are pending termination".into());
+    }
+    let stable = status.stable_rs.as_deref().unwrap_or_default();
+    if stable.is_empty() || Some(stable) != status.current_pod_hash.as_deref() {
+        return ("Progressing", "waiting for all steps to complete".into());
+    }
+    ("Healthy", String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_crds::rollout::PauseCondition;
+
+    fn now() -> Time {
+        Time("2026-01-01T00:00:00Z".parse().unwrap())
+    }
+    fn later() -> Time {
+        Time("2026-01-01T00:01:00Z".parse().unwrap())
+    }
+
+    #[test]
+    fn condition_keeps_transition_time_and_is_a_no_op_when_unchanged() {
+        let mut cs = Vec::new();
+        set_condition(
+            &mut cs,
+            "Available",
+            "True",
+            "AvailableReason",
+            "Rollout has minimum availability",
+            &now(),
+        );
+        let before = cs.clone();
+        set_condition(
+            &mut cs,
+            "Available",
+            "True",
+            "AvailableReason",
+            "Rollout has minimum availability",
+            &later(),
+        );
+        assert_eq!(cs, before, "same status, reason and message: nothing changes");
+        set_condition(&mut cs, "Available", "True", "AvailableReason", "other", &later());
+        assert_eq!(
+            cs[0].last_transition_time,
+            Some(now()),
+            "status unchanged: transition time kept"
+        );
+        assert_eq!(cs[0].last_update_time, Some(later()));
+        set_condition(&mut cs, "Available", "False", "AvailableReason", "x", &later());
+        assert_eq!(cs[0].last_transition_time, Some(later()));
+    }
+
+    #[test]
+    fn phase_algorithm_first_match_wins() {
+        let base = || RolloutStatus {
+            replicas: Some(5),
+            updated_replicas: Some(5),
+            available_replicas: Some(5),
+            current_pod_hash: Some("a".into()),
+            stable_rs: Some("a".into()),
+            ..Default::default()
+        };
+        let inp = |paused| PhaseInputs {
+            replicas: 5,
+            spec_paused: paused,
+            restarting: false,
+            traffic_routed: true,
+        };
+        let with_cond = |kind: &str, reason: &str, msg: &str| {
+            let mut s = base();
+            let mut cs = Vec::new();
+            set_condition(&mut cs, kind, "False", reason, msg, &now());
+            s.conditions = Some(cs);
+            s
+        };
+        let paused = {
+            let mut s = base();
+            s.pause_conditions = Some(vec![PauseCondition {
+                reason: "CanaryPauseStep".into(),
+                start_time: now(),
+            }]);
+            s
+        };
+        let cases: Vec<(&str, RolloutStatus, PhaseInputs, (&str, &str))> = vec![
+            ("healthy", base(), inp(false), ("Healthy", "")),
+            (
+                "invalid spec first",
+                with_cond("InvalidSpec", "InvalidSpec", "bad"),
+                inp(true),
+                ("Degraded", "InvalidSpec: bad"),
+            ),
+            (
+                "aborted",
+                with_cond(
+                    "Progressing",
+                    "RolloutAborted",
+                    "Rollout aborted update to revision 2",
+                ),
+                inp(false),
+                ("Degraded", "RolloutAborted: Rollout aborted update to revision 2"),
+            ),
+            ("user pause", base(), inp(true), ("Paused", "manually paused")),
+            (
+                "controller pause",
+                paused,
+                inp(false),
+                ("Paused", "CanaryPauseStep"),
+            ),
+            (
+                "more to update",
+                RolloutStatus {
+                    updated_replicas: Some(2),
+                    ..base()
+                },
+                inp(false),
+                ("Progressing", "more replicas need to be updated"),
+            ),
+            (
+                "becoming available",
+                RolloutStatus {
+                    available_replicas: Some(3),
+                    ..base()
+                },
+                inp(false),
+                ("Progressing", "updated replicas are still becoming available"),
+            ),
+            (
+                "steps pending",
+                RolloutStatus {
+                    stable_rs: Some("b".into()),
+                    ..base()
+                },
+                inp(false),
+                ("Progressing", "waiting for all steps to complete"),
+            ),
+        ];
+        for (name, status, inputs, (want_phase, want_msg)) in cases {
+            let (p, m) = phase(&status, &inputs);
+            assert_eq!((p, m.as_str()), (want_phase, want_msg), "{name}");
+        }
+        let basic = PhaseInputs {
+            replicas: 5,
+            spec_paused: false,
+            restarting: false,
+            traffic_routed: false,
+        };
+        let (p, m) = phase(
+            &RolloutStatus {
+                replicas: Some(7),
+                ..base()
+            },
+            &basic,
+        );
+        assert_eq!(
+            (p, m.as_str()),
+            ("Progressing", "old replicas are pending termination")
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! Spec validation with upstream's InvalidSpec messages. A Rollout that fails gets the InvalidSpec condition
+//! and no other action.
+
+use sluice_crds::rollout::{CanaryStep, Rollout};
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::duration::parse_pause_duration;
+
+/// The first reason the spec is invalid, in upstream's words, or None.
+pub fn invalid_spec(ro: &Rollout) -> Option<String> {
+    let spec = &ro.spec;
+    if spec.template.is_none() && spec.workload_ref.is_none() {
+        return Some("Rollout has missing field '.spec.template'".into());
+    }
+    if spec.workload_ref.is_some() {
+        return Some("workloadRef is not supported by this controller yet".into());
+    }
+    let selector = match &spec.selector {
+        None => return Some("Rollout has missing field '.spec.selector'".into()),
+        Some(s) => s,
+    };
+    let match_labels = selector.match_labels.clone().unwrap_or_default();
+    if match_labels.is_empty() && selector.match_expressions.as_ref().is_none_or(Vec::is_empty) {
+        return Some("This rollout is selecting all pods. A non-empty selector is required.".into());
+    }
+    let template_labels = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    if match_labels
+        .iter()
+        .any(|(k, v)| template_labels.get(k) != Some(v))
+    {
+        return Some("The Rollout \"selector\" does not match the template \"labels\".".into());
+    }
+    if spec.replicas.is_some_and(|r| r < 0) {
+        return Some("Rollout replicas must be greater than or equal to 0".into());
+    }
+    let strategy = &spec.strategy;
+    match (&strategy.canary, &strategy.blue_green) {
+        (Some(_), Some(_)) => return Some("Multiple Strategies can not be listed".into()),
+        (None, None) => {
+            return Some(
+                "Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'".into(),
+            );
+        }
+        (None, Some(_)) => return Some("blueGreen strategy is not supported by this controller yet".into()),
+        (Some(_), None) => {}
+    }
+    let canary = strategy.canary.as_ref()?;
+    if canary.max_surge.as_ref().is_some_and(is_zero) && canary.max_unavailable.as_ref().is_some_and(is_zero)
+    {
+        return Some("MaxSurge and MaxUnavailable both can not be zero".into());
+    }
+    let tr = canary.traffic_routing.as_ref();
+    if let (Some(c), Some(s)) = (&canary.canary_service, &canary.stable_service)
+        && c == s
+    {
+        return Some(
+            "This rollout uses the same service for the stable and canary services, but two different services are required."
+                .into(),
+        );
+    }
+    if let Some(tr) = tr {
+        let subset = tr.istio.as_ref().is_some_and(|i| i.destination_rule.is_some());
+        if !subset && (canary.canary_service.is_none() || canary.stable_service.is_none()) {
+            return Some("Canary service and Stable service must to be set to use Traffic Routing".into());
+        }
+        if let Some(istio) = &tr.istio
+            && istio.virtual_service.is_none()
+            && istio.virtual_services.as_ref().is_none_or(Vec::is_empty)
+        {
+            return Some(
+                "Istio traffic routing needs spec.strategy.canary.trafficRouting.istio.virtualService(s)"
+                    .into(),
+            );
+        }
+        if tr.istio.is_none() {
+            return Some("only Istio traffic routing is supported by this controller".into());
+        }
+    } else {
+        if canary.scale_down_delay_seconds.is_some() {
+            return Some("Canary scaleDownDelaySeconds can only be used with traffic routing".into());
+        }
+        if canary.dynamic_stable_scale == Some(true) {
+            return Some("Canary dynamicStableScale can only be used with traffic routing".into());
+        }
+    }
+    if canary.dynamic_stable_scale == Some(true) && canary.scale_down_delay_seconds.is_some() {
+        return Some("Canary dynamicStableScale cannot be used with scaleDownDelaySeconds".into());
+    }
+    let managed: Vec<&str> = tr
+        .and_then(|t| t.managed_routes.as_ref())
+        .map(|m| m.iter().map(|r| r.name.as_str()).collect())
+        .unwrap_or_default();
+    for step in canary.steps.iter().flatten() {
+        if let Some(msg) = invalid_step(step, tr.is_some(), &managed) {
+            return Some(msg);
+        }
+    }
+    if let (Some(limit), Some(sdl)) = (
+        spec.revision_history_limit,
+        canary.scale_down_delay_revision_limit,
+    ) && limit < sdl
+    {
+        return Some(
+            "This rollout's revision history limit can not be smaller than the rollout's scale down limit"
+                .into(),
+        );
+    }
+    None
+}
+
+fn invalid_step(step: &CanaryStep, traffic_routing: bool, managed: &[&str]) -> Option<String> {
+    let set = [
+        step.set_weight.is_some(),
+        step.pause.is_some(),
+        step.experiment.is_some(),
+        step.analysis.is_some(),
+        step.set_canary_scale.is_some(),
+        step.set_header_route.is_some(),
+        step.set_mirror_route.is_some(),
+        step.plugin.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if set != 1 {
+        return Some(
+            "Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause"
+                .into(),
+        );
+    }
+    if let Some(w) = step.set_weight
+        && !(0..=100).contains(&w)
+    {
+        return Some("SetWeight needs to be between 0 and 100".into());
+    }
+    if let Some(p) = &step.pause
+        && let Some(d) = &p.duration
+        && parse_pause_duration(d).is_none()
+    {
+        return Some("Duration needs to be greater than 0".into());
+    }
+    if step.set_canary_scale.is_some() && !traffic_routing {
+        return Some("SetCanaryScale requires TrafficRouting to be set".into());
+    }
+    if step.set_header_route.is_some() || step.set_mirror_route.is_some() {
+        if !traffic_routing {
+            return Some("SetHeaderRoute requires TrafficRouting, supports Istio only".into());
+        }
+        let name = step
+            .set_header_route
+            .as_ref()
+            .and_then(|h| h.name.clone())
+            .or_else(|| step.set_mirror_route.as_ref().map(|m| m.name.clone()))
+            .unwrap_or_default();
+        if !managed.contains(&name.as_str()) {
+            return Some(
+                "Steps define a route that does not exist in spec.strategy.canary.trafficRouting.managedRoutes"
+                    .into(),
+            );
+        }
+    }
+    if step.experiment.is_some() || step.plugin.is_some() {
+        return Some("experiment and plugin steps are not supported by this controller yet".into());
+    }
+    None
+}
+
+/// `0`, `"0"` or `"0%"`.
+fn is_zero(v: &IntOrString) -> bool {
+    match v {
+        IntOrString::Int(i) => *i == 0,
+        IntOrString::String(s) => s
+            .trim_end_matches('%')
+            .trim()
+            .parse::<f64>()
+            .is_ok_and(|f| f == 0.0),
+    }
+}

@@ -1,0 +1,185 @@
+//! Canary/stable weights of a VirtualService: the patch that sets them, and reading them back.
+
+use json_patch::{Patch, PatchOperation};
+use serde_json::{Value, json};
+
+use super::error::IstioError;
+use super::model::{Role, RouteSelector, RouteWeights, Split};
+use super::ops::{add, ptr, replace, test};
+use super::select::{
+    Found, classify, route_at, select_targets, target_label, vs_name, weighted_http_targets,
+};
+
+fn check_weight(canary_weight: i32) -> Result<i32, IstioError> {
+    if (0..=100).contains(&canary_weight) {
+        Ok(canary_weight)
+    } else {
+        Err(IstioError::WeightOutOfRange(canary_weight))
+    }
+}
+
+/// JSON patch setting canary weight = `canary_weight` and stable weight = 100 − `canary_weight` on every
+/// targeted route, and nothing else; empty when every route already has exactly those weights.
+pub fn weight_patch(
+    vs: &Value,
+    split: &Split,
+    routes: &RouteSelector,
+    canary_weight: i32,
+) -> Result<Patch, IstioError> {
+    weight_patch_with_managed(vs, split, routes, &[], canary_weight)
+}
+
+/// `weight_patch` for a Rollout with `trafficRouting.managedRoutes`: those routes do not count against the
+/// single-http-route rule, and managed mirror routes (which copy the weighted route list) are shifted too.
+pub fn weight_patch_with_managed(
+    vs: &Value,
+    split: &Split,
+    routes: &RouteSelector,
+    managed_route_names: &[String],
+    canary_weight: i32,
+) -> Result<Patch, IstioError> {
+    let canary_weight = check_weight(canary_weight)?;
+    let mut ops: Vec<PatchOperation> = Vec::new();
+    for at in select_targets(vs, routes, managed_route_names)? {
+        let found = classify(vs, &at, split)?;
+        let missing = |role| IstioError::DestinationNotFound {
+            vs: vs_name(vs),
+            route: at.clone(),
+            role,
+            target: target_label(split, role),
+        };
+        let canary = found.canary.clone().ok_or_else(|| missing(Role::Canary))?;
+        let stable = found.stable.clone().ok_or_else(|| missing(Role::Stable))?;
+        // Upstream deletes every other destination; we leave them alone, which is only sound while they get
+        // no traffic (the weights of a route must total 100).
+        for (destination, weight) in &found.others {
+            let weight = found.effective(*weight);
+            if weight != 0 {
+                return Err(IstioError::ForeignDestination {
+                    vs: vs_name(vs),
+                    route: at.clone(),
+                    destination: destination.clone(),
+                    weight,
+                });
+            }
+        }
+        let kind = at.kind.field();
+        let route_index = at.index.to_string();
+        let mut route_pinned = false;
+        for (dest, wanted) in [(canary, canary_weight), (stable, 100 - canary_weight)] {
+            // A missing field is rewritten even when it would read as the wanted value: explicit weights are
+            // unambiguous across Istio versions.
+            if dest.weight == Some(wanted) {
+                continue;
+            }
+            if let (Some(name), false) = (&at.name, route_pinned) {
+                ops.push(test(ptr(&["spec", kind, &route_index, "name"]), json!(name)));
+                route_pinned = true;
+            }
+            let dest_index = dest.index.to_string();
+            ops.push(test(
+                ptr(&[
+                    "spec",
+                    kind,
+                    &route_index,
+                    "route",
+                    &dest_index,
+                    "destination",
+                    dest.field,
+                ]),
+                json!(dest.value),
+            ));
+            let path = ptr(&["spec", kind, &route_index, "route", &dest_index, "weight"]);
+            ops.push(match dest.weight {
+                Some(_) => replace(path, json!(wanted)),
+                None => add(path, json!(wanted)),
+            });
+        }
+    }
+    Ok(Patch(ops))
+}
+
+/// The canary and stable weights of every targeted route as Istio would apply them: a missing weight counts as
+/// 100 on a single-destination route and 0 otherwise; a missing destination counts as 0.
+pub fn observed_weights(
+    vs: &Value,
+    split: &Split,
+    routes: &RouteSelector,
+) -> Result<Vec<RouteWeights>, IstioError> {
+    observed_weights_with_managed(vs, split, routes, &[])
+}
+
+/// `observed_weights` for a Rollout with `trafficRouting.managedRoutes` (see `weight_patch_with_managed`).
+pub fn observed_weights_with_managed(
+    vs: &Value,
+    split: &Split,
+    routes: &RouteSelector,
+    managed_route_names: &[String],
+) -> Result<Vec<RouteWeights>, IstioError> {
+    select_targets(vs, routes, managed_route_names)?
+        .into_iter()
+        .map(|route| {
+            let found = classify(vs, &route, split)?;
+            let weight_of = |dest: &Option<Found>| dest.as_ref().map_or(0, |d| found.effective(d.weight));
+            Ok(RouteWeights {
+                canary: weight_of(&found.canary),
+                stable: weight_of(&found.stable),
+                route,
+            })
+        })
+        .collect()
+}
+
+/// True iff every targeted route gives exactly `canary_weight` to canary and 100 − `canary_weight` to stable.
+pub fn verify(
+    vs: &Value,
+    split: &Split,
+    routes: &RouteSelector,
+    canary_weight: i32,
+) -> Result<bool, IstioError> {
+    verify_with_managed(vs, split, routes, &[], canary_weight)
+}
+
+/// `verify` for a Rollout with `trafficRouting.managedRoutes` (see `weight_patch_with_managed`).
+pub fn verify_with_managed(
+    vs: &Value,
+    split: &Split,
+    routes: &RouteSelector,
+    managed_route_names: &[String],
+    canary_weight: i32,
+) -> Result<bool, IstioError> {
+    let canary_weight = check_weight(canary_weight)?;
+    Ok(
+        observed_weights_with_managed(vs, split, routes, managed_route_names)?
+            .iter()
+            .all(|route| route.canary == canary_weight && route.stable == 100 - canary_weight),
+    )
+}
+
+/// The canary `destination` object (`{host, subset?, port?}`) of the first weighted http route (managed routes
+/// skipped), to be used as the target of header routes and mirrors so they reach the canary as it does.
+pub fn canary_destination(
+    vs: &Value,
+    split: &Split,
+    routes: &RouteSelector,
+    managed_route_names: &[String],
+) -> Result<Value, IstioError> {
+    let at = weighted_http_targets(vs, routes, managed_route_names)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| IstioError::NoHttpRoutes { vs: vs_name(vs) })?;
+    let found = classify(vs, &at, split)?;
+    let canary = found.canary.ok_or_else(|| IstioError::DestinationNotFound {
+        vs: vs_name(vs),
+        route: at.clone(),
+        role: Role::Canary,
+        target: target_label(split, Role::Canary),
+    })?;
+    let route = route_at(vs, &at)?;
+    Ok(route
+        .get("route")
+        .and_then(|dests| dests.get(canary.index))
+        .and_then(|dest| dest.get("destination"))
+        .cloned()
+        .unwrap_or(Value::Null))
+}
