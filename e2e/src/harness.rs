@@ -192,9 +192,16 @@ impl TestNamespace {
             info,
             client,
             name,
-            dump_kinds: ["deployments", "replicasets", "pods", "services", "events"]
-                .map(String::from)
-                .to_vec(),
+            dump_kinds: [
+                "rollouts",
+                "replicasets",
+                "services",
+                "virtualservices",
+                "destinationrules",
+                "events",
+            ]
+            .map(String::from)
+            .to_vec(),
         })
     }
 
@@ -238,5 +245,85 @@ impl Drop for TestNamespace {
             &["delete", "namespace", &self.name, "--wait=false"],
             None,
         );
+    }
+}
+
+/// `target/<profile>/sluice` next to the running test binary (`target/<profile>/deps/<test>-<hash>`).
+pub fn sluice_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary location")?;
+    let bin = dir.join("sluice");
+    if !bin.is_file() {
+        bail!("{} is missing: run `cargo build -p sluice` first", bin.display());
+    }
+    Ok(bin)
+}
+
+/// The operator running against a test namespace; killed when dropped, its log printed if the test failed.
+pub struct Operator {
+    child: Child,
+    log: PathBuf,
+    args: Vec<String>,
+}
+
+impl Operator {
+    /// Starts `sluice run` for the namespace.
+    pub fn start(ns: &TestNamespace) -> Result<Self> {
+        let log = std::env::temp_dir().join(format!("sluice-operator-{}.log", ns.name));
+        let args = vec![
+            "run".to_string(),
+            format!("--kubeconfig={}", ns.info.kubeconfig.display()),
+            format!("--namespace={}", ns.name),
+        ];
+        let child = Self::spawn(&args, &log)?;
+        Ok(Self { child, log, args })
+    }
+
+    fn spawn(args: &[String], log: &Path) -> Result<Child> {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        Ok(Command::new(sluice_binary()?)
+            .args(args)
+            .env("SLUICE_LOG_LEVEL", "info,kube=warn")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()?)
+    }
+
+    /// Kills the operator with SIGKILL (no shutdown of any kind) and waits for it to be gone.
+    pub fn kill(&mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Starts it again with the same arguments.
+    pub fn restart(&mut self) -> Result<()> {
+        self.child = Self::spawn(&self.args, &self.log)?;
+        Ok(())
+    }
+
+    /// The operator's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "==== operator log (last 80 lines) ====\n{}",
+                lines[lines.len().saturating_sub(80)..].join("\n")
+            );
+        }
+        let _ = std::fs::remove_file(&self.log);
     }
 }

@@ -14,7 +14,6 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::Action as Requeue,
-        events::{Event as KubeEvent, EventType, Recorder, Reporter},
         reflector::{self, Store},
         watcher,
     },
@@ -22,6 +21,8 @@ use kube::{
 use serde_json::{Value, json};
 use sluice_crds::rollout::{IstioVirtualService, Rollout};
 use sluice_traffic::istio;
+
+use crate::events::EventWriter;
 use tracing::{info, warn};
 
 use super::{
@@ -48,8 +49,8 @@ pub struct Context {
     pub client: Client,
     /// Cache of the ReplicaSets that carry the pod-template-hash label.
     pub replica_sets: Store<ReplicaSet>,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Event writer.
+    pub events: EventWriter,
     /// API version used for Istio objects (`--istio-api-version`).
     pub istio_version: String,
 }
@@ -86,14 +87,10 @@ pub async fn run(
         })
         .reflect(rs_writer)
         .touched_objects();
-    let reporter = Reporter {
-        controller: "rollouts-controller".into(),
-        instance: std::env::var("HOSTNAME").ok(),
-    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
-        recorder: Recorder::new(client, reporter),
+        events: EventWriter::new(client, "rollouts-controller"),
         istio_version,
     });
     Controller::for_stream(ro_stream, ro_store)
@@ -128,18 +125,11 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
         execute(&ro, &observed, action, &ctx).await?;
     }
     for ev in &plan.events {
-        let event = KubeEvent {
-            type_: if ev.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: ev.reason.into(),
-            note: Some(ev.message.clone()),
-            action: ev.reason.into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        if let Err(e) = ctx
+            .events
+            .publish(&reference, ev.warning, ev.reason, &ev.message)
+            .await
+        {
             warn!(rollout = %name, error = %e, "could not record event");
         }
         info!(rollout = %name, namespace = %ns, reason = ev.reason, "{}", ev.message);
@@ -397,14 +387,10 @@ async fn execute(ro: &Rollout, obs: &Observed, action: &Action, ctx: &Context) -
             let message =
                 format!("Scaled {direction} ReplicaSet {rs_name} (revision {revision}) from {from} to {to}");
             info!(rollout = %name, namespace = %ns, reason = "ScalingReplicaSet", "{message}");
-            let event = KubeEvent {
-                type_: EventType::Normal,
-                reason: "ScalingReplicaSet".into(),
-                note: Some(message),
-                action: "Scale".into(),
-                secondary: None,
-            };
-            let _ = ctx.recorder.publish(&event, &ro.object_ref(&())).await;
+            let _ = ctx
+                .events
+                .publish(&ro.object_ref(&()), false, "ScalingReplicaSet", &message)
+                .await;
         }
         Action::SetScaleDownDeadline {
             name: rs_name,
@@ -432,14 +418,10 @@ async fn execute(ro: &Rollout, obs: &Observed, action: &Action, ctx: &Context) -
                 from.clone().unwrap_or_default()
             );
             info!(rollout = %name, namespace = %ns, reason = "SwitchService", "{message}");
-            let event = KubeEvent {
-                type_: EventType::Normal,
-                reason: "SwitchService".into(),
-                note: Some(message),
-                action: "SwitchService".into(),
-                secondary: None,
-            };
-            let _ = ctx.recorder.publish(&event, &ro.object_ref(&())).await;
+            let _ = ctx
+                .events
+                .publish(&ro.object_ref(&()), false, "SwitchService", &message)
+                .await;
         }
         Action::SetCanaryWeight { weight } => set_weight(ro, *weight, ctx).await?,
         Action::DeleteReplicaSet { name: rs_name } => {

@@ -1,0 +1,745 @@
+//! Canary rollouts end to end: the operator against the real API server, kwok pods and Istio's CRDs, driven
+//! the way the upstream kubectl plugin and Argo CD drive Argo Rollouts (status and spec patches).
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::anyhow;
+use futures::StreamExt;
+use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Service};
+use kube::{
+    Api, ResourceExt,
+    api::{ApiResource, DynamicObject, GroupVersionKind, ListParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use serde_json::Value;
+use sluice_crds::rollout::Rollout;
+use sluice_e2e::{
+    cluster::wait_for,
+    harness::{Operator, TestNamespace, install_crds},
+};
+
+const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
+const HASH: &str = "rollouts-pod-template-hash";
+
+async fn setup(test: &str) -> (TestNamespace, Operator) {
+    let ns = TestNamespace::new(SUPERVISOR, test).await.expect("namespace");
+    install_crds(&ns.info, &ns.client).await.expect("CRDs");
+    let op = Operator::start(&ns).expect("operator starts");
+    (ns, op)
+}
+
+fn rollout_yaml(name: &str, replicas: i32, image: &str, canary: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  revisionHistoryLimit: 3
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: app
+        image: {image}
+  strategy:
+    canary:
+{canary}"
+    )
+}
+
+fn services_and_vs(name: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: {name}-stable}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}-canary}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {{name: {name}-vs}}
+spec:
+  hosts: [{name}.example.com]
+  gateways: [mesh]
+  http:
+  - name: primary
+    retries: {{attempts: 3, perTryTimeout: 2s, retryOn: 5xx}}
+    timeout: 10s
+    route:
+    - destination: {{host: {name}-stable}}
+      weight: 100
+    - destination: {{host: {name}-canary}}
+      weight: 0
+"
+    )
+}
+
+fn istio_strategy(name: &str, steps: &str) -> String {
+    format!(
+        "      canaryService: {name}-canary
+      stableService: {name}-stable
+      trafficRouting:
+        istio:
+          virtualService:
+            name: {name}-vs
+            routes: [primary]
+      steps:
+{steps}"
+    )
+}
+
+async fn wait_rollout(
+    ns: &TestNamespace,
+    name: &str,
+    what: &str,
+    secs: u64,
+    check: impl Fn(&Rollout) -> bool,
+) -> Rollout {
+    let api: Api<Rollout> = ns.api();
+    let mut last = None;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if let Ok(ro) = api.get(name).await {
+            if check(&ro) {
+                return ro;
+            }
+            last = Some(ro);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let st = last
+        .and_then(|r| r.status)
+        .map(|s| serde_json::to_string_pretty(&s).unwrap_or_default());
+    panic!(
+        "rollout {name}: timed out after {secs}s waiting for {what}; status: {}",
+        st.unwrap_or_default()
+    );
+}
+
+fn phase(ro: &Rollout) -> (String, String) {
+    let st = ro.status.clone().unwrap_or_default();
+    (st.phase.unwrap_or_default(), st.message.unwrap_or_default())
+}
+
+fn healthy(ro: &Rollout) -> bool {
+    let st = ro.status.as_ref();
+    phase(ro).0 == "Healthy"
+        && st.is_some_and(|s| s.stable_rs.is_some() && s.stable_rs == s.current_pod_hash)
+        && st.and_then(|s| s.observed_generation.clone()) == ro.metadata.generation.map(|g| g.to_string())
+}
+
+fn step(ro: &Rollout) -> i32 {
+    ro.status
+        .as_ref()
+        .and_then(|s| s.current_step_index)
+        .unwrap_or(-1)
+}
+
+/// `kubectl patch rollout --subresource=status`, as the upstream plugin writes promote/abort/retry.
+fn patch_status(ns: &TestNamespace, name: &str, patch: &str) {
+    ns.kubectl(
+        &[
+            "patch",
+            "rollout",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+        None,
+    )
+    .unwrap_or_else(|e| panic!("status patch {patch}: {e:#}"));
+}
+
+fn promote(ns: &TestNamespace, name: &str) {
+    patch_status(ns, name, r#"{"status":{"pauseConditions":null}}"#);
+}
+
+fn set_image(ns: &TestNamespace, name: &str, image: &str) {
+    let patch =
+        format!(r#"[{{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"{image}"}}]"#);
+    ns.kubectl(&["patch", "rollout", name, "--type=json", "-p", &patch], None)
+        .expect("set image");
+}
+
+async fn replica_sets(ns: &TestNamespace, app: &str) -> BTreeMap<String, (i32, i32)> {
+    let rss: Api<ReplicaSet> = ns.api();
+    rss.list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|rs| {
+            let hash = rs.labels().get(HASH).cloned().unwrap_or_default();
+            let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            let avail = rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+            (hash, (spec, avail))
+        })
+        .collect()
+}
+
+fn vs_api(ns: &TestNamespace) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService");
+    Api::namespaced_with(
+        ns.client.clone(),
+        &ns.name,
+        &ApiResource::from_gvk_with_plural(&gvk, "virtualservices"),
+    )
+}
+
+/// (stable, canary) weights of the first http route.
+fn weights(vs: &DynamicObject) -> (i64, i64) {
+    let route = &vs.data["spec"]["http"][0]["route"];
+    (
+        route[0]["weight"].as_i64().unwrap_or(-1),
+        route[1]["weight"].as_i64().unwrap_or(-1),
+    )
+}
+
+async fn selector_hash(ns: &TestNamespace, svc: &str) -> Option<String> {
+    let api: Api<Service> = ns.api();
+    api.get(svc).await.ok()?.spec?.selector?.get(HASH).cloned()
+}
+
+/// Records every canary weight the VirtualService shows, and checks at each change that the canary
+/// ReplicaSet has the available pods that weight needs.
+struct WeightWatch {
+    seen: Arc<Mutex<Vec<i64>>>,
+    violations: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WeightWatch {
+    fn start(ns: &TestNamespace, vs: &str, rollout: &str, replicas: i32) -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let api = vs_api(ns);
+        let rollouts: Api<Rollout> = ns.api();
+        let rss: Api<ReplicaSet> = ns.api();
+        let (seen2, violations2, vs, rollout) = (
+            seen.clone(),
+            violations.clone(),
+            vs.to_string(),
+            rollout.to_string(),
+        );
+        let task = tokio::spawn(async move {
+            let stream = watcher(
+                api,
+                watcher::Config::default().fields(&format!("metadata.name={vs}")),
+            )
+            .applied_objects();
+            futures::pin_mut!(stream);
+            while let Some(Ok(obj)) = stream.next().await {
+                let (_, canary) = weights(&obj);
+                {
+                    let mut s = seen2.lock().unwrap();
+                    if s.last() != Some(&canary) {
+                        s.push(canary);
+                    } else {
+                        continue;
+                    }
+                }
+                if canary <= 0 {
+                    continue;
+                }
+                // The canary Service selects the current pod hash: its ReplicaSet must have the pods.
+                let Ok(ro) = rollouts.get(&rollout).await else {
+                    continue;
+                };
+                let Some(hash) = ro.status.and_then(|s| s.current_pod_hash) else {
+                    continue;
+                };
+                let need = (canary * i64::from(replicas) + 99) / 100;
+                let avail = rss
+                    .get(&format!("{rollout}-{hash}"))
+                    .await
+                    .ok()
+                    .and_then(|rs| rs.status)
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0);
+                if i64::from(avail) < need {
+                    violations2.lock().unwrap().push(format!(
+                        "weight {canary} with {avail} available canary pods (need {need})"
+                    ));
+                }
+            }
+        });
+        Self {
+            seen,
+            violations,
+            task,
+        }
+    }
+
+    fn seen(&self) -> Vec<i64> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn violations(&self) -> Vec<String> {
+        self.violations.lock().unwrap().clone()
+    }
+}
+
+impl Drop for WeightWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn basic_canary_of_ten_replicas_walks_its_steps_and_is_promoted() {
+    let (ns, _op) = setup("basic").await;
+    let steps = "      steps:
+      - setWeight: 20
+      - pause: {duration: 2s}
+      - setWeight: 50
+      - pause: {}
+";
+    ns.apply(&rollout_yaml("basic", 10, "app:v1", steps)).unwrap();
+    let ro = wait_rollout(&ns, "basic", "first deploy Healthy", 60, healthy).await;
+    let v1 = ro.status.unwrap().stable_rs.unwrap();
+    assert_eq!(replica_sets(&ns, "basic").await.get(&v1), Some(&(10, 10)));
+
+    set_image(&ns, "basic", "app:v2");
+    let ro = wait_rollout(&ns, "basic", "the pause {} step", 90, |r| {
+        step(r) == 3 && phase(r).0 == "Paused"
+    })
+    .await;
+    assert_eq!(phase(&ro).1, "CanaryPauseStep");
+    let v2 = ro.status.clone().unwrap().current_pod_hash.unwrap();
+    assert_ne!(v1, v2);
+    let rss = replica_sets(&ns, "basic").await;
+    assert_eq!(rss[&v2], (5, 5), "50% of 10 replicas on the canary: {rss:?}");
+    assert_eq!(rss[&v1], (5, 5), "{rss:?}");
+    assert_eq!(
+        ro.status.as_ref().unwrap().stable_rs.as_deref(),
+        Some(v1.as_str())
+    );
+
+    promote(&ns, "basic");
+    let ro = wait_rollout(&ns, "basic", "Healthy after promote", 90, healthy).await;
+    assert_eq!(
+        ro.status.as_ref().unwrap().stable_rs.as_deref(),
+        Some(v2.as_str())
+    );
+    assert_eq!(step(&ro), 4);
+    wait_for("old ReplicaSet scaled down", Duration::from_secs(30), || async {
+        let rss = replica_sets(&ns, "basic").await;
+        if rss[&v1].0 == 0 && rss[&v2] == (10, 10) {
+            Ok(())
+        } else {
+            Err(anyhow!("{rss:?}"))
+        }
+    })
+    .await
+    .unwrap();
+    let events = ns
+        .kubectl(
+            &[
+                "get",
+                "events",
+                "--field-selector=involvedObject.name=basic",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .unwrap();
+    let events: Value = serde_json::from_str(&events).unwrap();
+    let completed = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "RolloutStepCompleted")
+        .count();
+    assert!(completed >= 4, "one RolloutStepCompleted per step: {completed}");
+}
+
+#[tokio::test]
+async fn istio_host_split_moves_weights_only_when_canary_pods_are_ready_and_keeps_other_fields() {
+    let (ns, _op) = setup("istio-host").await;
+    ns.apply(&services_and_vs("web")).unwrap();
+    let steps = "      - setWeight: 20
+      - pause: {duration: 1}
+      - setWeight: 50
+      - pause: {}
+";
+    ns.apply(&rollout_yaml("web", 10, "web:v1", &istio_strategy("web", steps)))
+        .unwrap();
+    let ro = wait_rollout(&ns, "web", "first deploy Healthy", 60, healthy).await;
+    let v1 = ro.status.unwrap().stable_rs.unwrap();
+    assert_eq!(
+        selector_hash(&ns, "web-stable").await.as_deref(),
+        Some(v1.as_str())
+    );
+    assert_eq!(
+        selector_hash(&ns, "web-canary").await.as_deref(),
+        Some(v1.as_str())
+    );
+
+    let watch = WeightWatch::start(&ns, "web-vs", "web", 10);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    set_image(&ns, "web", "web:v2");
+    let ro = wait_rollout(&ns, "web", "the pause {} step", 90, |r| step(r) == 3).await;
+    let v2 = ro.status.clone().unwrap().current_pod_hash.unwrap();
+    let vs = vs_api(&ns).get("web-vs").await.unwrap();
+    assert_eq!(weights(&vs), (50, 50));
+    assert_eq!(
+        selector_hash(&ns, "web-canary").await.as_deref(),
+        Some(v2.as_str())
+    );
+    assert_eq!(
+        selector_hash(&ns, "web-stable").await.as_deref(),
+        Some(v1.as_str())
+    );
+    let rss = replica_sets(&ns, "web").await;
+    assert_eq!(
+        rss[&v1],
+        (10, 10),
+        "the stable stays whole with a traffic router: {rss:?}"
+    );
+    assert_eq!(rss[&v2], (5, 5), "{rss:?}");
+    let weights_status = ro.status.unwrap().canary.unwrap().weights.unwrap();
+    assert_eq!(
+        (weights_status.canary.weight, weights_status.verified),
+        (50, Some(true))
+    );
+
+    promote(&ns, "web");
+    let ro = wait_rollout(&ns, "web", "Healthy after promote", 90, healthy).await;
+    wait_for("weight back to 0", Duration::from_secs(30), || async {
+        let vs = vs_api(&ns).get("web-vs").await?;
+        if weights(&vs) == (100, 0) {
+            Ok(())
+        } else {
+            Err(anyhow!("{:?}", weights(&vs)))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(ro.status.unwrap().stable_rs.as_deref(), Some(v2.as_str()));
+    assert_eq!(
+        selector_hash(&ns, "web-stable").await.as_deref(),
+        Some(v2.as_str())
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        watch.seen(),
+        [0, 20, 50, 100, 0],
+        "canary weights as the VirtualService showed them"
+    );
+    assert_eq!(watch.violations(), Vec::<String>::new());
+
+    let vs = vs_api(&ns).get("web-vs").await.unwrap();
+    let http = &vs.data["spec"]["http"][0];
+    assert_eq!(http["retries"]["attempts"], 3, "retries survive (upstream #2266)");
+    assert_eq!(http["timeout"], "10s");
+    assert_eq!(vs.data["spec"]["gateways"][0], "mesh");
+    // The old stable waits out scaleDownDelaySeconds (30 s) before going to 0.
+    assert_eq!(replica_sets(&ns, "web").await[&v1].0, 10);
+}
+
+#[tokio::test]
+async fn abort_sends_traffic_back_at_once_retry_restarts_and_promote_full_finishes() {
+    let (ns, _op) = setup("abort").await;
+    ns.apply(&services_and_vs("shop")).unwrap();
+    let steps = "      - setWeight: 30
+      - pause: {}
+      - setWeight: 60
+      - pause: {}
+";
+    ns.apply(&rollout_yaml(
+        "shop",
+        5,
+        "shop:v1",
+        &istio_strategy("shop", steps),
+    ))
+    .unwrap();
+    let ro = wait_rollout(&ns, "shop", "first deploy Healthy", 60, healthy).await;
+    let v1 = ro.status.unwrap().stable_rs.unwrap();
+    set_image(&ns, "shop", "shop:v2");
+    wait_rollout(&ns, "shop", "the first pause", 60, |r| {
+        step(r) == 1 && phase(r).0 == "Paused"
+    })
+    .await;
+    assert_eq!(weights(&vs_api(&ns).get("shop-vs").await.unwrap()), (70, 30));
+
+    patch_status(&ns, "shop", r#"{"status":{"abort":true}}"#);
+    let ro = wait_rollout(&ns, "shop", "Degraded after abort", 30, |r| {
+        phase(r).0 == "Degraded"
+    })
+    .await;
+    assert_eq!(
+        phase(&ro).1,
+        "RolloutAborted: Rollout aborted update to revision 2"
+    );
+    wait_for("weight 0 after abort", Duration::from_secs(10), || async {
+        let w = weights(&vs_api(&ns).get("shop-vs").await?);
+        if w == (100, 0) {
+            Ok(())
+        } else {
+            Err(anyhow!("{w:?}"))
+        }
+    })
+    .await
+    .unwrap();
+    wait_for(
+        "canary service back on stable",
+        Duration::from_secs(10),
+        || async {
+            let h = selector_hash(&ns, "shop-canary").await;
+            if h.as_deref() == Some(v1.as_str()) {
+                Ok(())
+            } else {
+                Err(anyhow!("{h:?}"))
+            }
+        },
+    )
+    .await
+    .unwrap();
+
+    patch_status(&ns, "shop", r#"{"status":{"abort":false}}"#);
+    let ro = wait_rollout(&ns, "shop", "the first pause again after retry", 60, |r| {
+        step(r) == 1 && phase(r).0 == "Paused"
+    })
+    .await;
+    assert_ne!(ro.status.unwrap().abort, Some(true));
+    assert_eq!(weights(&vs_api(&ns).get("shop-vs").await.unwrap()), (70, 30));
+
+    patch_status(&ns, "shop", r#"{"status":{"promoteFull":true}}"#);
+    let ro = wait_rollout(&ns, "shop", "Healthy after promote full", 90, healthy).await;
+    assert_eq!(
+        ro.status.as_ref().unwrap().promote_full,
+        None,
+        "cleared once promoted"
+    );
+    assert_ne!(ro.status.unwrap().stable_rs.as_deref(), Some(v1.as_str()));
+}
+
+#[tokio::test]
+async fn undo_to_the_stable_template_is_a_fast_rollback_and_pause_resume_holds_scaling() {
+    let (ns, _op) = setup("undo").await;
+    ns.apply(&services_and_vs("cart")).unwrap();
+    let steps = "      - setWeight: 40
+      - pause: {}
+";
+    ns.apply(&rollout_yaml(
+        "cart",
+        5,
+        "cart:v1",
+        &istio_strategy("cart", steps),
+    ))
+    .unwrap();
+    let ro = wait_rollout(&ns, "cart", "first deploy Healthy", 60, healthy).await;
+    let v1 = ro.status.unwrap().stable_rs.unwrap();
+
+    // User pause before the update: nothing scales.
+    ns.kubectl(
+        &[
+            "patch",
+            "rollout",
+            "cart",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"paused":true}}"#,
+        ],
+        None,
+    )
+    .unwrap();
+    set_image(&ns, "cart", "cart:v2");
+    let ro = wait_rollout(&ns, "cart", "manually paused on the new template", 30, |r| {
+        phase(r) == ("Paused".into(), "manually paused".into())
+            && r.status.as_ref().and_then(|s| s.current_pod_hash.as_deref()) != Some(v1.as_str())
+    })
+    .await;
+    let v2 = ro.status.unwrap().current_pod_hash.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        replica_sets(&ns, "cart").await.get(&v2).map(|x| x.0).unwrap_or(0),
+        0,
+        "no canary pods while paused"
+    );
+    ns.kubectl(
+        &[
+            "patch",
+            "rollout",
+            "cart",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"paused":false}}"#,
+        ],
+        None,
+    )
+    .unwrap();
+    wait_rollout(&ns, "cart", "the pause step", 60, |r| {
+        step(r) == 1 && phase(r).0 == "Paused"
+    })
+    .await;
+    assert_eq!(weights(&vs_api(&ns).get("cart-vs").await.unwrap()), (60, 40));
+
+    // Undo: the template goes back to the stable one.
+    set_image(&ns, "cart", "cart:v1");
+    let ro = wait_rollout(&ns, "cart", "Healthy after undo", 60, healthy).await;
+    assert_eq!(ro.status.unwrap().stable_rs.as_deref(), Some(v1.as_str()));
+    wait_for("weight 0 after undo", Duration::from_secs(10), || async {
+        let w = weights(&vs_api(&ns).get("cart-vs").await?);
+        if w == (100, 0) {
+            Ok(())
+        } else {
+            Err(anyhow!("{w:?}"))
+        }
+    })
+    .await
+    .unwrap();
+    let events = ns
+        .kubectl(
+            &[
+                "get",
+                "events",
+                "--field-selector=involvedObject.name=cart",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .unwrap();
+    assert!(events.contains("SkipSteps"), "fast rollback skips the steps");
+}
+
+#[tokio::test]
+async fn operator_killed_mid_step_resumes_the_same_step_without_touching_weights() {
+    let (ns, mut op) = setup("restart").await;
+    ns.apply(&services_and_vs("pay")).unwrap();
+    let steps = "      - setWeight: 20
+      - pause: {}
+      - setWeight: 60
+      - pause: {duration: 1}
+";
+    ns.apply(&rollout_yaml("pay", 5, "pay:v1", &istio_strategy("pay", steps)))
+        .unwrap();
+    wait_rollout(&ns, "pay", "first deploy Healthy", 60, healthy).await;
+    set_image(&ns, "pay", "pay:v2");
+    wait_rollout(&ns, "pay", "the first pause", 60, |r| {
+        step(r) == 1 && phase(r).0 == "Paused"
+    })
+    .await;
+
+    op.kill().unwrap();
+    let before = weights(&vs_api(&ns).get("pay-vs").await.unwrap());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        weights(&vs_api(&ns).get("pay-vs").await.unwrap()),
+        before,
+        "no weight change while down"
+    );
+    op.restart().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ro: Rollout = ns.api().get("pay").await.unwrap();
+    assert_eq!(step(&ro), 1, "same step after the restart");
+    assert_eq!(weights(&vs_api(&ns).get("pay-vs").await.unwrap()), before);
+
+    promote(&ns, "pay");
+    wait_rollout(&ns, "pay", "Healthy", 90, healthy).await;
+    let events = ns
+        .kubectl(
+            &[
+                "get",
+                "events",
+                "--field-selector=involvedObject.name=pay",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .unwrap();
+    let events: Value = serde_json::from_str(&events).unwrap();
+    let mut completed: Vec<String> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "RolloutStepCompleted")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    completed.sort();
+    completed.dedup();
+    assert_eq!(completed.len(), 4, "each step completed once: {completed:?}");
+    assert!(op.log().contains("\"level\":\"INFO\""));
+}
+
+#[tokio::test]
+async fn invalid_specs_get_their_message_and_do_not_block_other_rollouts() {
+    let (ns, _op) = setup("invalid").await;
+    let invalid = [
+        (
+            "bad-weight",
+            "      steps:\n      - setWeight: 150\n",
+            "SetWeight needs to be between 0 and 100",
+        ),
+        (
+            "bad-step",
+            "      steps:\n      - setWeight: 10\n        pause: {}\n",
+            "Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause",
+        ),
+        (
+            "bad-pause",
+            "      steps:\n      - pause: {duration: soon}\n",
+            "Duration needs to be greater than 0",
+        ),
+        (
+            "bad-services",
+            "      canaryService: same\n      stableService: same\n",
+            "This rollout uses the same service for the stable and canary services, but two different services are required.",
+        ),
+    ];
+    for (name, canary, _) in &invalid {
+        ns.apply(&rollout_yaml(name, 2, "x:v1", canary)).unwrap();
+    }
+    ns.apply(&rollout_yaml(
+        "good",
+        3,
+        "good:v1",
+        "      steps:\n      - setWeight: 50\n      - pause: {duration: 1}\n",
+    ))
+    .unwrap();
+    for (name, _, message) in &invalid {
+        let ro = wait_rollout(&ns, name, "InvalidSpec", 30, |r| phase(r).0 == "Degraded").await;
+        assert_eq!(phase(&ro).1, format!("InvalidSpec: {message}"));
+        let cond = ro
+            .status
+            .unwrap()
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.r#type == "InvalidSpec")
+            .unwrap();
+        assert_eq!((cond.status.as_str(), cond.message.as_str()), ("True", *message));
+        assert!(
+            replica_sets(&ns, name).await.is_empty(),
+            "{name}: no ReplicaSet for an invalid spec"
+        );
+    }
+    wait_rollout(&ns, "good", "Healthy", 60, healthy).await;
+    set_image(&ns, "good", "good:v2");
+    wait_rollout(&ns, "good", "Healthy on v2", 60, |r| {
+        healthy(r) && r.status.as_ref().and_then(|s| s.current_pod_hash.clone()) != None && step(r) == 2
+    })
+    .await;
+}

@@ -1,0 +1,99 @@
+//! Kubernetes events as upstream controllers write them (core/v1, one per distinct message, a repeat bumps
+//! the count), so that `kubectl describe` and tools that read event reasons in order see what they expect.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use k8s_openapi::{
+    api::core::v1::{Event, EventSource, ObjectReference},
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time},
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+/// Beyond this many remembered events the memory is cleared (a repeat then starts a new event).
+const MAX_REMEMBERED: usize = 10_000;
+
+/// Writes events for one controller.
+pub struct EventWriter {
+    client: Client,
+    component: String,
+    seen: Mutex<HashMap<(String, String, String), (String, i32)>>,
+}
+
+impl EventWriter {
+    /// A writer whose events name `component` as their source.
+    pub fn new(client: Client, component: &str) -> Self {
+        Self {
+            client,
+            component: component.into(),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records an event about `object`; a failure is returned for logging and never stops a reconcile.
+    pub async fn publish(
+        &self,
+        object: &ObjectReference,
+        warning: bool,
+        reason: &str,
+        message: &str,
+    ) -> kube::Result<()> {
+        let ns = object.namespace.clone().unwrap_or_else(|| "default".into());
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        let now = Timestamp::now();
+        let key = (
+            object.uid.clone().unwrap_or_default(),
+            reason.to_string(),
+            message.to_string(),
+        );
+        let previous = self.seen.lock().ok().and_then(|s| s.get(&key).cloned());
+        if let Some((name, count)) = previous {
+            let patch = json!({"count": count + 1, "lastTimestamp": Time(now)});
+            if api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .is_ok()
+            {
+                if let Ok(mut s) = self.seen.lock() {
+                    s.insert(key, (name, count + 1));
+                }
+                return Ok(());
+            }
+        }
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", object.name.clone().unwrap_or_default())),
+                namespace: Some(ns),
+                ..Default::default()
+            },
+            involved_object: object.clone(),
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            type_: Some(if warning { "Warning" } else { "Normal" }.into()),
+            source: Some(EventSource {
+                component: Some(self.component.clone()),
+                host: None,
+            }),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            event_time: Some(MicroTime(now)),
+            reporting_component: Some(self.component.clone()),
+            reporting_instance: Some(std::env::var("HOSTNAME").unwrap_or_else(|_| self.component.clone())),
+            action: Some(reason.into()),
+            count: Some(1),
+            ..Default::default()
+        };
+        let created = api.create(&PostParams::default(), &event).await?;
+        if let (Ok(mut s), Some(name)) = (self.seen.lock(), created.metadata.name) {
+            if s.len() >= MAX_REMEMBERED {
+                s.clear();
+            }
+            s.insert(key, (name, 1));
+        }
+        Ok(())
+    }
+}
