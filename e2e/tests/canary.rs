@@ -736,10 +736,11 @@ async fn invalid_specs_get_their_message_and_do_not_block_other_rollouts() {
             "{name}: no ReplicaSet for an invalid spec"
         );
     }
-    wait_rollout(&ns, "good", "Healthy", 60, healthy).await;
+    let ro = wait_rollout(&ns, "good", "Healthy", 60, healthy).await;
+    let v1 = ro.status.unwrap().stable_rs;
     set_image(&ns, "good", "good:v2");
     wait_rollout(&ns, "good", "Healthy on v2", 60, |r| {
-        healthy(r) && r.status.as_ref().and_then(|s| s.current_pod_hash.clone()) != None && step(r) == 2
+        healthy(r) && r.status.as_ref().is_some_and(|s| s.stable_rs != v1) && step(r) == 2
     })
     .await;
 }

@@ -17,11 +17,14 @@ use serde_json::json;
 /// Beyond this many remembered events the memory is cleared (a repeat then starts a new event).
 const MAX_REMEMBERED: usize = 10_000;
 
+/// (object uid, reason, message) → (event name, count).
+type Seen = HashMap<(String, String, String), (String, i32)>;
+
 /// Writes events for one controller.
 pub struct EventWriter {
     client: Client,
     component: String,
-    seen: Mutex<HashMap<(String, String, String), (String, i32)>>,
+    seen: Mutex<Seen>,
 }
 
 impl EventWriter {
