@@ -286,7 +286,10 @@ impl Operator {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
         Ok(Command::new(sluice_binary()?)
             .args(args)
-            .env("SLUICE_LOG_LEVEL", "info,kube=warn")
+            .env(
+                "SLUICE_LOG_LEVEL",
+                std::env::var("SLUICE_E2E_OPERATOR_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)

@@ -744,3 +744,127 @@ async fn invalid_specs_get_their_message_and_do_not_block_other_rollouts() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn istio_subset_split_moves_destination_rule_subsets_with_the_hashes() {
+    let (ns, _op) = setup("istio-subset").await;
+    ns.apply(
+        "apiVersion: v1
+kind: Service
+metadata: {name: sub}
+spec:
+  selector: {app: sub}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {name: sub-dr}
+spec:
+  host: sub
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+  subsets:
+  - name: canary
+    labels: {app: sub}
+  - name: stable
+    labels: {app: sub}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: sub-vs}
+spec:
+  hosts: [sub]
+  http:
+  - timeout: 5s
+    route:
+    - destination: {host: sub, subset: stable}
+      weight: 100
+    - destination: {host: sub, subset: canary}
+      weight: 0
+",
+    )
+    .unwrap();
+    let strategy = "      trafficRouting:
+        istio:
+          virtualService: {name: sub-vs}
+          destinationRule: {name: sub-dr, canarySubsetName: canary, stableSubsetName: stable}
+      steps:
+      - setWeight: 25
+      - pause: {}
+";
+    ns.apply(&rollout_yaml("sub", 4, "sub:v1", strategy)).unwrap();
+    let ro = wait_rollout(&ns, "sub", "first deploy Healthy", 60, healthy).await;
+    let v1 = ro.status.unwrap().stable_rs.unwrap();
+    let dr_api = {
+        let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "DestinationRule");
+        Api::<DynamicObject>::namespaced_with(
+            ns.client.clone(),
+            &ns.name,
+            &ApiResource::from_gvk_with_plural(&gvk, "destinationrules"),
+        )
+    };
+    let subsets = |dr: &DynamicObject| -> (String, String) {
+        let s = &dr.data["spec"]["subsets"];
+        let h = |i: usize| s[i]["labels"][HASH].as_str().unwrap_or_default().to_string();
+        (h(0), h(1))
+    };
+    wait_for("subsets on the first hash", Duration::from_secs(20), || async {
+        let got = subsets(&dr_api.get("sub-dr").await?);
+        if got == (v1.clone(), v1.clone()) {
+            Ok(())
+        } else {
+            Err(anyhow!("{got:?}"))
+        }
+    })
+    .await
+    .unwrap();
+
+    let watch = WeightWatch::start(&ns, "sub-vs", "sub", 4);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    set_image(&ns, "sub", "sub:v2");
+    let ro = wait_rollout(&ns, "sub", "the pause step", 60, |r| step(r) == 1).await;
+    let v2 = ro.status.unwrap().current_pod_hash.unwrap();
+    let dr = dr_api.get("sub-dr").await.unwrap();
+    assert_eq!(
+        subsets(&dr),
+        (v2.clone(), v1.clone()),
+        "canary subset on the new pods, stable on the old"
+    );
+    assert_eq!(
+        dr.data["spec"]["trafficPolicy"]["loadBalancer"]["simple"],
+        "ROUND_ROBIN"
+    );
+    assert_eq!(
+        dr.metadata
+            .annotations
+            .unwrap_or_default()
+            .get("argo-rollouts.argoproj.io/managed-by-rollouts")
+            .map(String::as_str),
+        Some("sub")
+    );
+    assert_eq!(weights(&vs_api(&ns).get("sub-vs").await.unwrap()), (75, 25));
+
+    promote(&ns, "sub");
+    wait_rollout(&ns, "sub", "Healthy", 60, healthy).await;
+    wait_for(
+        "weight back to 0 and both subsets on the new pods",
+        Duration::from_secs(30),
+        || async {
+            let w = weights(&vs_api(&ns).get("sub-vs").await?);
+            let got = subsets(&dr_api.get("sub-dr").await?);
+            if w == (100, 0) && got == (v2.clone(), v2.clone()) {
+                Ok(())
+            } else {
+                Err(anyhow!("{w:?} {got:?}"))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(watch.seen(), [0, 25, 100, 0]);
+    assert_eq!(watch.violations(), Vec::<String>::new());
+    assert_eq!(
+        vs_api(&ns).get("sub-vs").await.unwrap().data["spec"]["http"][0]["timeout"],
+        "5s"
+    );
+}

@@ -19,7 +19,7 @@ use kube::{
     },
 };
 use serde_json::{Value, json};
-use sluice_crds::rollout::{IstioVirtualService, Rollout};
+use sluice_crds::rollout::{IstioDestinationRule, IstioVirtualService, Rollout};
 use sluice_traffic::istio;
 
 use crate::events::EventWriter;
@@ -118,6 +118,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
     }
     let observed = observe(&ro, &ctx).await?;
     let plan = plan::plan(&observed, Timestamp::now());
+    tracing::debug!(rollout = %name, namespace = %ns, traffic = ?observed.traffic, subsets = ?observed.subsets, actions = ?plan.actions, requeue = ?plan.requeue_after, "planned");
     let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
     let reference = ro.object_ref(&());
 
@@ -148,10 +149,13 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
             )
             .await?;
     }
-    Ok(match plan.requeue_after {
-        Some(d) => Requeue::requeue(d),
-        None => Requeue::requeue(Duration::from_secs(900)),
-    })
+    // Services, VirtualServices and DestinationRules are not watched: after changing anything, look again soon
+    // to see the change land; otherwise at the plan's next deadline, or at the resync period.
+    let mut after = plan.requeue_after.unwrap_or(Duration::from_secs(900));
+    if !plan.actions.is_empty() {
+        after = after.min(Duration::from_millis(250));
+    }
+    Ok(Requeue::requeue(after))
 }
 
 /// RFC 7386 merge patch that turns `from` into `to` (null removes a field).
@@ -225,6 +229,21 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
         None => None,
         Some(_) => Some(observe_traffic(ro, ctx).await?),
     };
+    let subsets = match destination_rule(ro) {
+        None => None,
+        Some((dr, dr_ns)) => Some(match dr_api(ctx, &dr_ns).get_opt(&dr.name).await? {
+            None => Err(format!(
+                "DestinationRule \"{}\" not found in namespace \"{dr_ns}\"",
+                dr.name
+            )),
+            Some(obj) => istio::observed_subset_hashes(
+                &serde_json::to_value(&obj).unwrap_or_default(),
+                &dr.canary_subset_name,
+                &dr.stable_subset_name,
+            )
+            .map_err(|e| format!("DestinationRule \"{}\": {e}", dr.name)),
+        }),
+    };
     Ok(Observed {
         rollout: ro.clone(),
         desired_hash,
@@ -232,6 +251,7 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
         stable_service,
         canary_service,
         traffic,
+        subsets,
     })
 }
 
@@ -321,6 +341,41 @@ fn split_and_routes(ro: &Rollout, vs: &IstioVirtualService) -> (istio::Split, is
             .collect(),
     };
     (split, routes)
+}
+
+/// The DestinationRule of a subset split, with its namespace.
+fn destination_rule(ro: &Rollout) -> Option<(IstioDestinationRule, String)> {
+    let dr = ro
+        .spec
+        .strategy
+        .canary
+        .as_ref()?
+        .traffic_routing
+        .as_ref()?
+        .istio
+        .as_ref()?
+        .destination_rule
+        .clone()?;
+    let ns = ro.namespace().unwrap_or_default();
+    Some(match dr.name.split_once('.') {
+        Some((n, other)) => (
+            IstioDestinationRule {
+                name: n.to_string(),
+                ..dr.clone()
+            },
+            other.to_string(),
+        ),
+        None => (dr, ns),
+    })
+}
+
+fn dr_api(ctx: &Context, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("networking.istio.io", &ctx.istio_version, "DestinationRule");
+    Api::namespaced_with(
+        ctx.client.clone(),
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "destinationrules"),
+    )
 }
 
 fn vs_api(ctx: &Context, ns: &str) -> Api<DynamicObject> {
@@ -424,6 +479,27 @@ async fn execute(ro: &Rollout, obs: &Observed, action: &Action, ctx: &Context) -
                 .await;
         }
         Action::SetCanaryWeight { weight } => set_weight(ro, *weight, ctx).await?,
+        Action::SetSubsets { canary, stable } => {
+            if let Some((dr, dr_ns)) = destination_rule(ro) {
+                let api = dr_api(ctx, &dr_ns);
+                let doc = serde_json::to_value(api.get(&dr.name).await?).unwrap_or_default();
+                let mut patch = istio::subset_patch(
+                    &doc,
+                    &dr.canary_subset_name,
+                    &dr.stable_subset_name,
+                    canary,
+                    stable,
+                )
+                .map_err(|e| Error::Traffic(format!("{}: {e}", dr.name)))?;
+                let managed =
+                    istio::managed_by_patch(&doc, &name).map_err(|e| Error::Traffic(e.to_string()))?;
+                patch.0.extend(managed.0);
+                if !patch.0.is_empty() {
+                    api.patch(&dr.name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                        .await?;
+                }
+            }
+        }
         Action::DeleteReplicaSet { name: rs_name } => {
             match rs_api.delete(rs_name, &Default::default()).await {
                 Ok(_) => {}

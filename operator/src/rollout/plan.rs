@@ -85,6 +85,8 @@ pub struct Observed {
     pub canary_service: Option<ServiceState>,
     /// The traffic router's state, when the canary uses one.
     pub traffic: Option<TrafficState>,
+    /// The DestinationRule's (canary, stable) subset hashes, when the canary splits by subset.
+    pub subsets: Option<Result<(Option<String>, Option<String>), String>>,
 }
 
 /// One thing to do, in order.
@@ -130,6 +132,13 @@ pub enum Action {
     SetCanaryWeight {
         /// Percentage.
         weight: i32,
+    },
+    /// Point the DestinationRule's canary and stable subsets at these hashes.
+    SetSubsets {
+        /// Hash for the canary subset.
+        canary: String,
+        /// Hash for the stable subset.
+        stable: String,
     },
     /// Delete a ReplicaSet beyond the revision history limit.
     DeleteReplicaSet {
@@ -645,8 +654,38 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
         }
     }
 
+    // Subset split: the DestinationRule's subsets follow the hashes like the Services do.
+    let mut canary_subset_hash = None;
+    if let Some(subsets) = &obs.subsets {
+        match subsets {
+            Ok((canary_now, stable_now)) => {
+                canary_subset_hash = canary_now.clone();
+                let want_canary = if aborted {
+                    stable_hash.clone()
+                } else if canary_avail > 0 {
+                    new_hash.clone()
+                } else {
+                    canary_now.clone().unwrap_or_else(|| stable_hash.clone())
+                };
+                if canary_now.as_deref() != Some(want_canary.as_str())
+                    || stable_now.as_deref() != Some(stable_hash.as_str())
+                {
+                    plan.actions.push(Action::SetSubsets {
+                        canary: want_canary,
+                        stable: stable_hash.clone(),
+                    });
+                    plan.event(
+                        "UpdatedDestinationRule",
+                        "DestinationRule subsets updated".to_string(),
+                    );
+                }
+            }
+            Err(e) => plan.warn("TrafficRoutingError", e.clone()),
+        }
+    }
+
     // Traffic: never more to the canary than its available pods can take, and only through a canary Service
-    // that already selects them.
+    // (or subset) that already selects them.
     let mut observed_weight = None;
     if routed {
         match &obs.traffic {
@@ -657,8 +696,13 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
         let wanted = if aborted {
             0
         } else if fully_promoted {
-            // Both Services select the same pods once the stable Service has switched.
-            if stable_svc_hash.as_deref() == Some(new_hash.as_str()) {
+            // Both sides select the same pods once the stable Service (or subset) has switched.
+            let stable_switched = match &obs.subsets {
+                Some(Ok((_, stable_now))) => stable_now.as_deref() == Some(new_hash.as_str()),
+                Some(Err(_)) => false,
+                None => stable_svc_hash.as_deref() == Some(new_hash.as_str()),
+            };
+            if stable_switched {
                 0
             } else {
                 observed_weight.unwrap_or(0)
@@ -666,7 +710,10 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
         } else {
             step_weight(steps, index)
         };
-        let canary_selects_new = canary_svc_hash.as_deref() == Some(new_hash.as_str());
+        let canary_selects_new = match &obs.subsets {
+            Some(_) => canary_subset_hash.as_deref() == Some(new_hash.as_str()),
+            None => canary_svc_hash.as_deref() == Some(new_hash.as_str()),
+        };
         let supported = |w: i32| -> bool {
             w == 0
                 || (!aborted && canary_selects_new && canary_avail >= replicas::weight_replicas(w, replicas))

@@ -91,6 +91,7 @@ fn observed(
         stable_service: Some(ServiceState::Selecting(stable_svc.map(String::from))),
         canary_service: Some(ServiceState::Selecting(canary_svc.map(String::from))),
         traffic: weight.map(TrafficState::Weight),
+        subsets: None,
     };
     if !routed {
         o.stable_service = None;
@@ -867,4 +868,86 @@ fn an_unchanged_cluster_plans_nothing_and_writes_no_new_status() {
     let mut expected = ro2.status.clone().unwrap();
     expected.current_step_hash = third.status.current_step_hash.clone();
     assert_eq!(third.status, expected, "a status write would change nothing");
+}
+
+#[test]
+fn subset_split_points_the_canary_subset_at_available_pods_before_any_weight() {
+    let canary = json!({
+        "trafficRouting": {"istio": {
+            "virtualService": {"name": "web-vs"},
+            "destinationRule": {"name": "web-dr", "canarySubsetName": "canary", "stableSubsetName": "stable"}
+        }},
+        "steps": [{"setWeight": 20}, {"pause": {}}],
+    });
+    let with_subsets = |ro: Rollout, rss: Vec<RsInfo>, subsets: (&str, &str), weight: i32| {
+        let mut o = observed(ro, rss, None, None, Some(weight));
+        o.stable_service = None;
+        o.canary_service = None;
+        o.traffic = Some(TrafficState::Weight(weight));
+        o.subsets = Some(Ok((Some(subsets.0.into()), Some(subsets.1.into()))));
+        o
+    };
+    // Canary pods not available yet: subsets unchanged, no weight.
+    let ro = rollout(10, canary.clone(), Some(updating(0)));
+    let p = plan(
+        &with_subsets(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 2, 0)],
+            ("old", "old"),
+            0,
+        ),
+        at(T0),
+    );
+    assert!(
+        !p.actions.iter().any(|a| matches!(a, Action::SetSubsets { .. })),
+        "{:?}",
+        p.actions
+    );
+    assert_eq!(weight_action(&p), None);
+    // Available: the canary subset moves first.
+    let ro = rollout(10, canary.clone(), Some(updating(0)));
+    let p = plan(
+        &with_subsets(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)],
+            ("old", "old"),
+            0,
+        ),
+        at(T0),
+    );
+    assert!(p.actions.contains(&Action::SetSubsets {
+        canary: "new".into(),
+        stable: "old".into()
+    }));
+    assert_eq!(weight_action(&p), None, "weight waits for the subset");
+    // Subset on the canary pods: the weight follows.
+    let ro = rollout(10, canary.clone(), Some(updating(0)));
+    let p = plan(
+        &with_subsets(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)],
+            ("new", "old"),
+            0,
+        ),
+        at(T0),
+    );
+    assert_eq!(weight_action(&p), Some(20));
+    // Abort: both subsets back on the stable pods.
+    let mut st = updating(1);
+    st.abort = Some(true);
+    let ro = rollout(10, canary, Some(st));
+    let p = plan(
+        &with_subsets(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)],
+            ("new", "old"),
+            20,
+        ),
+        at(T0),
+    );
+    assert!(p.actions.contains(&Action::SetSubsets {
+        canary: "old".into(),
+        stable: "old".into()
+    }));
+    assert_eq!(weight_action(&p), Some(0));
 }
