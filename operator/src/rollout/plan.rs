@@ -70,6 +70,9 @@ pub enum TrafficState {
     Error(String),
 }
 
+/// The DestinationRule's (canary, stable) subset hashes, or why they cannot be read.
+pub type SubsetState = Result<(Option<String>, Option<String>), String>;
+
 /// Everything the planner reads.
 #[derive(Clone, Debug)]
 pub struct Observed {
@@ -86,7 +89,7 @@ pub struct Observed {
     /// The traffic router's state, when the canary uses one.
     pub traffic: Option<TrafficState>,
     /// The DestinationRule's (canary, stable) subset hashes, when the canary splits by subset.
-    pub subsets: Option<Result<(Option<String>, Option<String>), String>>,
+    pub subsets: Option<SubsetState>,
 }
 
 /// One thing to do, in order.
