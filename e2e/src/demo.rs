@@ -8,14 +8,90 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use kube::Api;
+use kube::{
+    Api,
+    api::{ApiResource, DynamicObject, GroupVersionKind},
+};
 use sluice_crds::rollout::Rollout;
 use tokio::process::Command;
 
 use crate::{
-    cluster::{ControlPlane, Options, wait_for},
+    cluster::{ControlPlane, Options},
     harness::{install_crds, kubectl},
 };
+
+fn phase(ro: &Rollout) -> &str {
+    ro.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+}
+
+fn vs_api(client: &kube::Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService");
+    Api::namespaced_with(
+        client.clone(),
+        "default",
+        &ApiResource::from_gvk_with_plural(&gvk, "virtualservices"),
+    )
+}
+
+/// Prints a line whenever the rollout's step, phase, weights or pods change, and the operator's log lines,
+/// until `done` holds.
+async fn watch_until(
+    rollouts: &Api<Rollout>,
+    vs: &Api<DynamicObject>,
+    operator_log: &std::sync::mpsc::Receiver<String>,
+    what: &str,
+    done: impl Fn(&Rollout) -> bool,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = String::new();
+    loop {
+        while let Ok(line) = operator_log.try_recv() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(reason) = v["fields"]["reason"].as_str()
+            {
+                println!(
+                    "      event {reason}: {}",
+                    v["fields"]["message"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        let ro = rollouts.get("demo").await?;
+        let st = ro.status.clone().unwrap_or_default();
+        let route = vs
+            .get("demo-vsvc")
+            .await
+            .map(|v| v.data["spec"]["http"][0]["route"].clone())
+            .unwrap_or_default();
+        let line = format!(
+            "step {}/{} | {:<11} {:<32} | VirtualService stable {:>3} / canary {:>3} | pods {}/{} available, {} updated",
+            st.current_step_index.unwrap_or(0),
+            ro.spec
+                .strategy
+                .canary
+                .as_ref()
+                .and_then(|c| c.steps.as_ref())
+                .map_or(0, Vec::len),
+            st.phase.clone().unwrap_or_default(),
+            st.message.clone().unwrap_or_default(),
+            route[0]["weight"].as_i64().unwrap_or(0),
+            route[1]["weight"].as_i64().unwrap_or(0),
+            st.available_replicas.unwrap_or(0),
+            st.replicas.unwrap_or(0),
+            st.updated_replicas.unwrap_or(0),
+        );
+        if line != last {
+            println!("    {line}");
+            last = line;
+        }
+        if done(&ro) && st.observed_generation == ro.metadata.generation.map(|g| g.to_string()) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 fn say(step: &str) {
     println!("\n==> {step}");
@@ -104,41 +180,102 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
         }
     }
 
-    say("Applying a sample canary Rollout with Istio traffic routing and analysis (unchanged Argo manifest)");
-    let manifest = std::fs::read_to_string(crate::e2e_dir().join("manifests/examples/canary-istio.yaml"))?;
+    say(
+        "Applying the upstream example manifests unchanged (canary with Istio and analysis, blue-green, Application)",
+    );
+    for file in ["canary-istio.yaml", "bluegreen.yaml", "application.yaml"] {
+        let manifest = std::fs::read_to_string(crate::e2e_dir().join("manifests/examples").join(file))?;
+        let ns = file.trim_end_matches(".yaml");
+        kubectl(info, &["create", "namespace", ns], None)?;
+        println!(
+            "{}",
+            kubectl(info, &["apply", "-n", ns, "-f", "-"], Some(&manifest))?.trim_end()
+        );
+    }
+
+    say(
+        "A canary with Istio traffic routing: 5 replicas, setWeight 20 -> pause 2s -> setWeight 50 -> pause {}",
+    );
+    let manifest = std::fs::read_to_string(crate::e2e_dir().join("manifests/demo/canary.yaml"))?;
     println!(
         "{}",
         kubectl(info, &["apply", "-f", "-"], Some(&manifest))?.trim_end()
     );
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
-    wait_for("the rollout", Duration::from_secs(10), || async {
-        rollouts
-            .get("rollouts-demo")
-            .await
-            .map(|_| ())
-            .map_err(Into::into)
+    let vs = vs_api(&client);
+    watch_until(&rollouts, &vs, &rx, "first deploy Healthy", |ro| {
+        phase(ro) == "Healthy"
     })
     .await?;
-    let ro = rollouts.get("rollouts-demo").await?;
-    let canary = ro.spec.strategy.canary.clone().unwrap_or_default();
-    println!(
-        "    rollout rollouts-demo: {} replicas, {} canary steps:",
-        ro.spec.replicas.unwrap_or(1),
-        canary.steps.as_ref().map_or(0, Vec::len)
-    );
-    for (i, step) in canary.steps.iter().flatten().enumerate() {
-        println!("      {i}: {}", serde_json::to_string(step)?);
-    }
-    say("kubectl get rollouts,virtualservices,services");
+
+    say("Releasing a new version: kubectl patch rollout demo (image argoproj/rollouts-demo:green)");
+    let patch = r#"[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"argoproj/rollouts-demo:green"}]"#;
+    kubectl(
+        info,
+        &["patch", "rollout", "demo", "--type=json", "-p", patch],
+        None,
+    )?;
+    watch_until(&rollouts, &vs, &rx, "the pause {} step", |ro| {
+        phase(ro) == "Paused" && ro.status.as_ref().and_then(|s| s.current_step_index) == Some(3)
+    })
+    .await?;
+
+    say("Promoting, as `kubectl argo rollouts promote demo` does: status.pauseConditions = null");
+    kubectl(
+        info,
+        &[
+            "patch",
+            "rollout",
+            "demo",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"pauseConditions":null}}"#,
+        ],
+        None,
+    )?;
+    watch_until(
+        &rollouts,
+        &vs,
+        &rx,
+        "Healthy on the new version with the weight back to 0",
+        |ro| {
+            phase(ro) == "Healthy"
+                && ro
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.canary.as_ref())
+                    .and_then(|c| c.weights.as_ref())
+                    .is_some_and(|w| w.canary.weight == 0)
+        },
+    )
+    .await?;
+    say("kubectl get rollouts,replicasets,virtualservices");
     println!(
         "{}",
         kubectl(
             info,
-            &["get", "rollouts,virtualservices,services", "-n", "default"],
+            &["get", "rollouts,replicasets,virtualservices", "-n", "default"],
             None
         )?
         .trim_end()
     );
+    let events = kubectl(
+        info,
+        &[
+            "get",
+            "events",
+            "-n",
+            "default",
+            "--field-selector=involvedObject.name=demo",
+            "--sort-by=.eventTime",
+            "-o",
+            "custom-columns=REASON:.reason,MESSAGE:.message",
+        ],
+        None,
+    )?;
+    say("Events of the rollout, in order");
+    println!("{}", events.trim_end());
 
     say("Stopping the operator with SIGTERM");
     if let Some(pid) = operator.id() {
