@@ -1,6 +1,7 @@
 //! Sluice's end-to-end support: a local Kubernetes control plane started from binaries, a per-test namespace
 //! harness that dumps what it saw when a test fails, and helpers to apply manifests the way users do.
 
+pub mod bench;
 pub mod cluster;
 pub mod demo;
 pub mod harness;

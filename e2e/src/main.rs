@@ -23,6 +23,18 @@ enum Cmd {
         #[command(subcommand)]
         action: ClusterCmd,
     },
+    /// Benchmarks: N Rollouts of 3 replicas through a 3-step canary with 0-second pauses.
+    Bench {
+        /// Number of rollouts per run; repeat for several runs (e.g. --count 200 --count 1000).
+        #[arg(long, default_values_t = [200usize])]
+        count: Vec<usize>,
+        /// Directory of the control-plane binaries (default: built or found by e2e/scripts/build-bins.sh).
+        #[arg(long, env = "SLUICE_BIN_DIR")]
+        bin_dir: Option<PathBuf>,
+        /// The operator binary (default: `sluice` next to this binary; build it with --release to measure it).
+        #[arg(long, env = "SLUICE_BINARY")]
+        sluice: Option<PathBuf>,
+    },
     /// Starts a control plane, installs the CRDs, runs the operator and walks a sample Rollout, narrating.
     Demo {
         /// Directory of the control-plane binaries (default: built or found by e2e/scripts/build-bins.sh).
@@ -83,6 +95,29 @@ fn main() -> Result<()> {
         Cmd::Cluster {
             action: ClusterCmd::Down { dir },
         } => down(&dir),
+        Cmd::Bench {
+            count,
+            bin_dir,
+            sluice,
+        } => {
+            let bin_dir = match bin_dir {
+                Some(d) => d,
+                None => sluice_e2e::build_bins()?,
+            };
+            let sluice = match sluice {
+                Some(s) => s,
+                None => std::env::current_exe()?.with_file_name("sluice"),
+            };
+            println!("rollouts  first-deploy-s  canary-walk-s  peak-rss-MiB  cpu-s  api-requests/rollout");
+            for n in count {
+                let r = rt.block_on(sluice_e2e::bench::run(bin_dir.clone(), &sluice, n))?;
+                println!(
+                    "{:>8}  {:>14.1}  {:>13.1}  {:>12.1}  {:>5.1}  {:>20.1}",
+                    r.count, r.deploy_secs, r.update_secs, r.peak_rss_mib, r.cpu_secs, r.requests_per_rollout
+                );
+            }
+            Ok(())
+        }
         Cmd::Demo { bin_dir, sluice } => {
             let bin_dir = match bin_dir {
                 Some(d) => d,

@@ -1,5 +1,6 @@
 //! `sluice`: the progressive-delivery operator.
 
+mod apicount;
 mod events;
 mod rollout;
 mod run;

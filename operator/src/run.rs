@@ -55,7 +55,8 @@ const REQUIRED_CRDS: [&str; 3] = [
 
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<()> {
-    let client = client(&args).await?;
+    let requests = crate::apicount::RequestCounter::default();
+    let client = client(&args, &requests).await?;
     let version = client
         .apiserver_version()
         .await
@@ -100,11 +101,13 @@ pub async fn run(args: Args) -> Result<()> {
     {
         warn!("the rollout controller did not stop within 10 s");
     }
-    info!("stopped");
+    let (by_method, total) = requests.snapshot();
+    let by_method: std::collections::BTreeMap<_, _> = by_method.into_iter().collect();
+    info!(api_requests = total, ?by_method, "stopped");
     Ok(())
 }
 
-async fn client(args: &Args) -> Result<Client> {
+async fn client(args: &Args, requests: &crate::apicount::RequestCounter) -> Result<Client> {
     let config = match &args.kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
@@ -114,7 +117,7 @@ async fn client(args: &Args) -> Result<Client> {
             .await
             .context("no kubeconfig and not running in a cluster")?,
     };
-    Ok(Client::try_from(config)?)
+    Ok(requests.client(config)?)
 }
 
 fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-/// Parses a pause duration; None when it is malformed or not greater than 0 (upstream's InvalidSpec).
+/// Parses a pause duration; None when it is malformed or negative (upstream's InvalidSpec). Zero is a pause
+/// that ends at once.
 pub fn parse_pause_duration(d: &IntOrString) -> Option<Duration> {
-    let parsed = match d {
-        IntOrString::Int(s) => (*s > 0).then(|| Duration::from_secs(*s as u64)),
+    match d {
+        IntOrString::Int(s) => (*s >= 0).then(|| Duration::from_secs(*s as u64)),
         IntOrString::String(s) => parse_go_duration(s),
-    }?;
-    (!parsed.is_zero()).then_some(parsed)
+    }
 }
 
 /// Parses "30" (seconds) or a Go `time.ParseDuration` string (units ns, us, µs, ms, s, m, h; fractions allowed;
@@ -61,7 +61,7 @@ mod tests {
     fn pause_durations_as_upstream_reads_them() {
         let cases: &[(IntOrString, Option<u64>)] = &[
             (IntOrString::Int(30), Some(30_000)),
-            (IntOrString::Int(0), None),
+            (IntOrString::Int(0), Some(0)),
             (IntOrString::Int(-5), None),
             (IntOrString::String("30".into()), Some(30_000)),
             (IntOrString::String("30s".into()), Some(30_000)),
@@ -72,7 +72,7 @@ mod tests {
             (IntOrString::String("2d".into()), None),
             (IntOrString::String("abc".into()), None),
             (IntOrString::String("".into()), None),
-            (IntOrString::String("0s".into()), None),
+            (IntOrString::String("0s".into()), Some(0)),
             (IntOrString::String("-1s".into()), None),
             (IntOrString::String("s".into()), None),
         ];

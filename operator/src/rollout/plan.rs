@@ -776,6 +776,7 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
                     }
                 }
                 (Some(_), None) => {}
+                (None, Some(d)) if d.is_zero() => step_done = true,
                 (None, duration) => {
                     st.pause_conditions = Some(vec![PauseCondition {
                         reason: CANARY_PAUSE_STEP.into(),
