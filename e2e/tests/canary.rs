@@ -868,3 +868,81 @@ spec:
         "5s"
     );
 }
+
+#[tokio::test]
+async fn restart_replaces_every_pod_through_the_eviction_api_with_a_disruption_budget_in_place() {
+    let (ns, op) = setup("restart-pods").await;
+    ns.apply(
+        "apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: api}
+spec:
+  minAvailable: 2
+  selector: {matchLabels: {app: api}}
+",
+    )
+    .unwrap();
+    ns.apply(&rollout_yaml(
+        "api",
+        3,
+        "api:v1",
+        "      steps:\n      - setWeight: 50\n",
+    ))
+    .unwrap();
+    wait_rollout(&ns, "api", "Healthy", 60, healthy).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = ns.api();
+    let before: Vec<String> = pods
+        .list(&ListParams::default().labels("app=api"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    assert_eq!(before.len(), 3);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let restart_at = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    ns.kubectl(
+        &[
+            "patch",
+            "rollout",
+            "api",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"restartAt":"{restart_at}"}}}}"#),
+        ],
+        None,
+    )
+    .unwrap();
+    let ro = wait_rollout(&ns, "api", "restartedAt recorded", 90, |r| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.restarted_at.as_ref())
+            .is_some_and(|t| t.0.to_string() >= restart_at)
+    })
+    .await;
+    assert_eq!(phase(&ro).0, "Healthy");
+    wait_for("three new ready pods", Duration::from_secs(30), || async {
+        let list = pods.list(&ListParams::default().labels("app=api")).await?;
+        let names: Vec<String> = list
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| p.name_any())
+            .collect();
+        if names.len() == 3 && names.iter().all(|n| !before.contains(n)) {
+            Ok(())
+        } else {
+            Err(anyhow!("{names:?}"))
+        }
+    })
+    .await
+    .unwrap();
+    let log = op.log();
+    assert!(
+        log.contains("evicted for restart"),
+        "pods go through the eviction API"
+    );
+}

@@ -4,13 +4,18 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use k8s_openapi::{
-    api::{apps::v1::ReplicaSet, core::v1::Service},
+    api::{
+        apps::v1::ReplicaSet,
+        core::v1::{Pod, Service},
+    },
     apimachinery::pkg::apis::meta::v1::OwnerReference,
     jiff::Timestamp,
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams},
+    api::{
+        ApiResource, DynamicObject, EvictParams, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+    },
     runtime::{
         Controller, WatchStreamExt,
         controller::Action as Requeue,
@@ -229,6 +234,11 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
         None => None,
         Some(_) => Some(observe_traffic(ro, ctx).await?),
     };
+    let pods_to_restart = if plan::restart_pending(ro) {
+        pods_created_before_restart(ro, ctx).await?
+    } else {
+        Vec::new()
+    };
     let subsets = match destination_rule(ro) {
         None => None,
         Some((dr, dr_ns)) => Some(match dr_api(ctx, &dr_ns).get_opt(&dr.name).await? {
@@ -252,7 +262,39 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
         canary_service,
         traffic,
         subsets,
+        pods_to_restart,
     })
+}
+
+/// Pods of the rollout (by its selector) created before spec.restartAt and not already terminating. Listed
+/// only while a restart is pending, so no pod cache is kept.
+async fn pods_created_before_restart(ro: &Rollout, ctx: &Context) -> Result<Vec<(String, String)>, Error> {
+    let Some(restart_at) = ro.spec.restart_at.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let selector = ro
+        .spec
+        .selector
+        .as_ref()
+        .map(plan::selector_string)
+        .unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ro.namespace().unwrap_or_default());
+    let list = pods.list(&ListParams::default().labels(&selector)).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            p.metadata
+                .creation_timestamp
+                .as_ref()
+                .is_some_and(|c| c.0 < restart_at.0)
+        })
+        .map(|p| {
+            let hash = p.labels().get(HASH_LABEL).cloned().unwrap_or_default();
+            (p.name_any(), hash)
+        })
+        .collect())
 }
 
 fn rs_info(rs: &ReplicaSet) -> RsInfo {
@@ -504,6 +546,17 @@ async fn execute(ro: &Rollout, obs: &Observed, action: &Action, ctx: &Context) -
             match rs_api.delete(rs_name, &Default::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Action::EvictPod { name: pod } => {
+            let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+            match pods.evict(pod, &EvictParams::default()).await {
+                Ok(_) => info!(rollout = %name, namespace = %ns, pod = %pod, "evicted for restart"),
+                // A PodDisruptionBudget says not now (429), or the pod is already gone: try again later.
+                Err(kube::Error::Api(e)) if e.code == 429 || e.code == 404 => {
+                    info!(rollout = %name, namespace = %ns, pod = %pod, reason = %e.message, "eviction refused for now")
+                }
                 Err(e) => return Err(e.into()),
             }
         }

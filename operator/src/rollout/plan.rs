@@ -90,6 +90,18 @@ pub struct Observed {
     pub traffic: Option<TrafficState>,
     /// The DestinationRule's (canary, stable) subset hashes, when the canary splits by subset.
     pub subsets: Option<SubsetState>,
+    /// Pods created before spec.restartAt, while a restart is pending: (name, hash of their ReplicaSet).
+    pub pods_to_restart: Vec<(String, String)>,
+}
+
+/// Whether spec.restartAt asks for pods to be restarted that have not been yet.
+pub fn restart_pending(ro: &Rollout) -> bool {
+    ro.spec.restart_at.as_ref().is_some_and(|r| {
+        ro.status
+            .as_ref()
+            .and_then(|s| s.restarted_at.as_ref())
+            .is_none_or(|done| done.0 < r.0)
+    })
 }
 
 /// One thing to do, in order.
@@ -152,6 +164,11 @@ pub enum Action {
     AnnotateRevision {
         /// Revision.
         revision: i64,
+    },
+    /// Evict a pod through the eviction API (PodDisruptionBudgets apply).
+    EvictPod {
+        /// Pod name.
+        name: String,
     },
 }
 
@@ -827,6 +844,42 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
         }
     }
 
+    // Restart: evict pods created before spec.restartAt, stable first, then canary, then older ones, never
+    // more unavailable at once than maxUnavailable allows (at least one).
+    if restart_pending(ro) && !user_paused && !aborted {
+        if obs.pods_to_restart.is_empty() {
+            st.restarted_at = spec.restart_at.clone();
+            plan.event(
+                "RolloutRestarted",
+                "Rollout restart completed: every pod was created after restartAt".into(),
+            );
+        } else {
+            let budgets = replicas::resolve_fenceposts(
+                canary.max_surge.as_ref(),
+                canary.max_unavailable.as_ref(),
+                replicas,
+            );
+            let wanted: i32 = obs.replica_sets.iter().map(|rs| rs.spec_replicas).sum();
+            let available: i32 = obs.replica_sets.iter().map(|rs| rs.available).sum();
+            let budget = (budgets.max_unavailable.max(1) - (wanted - available)).max(0) as usize;
+            let order = |hash: &str| {
+                if hash == stable_hash {
+                    0
+                } else if hash == new_hash {
+                    1
+                } else {
+                    2
+                }
+            };
+            let mut pods = obs.pods_to_restart.clone();
+            pods.sort_by_key(|(name, hash)| (order(hash), name.clone()));
+            for (name, _) in pods.into_iter().take(budget) {
+                plan.actions.push(Action::EvictPod { name });
+            }
+            plan.requeue(Duration::from_secs(1));
+        }
+    }
+
     // ReplicaSets beyond the history limit, oldest first, once scaled down.
     let limit = spec
         .revision_history_limit
@@ -880,18 +933,66 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
                     format!("ReplicaSet \"{}\" is progressing.", new_rs.name),
                 )
             };
-        let keep_retry = status::condition(&conditions, cond::PROGRESSING)
-            .is_some_and(|c| c.reason == "RolloutRetry")
-            && progressing.0 == "ReplicaSetUpdated";
-        if !keep_retry {
+        let previous = status::condition(&conditions, cond::PROGRESSING).cloned();
+        let whole = progressing.0 == "NewReplicaSetAvailable";
+        // Progress: the new pods, the available pods or the step moved since the last status.
+        let available_now: i32 = obs.replica_sets.iter().map(|rs| rs.available).sum();
+        let progressed = template_changed
+            || observed.updated_replicas != Some(new_rs.replicas)
+            || observed.available_replicas != Some(available_now)
+            || observed.current_step_index != st.current_step_index;
+        // Waiting on a person or a clock is not a lack of progress.
+        let waiting = user_paused
+            || st.pause_conditions.as_ref().is_some_and(|p| !p.is_empty())
+            || (index < steps.len() && (steps[index].pause.is_some() || steps[index].analysis.is_some()));
+        let deadline = i64::from(spec.progress_deadline_seconds.unwrap_or(600));
+        let since = previous
+            .as_ref()
+            .and_then(|c| c.last_update_time.as_ref())
+            .map(|t| t.0);
+        let timed_out =
+            !whole && !waiting && !progressed && since.is_some_and(|t| add_secs(t, deadline) <= now);
+        let was_timed_out = previous
+            .as_ref()
+            .is_some_and(|c| c.reason == "ProgressDeadlineExceeded");
+        if timed_out || (was_timed_out && !progressed && !whole) {
+            if !was_timed_out {
+                plan.warn(
+                    "ProgressDeadlineExceeded",
+                    format!("Rollout revision {revision} has timed out progressing"),
+                );
+            }
+            let message = format!("ReplicaSet \"{}\" has timed out progressing.", new_rs.name);
             set_condition(
                 &mut conditions,
                 cond::PROGRESSING,
-                "True",
-                progressing.0,
-                &progressing.1,
+                "False",
+                "ProgressDeadlineExceeded",
+                &message,
                 &now_t,
             );
+            if spec.progress_deadline_abort == Some(true) && !fully_promoted {
+                st.abort = Some(true);
+            }
+        } else {
+            let keep_retry = previous.as_ref().is_some_and(|c| c.reason == "RolloutRetry") && !whole;
+            if !keep_retry {
+                set_condition(
+                    &mut conditions,
+                    cond::PROGRESSING,
+                    "True",
+                    progressing.0,
+                    &progressing.1,
+                    &now_t,
+                );
+            }
+            if progressed && let Some(c) = conditions.iter_mut().find(|c| c.r#type == cond::PROGRESSING) {
+                c.last_update_time = Some(now_t.clone());
+            }
+            if !whole && !waiting {
+                let from = if progressed { now } else { since.unwrap_or(now) };
+                plan.requeue(until(add_secs(from, deadline), now));
+            }
         }
     }
     finish(ro, obs, &mut st, conditions, &mut plan, now_t);

@@ -92,6 +92,7 @@ fn observed(
         canary_service: Some(ServiceState::Selecting(canary_svc.map(String::from))),
         traffic: weight.map(TrafficState::Weight),
         subsets: None,
+        pods_to_restart: Vec::new(),
     };
     if !routed {
         o.stable_service = None;
@@ -950,4 +951,148 @@ fn subset_split_points_the_canary_subset_at_available_pods_before_any_weight() {
         stable: "old".into()
     }));
     assert_eq!(weight_action(&p), Some(0));
+}
+
+#[test]
+fn a_canary_that_makes_no_progress_exceeds_its_deadline_and_can_abort() {
+    let steps = json!([{"setWeight": 20}, {"pause": {}}]);
+    let mut st = updating(0);
+    st.updated_replicas = Some(2);
+    st.available_replicas = Some(10);
+    let mut conditions = Vec::new();
+    status::set_condition(
+        &mut conditions,
+        "Progressing",
+        "True",
+        "ReplicaSetUpdated",
+        "ReplicaSet \"web-new\" is progressing.",
+        &Time(at(T0)),
+    );
+    st.conditions = Some(conditions);
+    let rss = vec![rs("old", 1, 10, 10), rs("new", 2, 2, 0)];
+    // Before the deadline: a requeue at it.
+    let mut ro = rollout(10, istio_canary(steps.clone()), Some(st.clone()));
+    ro.spec.progress_deadline_seconds = Some(60);
+    let p = plan(
+        &observed(ro.clone(), rss.clone(), Some("old"), Some("old"), Some(0)),
+        secs_after(T0, 30),
+    );
+    assert_eq!(p.status.phase.as_deref(), Some("Progressing"));
+    assert!(
+        p.requeue_after.unwrap() <= Duration::from_secs(31),
+        "{:?}",
+        p.requeue_after
+    );
+    // Past it: Degraded with upstream's message.
+    let p = plan(
+        &observed(ro.clone(), rss.clone(), Some("old"), Some("old"), Some(0)),
+        secs_after(T0, 61),
+    );
+    assert_eq!(p.status.phase.as_deref(), Some("Degraded"));
+    assert_eq!(
+        p.status.message.as_deref(),
+        Some("ProgressDeadlineExceeded: ReplicaSet \"web-new\" has timed out progressing.")
+    );
+    assert_eq!(p.status.abort, None);
+    assert_eq!(reasons(&p), ["ProgressDeadlineExceeded"]);
+    // With progressDeadlineAbort the update is aborted.
+    ro.spec.progress_deadline_abort = Some(true);
+    let p = plan(
+        &observed(ro, rss, Some("old"), Some("old"), Some(0)),
+        secs_after(T0, 61),
+    );
+    assert_eq!(p.status.abort, Some(true));
+}
+
+#[test]
+fn a_pause_step_never_exceeds_the_progress_deadline() {
+    let steps = json!([{"setWeight": 20}, {"pause": {}}]);
+    let mut st = updating(1);
+    st.updated_replicas = Some(2);
+    st.available_replicas = Some(12);
+    st.pause_conditions = Some(vec![PauseCondition {
+        reason: "CanaryPauseStep".into(),
+        start_time: Time(at(T0)),
+    }]);
+    st.controller_pause = Some(true);
+    let mut conditions = Vec::new();
+    status::set_condition(
+        &mut conditions,
+        "Progressing",
+        "True",
+        "ReplicaSetUpdated",
+        "ReplicaSet \"web-new\" is progressing.",
+        &Time(at(T0)),
+    );
+    st.conditions = Some(conditions);
+    let mut ro = rollout(10, istio_canary(steps), Some(st));
+    ro.spec.progress_deadline_seconds = Some(60);
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)],
+            Some("old"),
+            Some("new"),
+            Some(20),
+        ),
+        secs_after(T0, 3600),
+    );
+    assert_eq!(p.status.phase.as_deref(), Some("Paused"));
+}
+
+#[test]
+fn restart_evicts_old_pods_within_the_unavailability_budget_then_records_it() {
+    let st = RolloutStatus {
+        current_pod_hash: Some("new".into()),
+        stable_rs: Some("new".into()),
+        current_step_index: Some(1),
+        ..Default::default()
+    };
+    let mut ro = rollout(4, istio_canary(json!([{"setWeight": 50}])), Some(st));
+    ro.spec.restart_at = Some(Time(at(T0)));
+    let mut o = observed(
+        ro.clone(),
+        vec![rs("new", 1, 4, 4)],
+        Some("new"),
+        Some("new"),
+        Some(0),
+    );
+    o.pods_to_restart = (0..4)
+        .map(|i| (format!("web-new-{i}"), "new".to_string()))
+        .collect();
+    let p = plan(&o, secs_after(T0, 1));
+    let evictions: Vec<_> = p
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::EvictPod { .. }))
+        .collect();
+    assert_eq!(
+        evictions.len(),
+        1,
+        "25% of 4 rounds down to 1 unavailable: {evictions:?}"
+    );
+    assert_eq!(p.status.phase.as_deref(), Some("Progressing"));
+    assert_eq!(p.status.message.as_deref(), Some("rollout is restarting"));
+    // One pod being replaced: no budget left.
+    let mut o2 = observed(
+        ro.clone(),
+        vec![rs("new", 1, 4, 3)],
+        Some("new"),
+        Some("new"),
+        Some(0),
+    );
+    o2.pods_to_restart = (1..4)
+        .map(|i| (format!("web-new-{i}"), "new".to_string()))
+        .collect();
+    assert!(
+        !plan(&o2, secs_after(T0, 2))
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::EvictPod { .. }))
+    );
+    // Every pod is new: done.
+    let o3 = observed(ro, vec![rs("new", 1, 4, 4)], Some("new"), Some("new"), Some(0));
+    let p = plan(&o3, secs_after(T0, 9));
+    assert_eq!(p.status.restarted_at, Some(Time(at(T0))));
+    assert_eq!(reasons(&p), ["RolloutRestarted"]);
 }
