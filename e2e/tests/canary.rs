@@ -946,3 +946,81 @@ spec:
         "pods go through the eviction API"
     );
 }
+
+#[tokio::test]
+async fn header_and_mirror_routes_are_managed_on_top_and_removed_at_promotion() {
+    let (ns, _op) = setup("routes").await;
+    ns.apply(&services_and_vs("hdr")).unwrap();
+    let strategy = "      canaryService: hdr-canary
+      stableService: hdr-stable
+      trafficRouting:
+        managedRoutes:
+        - name: header-route
+        - name: mirror-route
+        istio:
+          virtualService:
+            name: hdr-vs
+            routes: [primary]
+      steps:
+      - setWeight: 20
+      - setHeaderRoute:
+          name: header-route
+          match:
+          - headerName: x-canary
+            headerValue: {exact: \"yes\"}
+      - setMirrorRoute:
+          name: mirror-route
+          percentage: 35
+          match:
+          - method: {exact: GET}
+      - pause: {}
+";
+    ns.apply(&rollout_yaml("hdr", 5, "hdr:v1", strategy)).unwrap();
+    wait_rollout(&ns, "hdr", "first deploy Healthy", 60, healthy).await;
+    set_image(&ns, "hdr", "hdr:v2");
+    wait_rollout(&ns, "hdr", "the pause step", 60, |r| {
+        step(r) == 3 && phase(r).0 == "Paused"
+    })
+    .await;
+    let vs = vs_api(&ns).get("hdr-vs").await.unwrap();
+    let http = vs.data["spec"]["http"].as_array().unwrap().clone();
+    let names: Vec<&str> = http
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        ["header-route", "mirror-route", "primary"],
+        "managed routes on top, in managedRoutes order"
+    );
+    assert_eq!(http[0]["match"][0]["headers"]["x-canary"]["exact"], "yes");
+    assert_eq!(http[0]["route"][0]["destination"]["host"], "hdr-canary");
+    assert_eq!(http[1]["mirror"]["host"], "hdr-canary");
+    assert_eq!(http[1]["mirrorPercentage"]["value"].as_f64(), Some(35.0));
+    assert_eq!(http[2]["route"][0]["weight"], 80);
+    assert_eq!(http[2]["route"][1]["weight"], 20);
+    assert_eq!(http[2]["retries"]["attempts"], 3);
+
+    promote(&ns, "hdr");
+    wait_rollout(&ns, "hdr", "Healthy", 60, healthy).await;
+    wait_for(
+        "managed routes removed and weight back to 0",
+        Duration::from_secs(30),
+        || async {
+            let vs = vs_api(&ns).get("hdr-vs").await?;
+            let names: Vec<String> = vs.data["spec"]["http"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+                .collect();
+            if names == ["primary"] && weights(&vs) == (100, 0) {
+                Ok(())
+            } else {
+                Err(anyhow!("{names:?} {:?}", weights(&vs)))
+            }
+        },
+    )
+    .await
+    .unwrap();
+}

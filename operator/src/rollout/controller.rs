@@ -230,9 +230,12 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     };
     let stable_service = service_state(canary.and_then(|c| c.stable_service.clone())).await?;
     let canary_service = service_state(canary.and_then(|c| c.canary_service.clone())).await?;
-    let traffic = match canary.and_then(|c| c.traffic_routing.as_ref()) {
-        None => None,
-        Some(_) => Some(observe_traffic(ro, ctx).await?),
+    let (traffic, managed_routes_present) = match canary.and_then(|c| c.traffic_routing.as_ref()) {
+        None => (None, Vec::new()),
+        Some(_) => {
+            let (state, present) = observe_traffic(ro, ctx).await?;
+            (Some(state), present)
+        }
     };
     let pods_to_restart = if plan::restart_pending(ro) {
         pods_created_before_restart(ro, ctx).await?
@@ -263,6 +266,7 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
         traffic,
         subsets,
         pods_to_restart,
+        managed_routes_present,
     })
 }
 
@@ -429,23 +433,123 @@ fn vs_api(ctx: &Context, ns: &str) -> Api<DynamicObject> {
     )
 }
 
-async fn observe_traffic(ro: &Rollout, ctx: &Context) -> Result<TrafficState, Error> {
+/// The names in trafficRouting.managedRoutes, in order.
+fn managed_names(ro: &Rollout) -> Vec<String> {
+    ro.spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref())
+        .and_then(|t| t.managed_routes.as_ref())
+        .map(|m| m.iter().map(|r| r.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The canary weight on every targeted route, and the managed routes present.
+async fn observe_traffic(ro: &Rollout, ctx: &Context) -> Result<(TrafficState, Vec<String>), Error> {
+    let managed = managed_names(ro);
     let mut weights = Vec::new();
+    let mut present = Vec::new();
     for (vs_ref, name, ns) in virtual_services(ro) {
         let Some(vs) = vs_api(ctx, &ns).get_opt(&name).await? else {
-            return Ok(TrafficState::Error(format!(
-                "VirtualService \"{name}\" not found in namespace \"{ns}\""
-            )));
+            let e = format!("VirtualService \"{name}\" not found in namespace \"{ns}\"");
+            return Ok((TrafficState::Error(e), present));
         };
+        let doc = serde_json::to_value(&vs).unwrap_or_default();
+        for route in doc["spec"]["http"].as_array().into_iter().flatten() {
+            if let Some(n) = route["name"].as_str().filter(|n| managed.iter().any(|m| m == n))
+                && !present.iter().any(|p| p == n)
+            {
+                present.push(n.to_string());
+            }
+        }
         let (split, routes) = split_and_routes(ro, &vs_ref);
-        match istio::observed_weights(&serde_json::to_value(&vs).unwrap_or_default(), &split, &routes) {
+        match istio::observed_weights_with_managed(&doc, &split, &routes, &managed) {
             Ok(found) => weights.extend(found.into_iter().map(|r| r.canary)),
-            Err(e) => return Ok(TrafficState::Error(format!("VirtualService \"{name}\": {e}"))),
+            Err(e) => {
+                return Ok((
+                    TrafficState::Error(format!("VirtualService \"{name}\": {e}")),
+                    present,
+                ));
+            }
         }
     }
-    Ok(match weights.first() {
+    let state = match weights.first() {
         Some(w) if weights.iter().all(|x| x == w) => TrafficState::Weight(*w),
         _ => TrafficState::Mixed,
+    };
+    Ok((state, present))
+}
+
+/// Applies a managed-route change to every VirtualService of the rollout and reads each back.
+async fn change_managed_routes(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Error> {
+    let managed = managed_names(ro);
+    for (vs_ref, name, ns) in virtual_services(ro) {
+        let api = vs_api(ctx, &ns);
+        let doc = serde_json::to_value(api.get(&name).await?).unwrap_or_default();
+        let (split, routes) = split_and_routes(ro, &vs_ref);
+        let fail = |e: istio::IstioError| Error::Traffic(format!("{name}: {e}"));
+        let patch = match action {
+            Action::SetHeaderRoute { name: route, matches } => {
+                let dest = istio::canary_destination(&doc, &split, &routes, &managed).map_err(fail)?;
+                let matches: Vec<istio::HeaderMatch> = matches.iter().filter_map(header_match).collect();
+                istio::header_route_patch(&doc, route, &matches, &dest, &managed).map_err(fail)?
+            }
+            Action::SetMirrorRoute {
+                name: route,
+                matches,
+                percentage,
+            } => {
+                let dest = istio::canary_destination(&doc, &split, &routes, &managed).map_err(fail)?;
+                let matches: Vec<istio::MirrorMatch> = matches
+                    .iter()
+                    .map(|m| istio::MirrorMatch {
+                        method: m.method.as_ref().and_then(string_match),
+                        path: m.path.as_ref().and_then(string_match),
+                        headers: m
+                            .headers
+                            .iter()
+                            .flatten()
+                            .filter_map(|(h, v)| {
+                                string_match(v).map(|value| istio::HeaderMatch {
+                                    header_name: h.clone(),
+                                    value,
+                                })
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                istio::mirror_route_patch(&doc, route, &matches, *percentage, &dest, &routes, &managed)
+                    .map_err(fail)?
+            }
+            Action::RemoveManagedRoutes { names } => {
+                istio::remove_managed_routes_patch(&doc, names).map_err(fail)?
+            }
+            _ => return Ok(()),
+        };
+        if !patch.0.is_empty() {
+            api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+fn string_match(m: &sluice_crds::rollout::StringMatch) -> Option<istio::StringMatch> {
+    if let Some(v) = &m.exact {
+        return Some(istio::StringMatch::Exact(v.clone()));
+    }
+    if let Some(v) = &m.prefix {
+        return Some(istio::StringMatch::Prefix(v.clone()));
+    }
+    m.regex.clone().map(istio::StringMatch::Regex)
+}
+
+fn header_match(m: &sluice_crds::rollout::HeaderRoutingMatch) -> Option<istio::HeaderMatch> {
+    let value = string_match(m.header_value.as_ref()?)?;
+    Some(istio::HeaderMatch {
+        header_name: m.header_name.clone(),
+        value,
     })
 }
 
@@ -549,6 +653,9 @@ async fn execute(ro: &Rollout, obs: &Observed, action: &Action, ctx: &Context) -
                 Err(e) => return Err(e.into()),
             }
         }
+        Action::SetHeaderRoute { .. }
+        | Action::SetMirrorRoute { .. }
+        | Action::RemoveManagedRoutes { .. } => change_managed_routes(ro, action, ctx).await?,
         Action::EvictPod { name: pod } => {
             let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
             match pods.evict(pod, &EvictParams::default()).await {
@@ -579,14 +686,15 @@ async fn set_weight(ro: &Rollout, weight: i32, ctx: &Context) -> Result<(), Erro
         let vs = api.get(&name).await?;
         let (split, routes) = split_and_routes(ro, &vs_ref);
         let doc = serde_json::to_value(&vs).unwrap_or_default();
-        let patch = istio::weight_patch(&doc, &split, &routes, weight)
+        let managed = managed_names(ro);
+        let patch = istio::weight_patch_with_managed(&doc, &split, &routes, &managed, weight)
             .map_err(|e| Error::Traffic(format!("{name}: {e}")))?;
         if !patch.0.is_empty() {
             api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
                 .await?;
         }
         let after = serde_json::to_value(api.get(&name).await?).unwrap_or_default();
-        if !istio::verify(&after, &split, &routes, weight)
+        if !istio::verify_with_managed(&after, &split, &routes, &managed, weight)
             .map_err(|e| Error::Traffic(format!("{name}: {e}")))?
         {
             return Err(Error::Traffic(format!(

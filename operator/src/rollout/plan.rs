@@ -92,6 +92,8 @@ pub struct Observed {
     pub subsets: Option<SubsetState>,
     /// Pods created before spec.restartAt, while a restart is pending: (name, hash of their ReplicaSet).
     pub pods_to_restart: Vec<(String, String)>,
+    /// Managed routes (trafficRouting.managedRoutes) present in the VirtualServices now.
+    pub managed_routes_present: Vec<String>,
 }
 
 /// Whether spec.restartAt asks for pods to be restarted that have not been yet.
@@ -164,6 +166,27 @@ pub enum Action {
     AnnotateRevision {
         /// Revision.
         revision: i64,
+    },
+    /// Add or replace a managed header route sending matching requests to the canary.
+    SetHeaderRoute {
+        /// Route name (listed in managedRoutes).
+        name: String,
+        /// Header matches.
+        matches: Vec<sluice_crds::rollout::HeaderRoutingMatch>,
+    },
+    /// Add or replace a managed mirror route copying matching requests to the canary.
+    SetMirrorRoute {
+        /// Route name (listed in managedRoutes).
+        name: String,
+        /// Request matches.
+        matches: Vec<sluice_crds::rollout::RouteMatch>,
+        /// Percentage mirrored.
+        percentage: Option<i32>,
+    },
+    /// Remove managed routes.
+    RemoveManagedRoutes {
+        /// Route names.
+        names: Vec<String>,
     },
     /// Evict a pod through the eviction API (PodDisruptionBudgets apply).
     EvictPod {
@@ -775,6 +798,35 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
             }
         } else if step.set_canary_scale.is_some() {
             step_done |= canary_ready;
+        } else if let Some(route) = &step.set_header_route {
+            let name = route.name.clone().unwrap_or_default();
+            let present = obs.managed_routes_present.contains(&name);
+            // Applied by the action in this reconcile (the executor reads the route back): the step is done.
+            match route.r#match.as_ref().filter(|m| !m.is_empty()) {
+                Some(matches) => plan.actions.push(Action::SetHeaderRoute {
+                    name,
+                    matches: matches.clone(),
+                }),
+                None if present => plan
+                    .actions
+                    .push(Action::RemoveManagedRoutes { names: vec![name] }),
+                None => {}
+            }
+            step_done = true;
+        } else if let Some(route) = &step.set_mirror_route {
+            let present = obs.managed_routes_present.contains(&route.name);
+            match route.r#match.as_ref().filter(|m| !m.is_empty()) {
+                Some(matches) => plan.actions.push(Action::SetMirrorRoute {
+                    name: route.name.clone(),
+                    matches: matches.clone(),
+                    percentage: route.percentage,
+                }),
+                None if present => plan.actions.push(Action::RemoveManagedRoutes {
+                    names: vec![route.name.clone()],
+                }),
+                None => {}
+            }
+            step_done = true;
         } else if let Some(pause) = &step.pause {
             let existing = st
                 .pause_conditions
@@ -842,6 +894,15 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
                 format!("Rollout completed update to revision {revision} ({new_hash}): {how}"),
             );
         }
+    }
+
+    // Managed routes last only for the update: removed when it is aborted or promoted.
+    if (aborted || st.stable_rs.as_deref() == Some(new_hash.as_str()))
+        && !obs.managed_routes_present.is_empty()
+    {
+        plan.actions.push(Action::RemoveManagedRoutes {
+            names: obs.managed_routes_present.clone(),
+        });
     }
 
     // Restart: evict pods created before spec.restartAt, stable first, then canary, then older ones, never

@@ -93,6 +93,7 @@ fn observed(
         traffic: weight.map(TrafficState::Weight),
         subsets: None,
         pods_to_restart: Vec::new(),
+        managed_routes_present: Vec::new(),
     };
     if !routed {
         o.stable_service = None;
