@@ -1024,3 +1024,96 @@ async fn header_and_mirror_routes_are_managed_on_top_and_removed_at_promotion() 
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn several_virtual_services_tls_and_tcp_routes_and_one_in_another_namespace_move_together() {
+    let (ns, _op) = setup("multi-vs").await;
+    let other = format!("{}-mesh", ns.name);
+    ns.kubectl(&["create", "namespace", &other], None).unwrap();
+    ns.apply(&services_and_vs("multi")).unwrap();
+    let tls_tcp = "apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: multi-edge}
+spec:
+  hosts: [multi.example.com]
+  tls:
+  - match: [{port: 443, sniHosts: [multi.example.com]}]
+    route:
+    - destination: {host: multi-stable.NS.svc.cluster.local, port: {number: 443}}
+      weight: 100
+    - destination: {host: multi-canary.NS.svc.cluster.local, port: {number: 443}}
+      weight: 0
+  tcp:
+  - match: [{port: 9000}]
+    route:
+    - destination: {host: multi-stable.NS.svc.cluster.local}
+      weight: 100
+    - destination: {host: multi-canary.NS.svc.cluster.local}
+      weight: 0
+"
+    .replace("NS", &ns.name);
+    ns.kubectl(&["apply", "-n", &other, "-f", "-"], Some(&tls_tcp))
+        .unwrap();
+    let strategy = format!(
+        "      canaryService: multi-canary
+      stableService: multi-stable
+      trafficRouting:
+        istio:
+          virtualServices:
+          - name: multi-vs
+            routes: [primary]
+          - name: multi-edge.{other}
+            tlsRoutes: [{{port: 443, sniHosts: [multi.example.com]}}]
+            tcpRoutes: [{{port: 9000}}]
+      steps:
+      - setWeight: 40
+      - pause: {{}}
+"
+    );
+    ns.apply(&rollout_yaml("multi", 5, "multi:v1", &strategy))
+        .unwrap();
+    wait_rollout(&ns, "multi", "first deploy Healthy", 60, healthy).await;
+    set_image(&ns, "multi", "multi:v2");
+    wait_rollout(&ns, "multi", "the pause step", 60, |r| {
+        step(r) == 1 && phase(r).0 == "Paused"
+    })
+    .await;
+    assert_eq!(weights(&vs_api(&ns).get("multi-vs").await.unwrap()), (60, 40));
+    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService");
+    let edge_api: Api<DynamicObject> = Api::namespaced_with(
+        ns.client.clone(),
+        &other,
+        &ApiResource::from_gvk_with_plural(&gvk, "virtualservices"),
+    );
+    let edge = edge_api.get("multi-edge").await.unwrap();
+    for kind in ["tls", "tcp"] {
+        let route = &edge.data["spec"][kind][0]["route"];
+        assert_eq!(
+            (route[0]["weight"].as_i64(), route[1]["weight"].as_i64()),
+            (Some(60), Some(40)),
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        edge.data["spec"]["tls"][0]["route"][0]["destination"]["port"]["number"],
+        443
+    );
+    promote(&ns, "multi");
+    wait_rollout(&ns, "multi", "Healthy", 60, healthy).await;
+    wait_for("every route back to 0", Duration::from_secs(30), || async {
+        let edge = edge_api.get("multi-edge").await?;
+        let w = (
+            weights(&vs_api(&ns).get("multi-vs").await?),
+            edge.data["spec"]["tcp"][0]["route"][1]["weight"].as_i64(),
+        );
+        if w == ((100, 0), Some(0)) {
+            Ok(())
+        } else {
+            Err(anyhow!("{w:?}"))
+        }
+    })
+    .await
+    .unwrap();
+    ns.kubectl(&["delete", "namespace", &other, "--wait=false"], None)
+        .ok();
+}
