@@ -58,6 +58,16 @@ pub struct Context {
     pub events: EventWriter,
     /// API version used for Istio objects (`--istio-api-version`).
     pub istio_version: String,
+    /// The resourceVersion of each Rollout after this controller's last write to it: a cached copy older than
+    /// that is stale, and planning from it could repeat a step.
+    pub written: std::sync::Mutex<std::collections::HashMap<(String, String), u64>>,
+}
+
+fn resource_version(ro: &Rollout) -> Option<u64> {
+    ro.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
 }
 
 /// Watches Rollouts and their ReplicaSets and reconciles until `shutdown` resolves.
@@ -97,6 +107,7 @@ pub async fn run(
         replica_sets: rs_store,
         events: EventWriter::new(client, "rollouts-controller"),
         istio_version,
+        written: Default::default(),
     });
     Controller::for_stream(ro_stream, ro_store)
         .owns_stream(rs_stream)
@@ -119,7 +130,18 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
     let ns = ro.namespace().unwrap_or_default();
     let name = ro.name_any();
     if ro.meta().deletion_timestamp.is_some() {
+        if let Ok(mut w) = ctx.written.lock() {
+            w.remove(&(ns.clone(), name.clone()));
+        }
         return Ok(Requeue::await_change());
+    }
+    let key = (ns.clone(), name.clone());
+    let last_written = ctx.written.lock().ok().and_then(|w| w.get(&key).copied());
+    if let (Some(written), Some(cached)) = (last_written, resource_version(&ro))
+        && cached < written
+    {
+        // Our own last write has not reached the cache yet; its watch event brings the next reconcile.
+        return Ok(Requeue::requeue(Duration::from_millis(200)));
     }
     let observed = observe(&ro, &ctx).await?;
     let plan = plan::plan(&observed, Timestamp::now());
@@ -146,13 +168,16 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
             &serde_json::to_value(&current).unwrap_or_default(),
             &serde_json::to_value(&plan.status).unwrap_or_default(),
         );
-        rollouts
+        let updated = rollouts
             .patch_status(
                 &name,
                 &PatchParams::default(),
                 &Patch::Merge(json!({ "status": patch })),
             )
             .await?;
+        if let (Ok(mut w), Some(rv)) = (ctx.written.lock(), resource_version(&updated)) {
+            w.insert(key, rv);
+        }
     }
     // Services, VirtualServices and DestinationRules are not watched: after changing anything, look again soon
     // to see the change land; otherwise at the plan's next deadline, or at the resync period.
