@@ -1117,3 +1117,58 @@ spec:
     ns.kubectl(&["delete", "namespace", &other, "--wait=false"], None)
         .ok();
 }
+
+#[tokio::test]
+async fn dynamic_stable_scale_shrinks_the_stable_and_abort_returns_traffic_as_it_grows_back() {
+    let (ns, _op) = setup("dynamic").await;
+    ns.apply(&services_and_vs("dyn")).unwrap();
+    let strategy = istio_strategy("dyn", "      - setWeight: 50\n      - pause: {}\n").replace(
+        "      steps:\n",
+        "      dynamicStableScale: true\n      abortScaleDownDelaySeconds: 0\n      steps:\n",
+    );
+    ns.apply(&rollout_yaml("dyn", 4, "dyn:v1", &strategy)).unwrap();
+    let ro = wait_rollout(&ns, "dyn", "first deploy Healthy", 60, healthy).await;
+    let v1 = ro.status.unwrap().stable_rs.unwrap();
+    let watch = WeightWatch::start(&ns, "dyn-vs", "dyn", 4);
+    set_image(&ns, "dyn", "dyn:v2");
+    wait_rollout(&ns, "dyn", "the pause step", 60, |r| {
+        step(r) == 1 && phase(r).0 == "Paused"
+    })
+    .await;
+    wait_for("the stable scaled to half", Duration::from_secs(30), || async {
+        let rss = replica_sets(&ns, "dyn").await;
+        if rss[&v1] == (2, 2) {
+            Ok(())
+        } else {
+            Err(anyhow!("{rss:?}"))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(weights(&vs_api(&ns).get("dyn-vs").await.unwrap()), (50, 50));
+
+    patch_status(&ns, "dyn", r#"{"status":{"abort":true}}"#);
+    wait_for(
+        "all traffic back on a whole stable",
+        Duration::from_secs(30),
+        || async {
+            let w = weights(&vs_api(&ns).get("dyn-vs").await?);
+            let rss = replica_sets(&ns, "dyn").await;
+            if w == (100, 0) && rss[&v1] == (4, 4) {
+                Ok(())
+            } else {
+                Err(anyhow!("{w:?} {rss:?}"))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let ro: Rollout = ns.api().get("dyn").await.unwrap();
+    assert_eq!(phase(&ro).0, "Degraded");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = watch.seen();
+    assert_eq!(seen.first(), Some(&0));
+    assert_eq!(seen.last(), Some(&0));
+    assert!(seen.contains(&50), "{seen:?}");
+    assert_eq!(watch.violations(), Vec::<String>::new());
+}

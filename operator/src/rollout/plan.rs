@@ -774,6 +774,20 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
                 0
             }
         };
+        // The stable side must be able to take the rest. With dynamicStableScale the stable ReplicaSet shrinks as
+        // the canary grows, so going back (abort, a lower step) waits for stable pods, lowering the canary's
+        // share step by step instead of sending everything to too few stable pods.
+        let weight = match stable_rs.filter(|_| !fully_promoted && replicas > 0) {
+            Some(stable) => {
+                let min_canary = (100 - stable.available * 100 / replicas).max(0);
+                if weight < min_canary {
+                    weight.max(min_canary.min(observed_weight.unwrap_or(min_canary)))
+                } else {
+                    weight
+                }
+            }
+            None => weight,
+        };
         if !matches!(obs.traffic, Some(TrafficState::Error(_))) && observed_weight != Some(weight) {
             plan.actions.push(Action::SetCanaryWeight { weight });
             plan.event(

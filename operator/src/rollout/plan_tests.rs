@@ -1097,3 +1097,76 @@ fn restart_evicts_old_pods_within_the_unavailability_budget_then_records_it() {
     assert_eq!(p.status.restarted_at, Some(Time(at(T0))));
     assert_eq!(reasons(&p), ["RolloutRestarted"]);
 }
+
+#[test]
+fn dynamic_stable_scale_shrinks_the_stable_and_an_abort_steps_traffic_back_as_stable_pods_return() {
+    let mut canary = istio_canary(json!([{"setWeight": 50}, {"pause": {}}]));
+    canary["dynamicStableScale"] = json!(true);
+    // Weight 50 applied: the stable shrinks to half.
+    let mut st = updating(1);
+    st.canary = Some(sluice_crds::rollout::CanaryStatus {
+        weights: Some(sluice_crds::rollout::TrafficWeights {
+            canary: sluice_crds::rollout::WeightDestination {
+                weight: 50,
+                ..Default::default()
+            },
+            stable: sluice_crds::rollout::WeightDestination {
+                weight: 50,
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let ro = rollout(4, canary.clone(), Some(st.clone()));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 4, 4), rs("new", 2, 2, 2)],
+            Some("old"),
+            Some("new"),
+            Some(50),
+        ),
+        at(T0),
+    );
+    assert_eq!(scale_of(&p, "web-old"), Some(2), "{:?}", p.actions);
+    // Abort with only 2 of 4 stable pods: half the traffic stays on the canary until the stable grows back.
+    st.abort = Some(true);
+    let ro = rollout(4, canary.clone(), Some(st.clone()));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 2, 2), rs("new", 2, 2, 2)],
+            Some("old"),
+            Some("new"),
+            Some(50),
+        ),
+        at(T0),
+    );
+    assert_eq!(weight_action(&p), None, "weight held at 50");
+    assert_eq!(scale_of(&p, "web-old"), Some(4));
+    let ro = rollout(4, canary.clone(), Some(st.clone()));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 4, 3), rs("new", 2, 2, 2)],
+            Some("old"),
+            Some("new"),
+            Some(50),
+        ),
+        at(T0),
+    );
+    assert_eq!(weight_action(&p), Some(25), "3 of 4 stable pods take 75%");
+    let ro = rollout(4, canary, Some(st));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 4, 4), rs("new", 2, 2, 2)],
+            Some("old"),
+            Some("new"),
+            Some(25),
+        ),
+        at(T0),
+    );
+    assert_eq!(weight_action(&p), Some(0));
+}
