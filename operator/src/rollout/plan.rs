@@ -357,12 +357,24 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
 
     // A new template starts a new update; going back to the stable template is a fast rollback.
     let template_changed = st.current_pod_hash.as_deref() != Some(new_hash.as_str());
+    // Upstream records it after the new ReplicaSet's creation.
+    let mut not_completed = None;
     if template_changed {
         let rollback = st.stable_rs.as_deref() == Some(new_hash.as_str());
-        if st.current_pod_hash.is_some() {
+        let was_completed = st.current_pod_hash.is_some() && st.stable_rs == st.current_pod_hash;
+        plan.event(
+            "RolloutUpdated",
+            format!("Rollout updated to revision {revision}"),
+        );
+        if was_completed && !rollback {
+            not_completed = Some(format!(
+                "Rollout not completed, started update to revision {revision} ({new_hash})"
+            ));
+        }
+        if rollback {
             plan.event(
-                "RolloutUpdated",
-                format!("Rollout updated to revision {revision}"),
+                "RolloutCompleted",
+                format!("Rollout completed update to revision {revision} ({new_hash}): Fast rollback"),
             );
         }
         st.current_pod_hash = Some(new_hash.clone());
@@ -412,6 +424,9 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
                 ro.name_any()
             ),
         );
+        if let Some(message) = not_completed.take() {
+            plan.event("RolloutNotCompleted", message);
+        }
         set_condition(
             &mut conditions,
             cond::PROGRESSING,
@@ -421,12 +436,19 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
             &now_t,
         );
         if initial {
+            plan.event(
+                "RolloutCompleted",
+                format!("Rollout completed update to revision {revision} ({new_hash}): Initial deploy"),
+            );
             st.stable_rs = Some(new_hash.clone());
             st.current_step_index = (!steps.is_empty()).then_some(steps.len() as i32);
         }
         finish(ro, obs, &mut st, conditions, &mut plan, now_t);
         return plan;
     };
+    if let Some(message) = not_completed.take() {
+        plan.event("RolloutNotCompleted", message);
+    }
     if st.stable_rs.is_none() && others.is_empty() {
         st.stable_rs = Some(new_hash.clone());
         st.current_step_index = (!steps.is_empty()).then_some(steps.len() as i32);

@@ -142,7 +142,15 @@ fn first_deploy_creates_the_replica_set_at_full_size_and_skips_the_steps() {
     );
     assert_eq!(p.status.stable_rs.as_deref(), Some("new"));
     assert_eq!(p.status.current_step_index, Some(2));
-    assert_eq!(reasons(&p), ["NewReplicaSetCreated"]);
+    assert_eq!(
+        reasons(&p),
+        ["RolloutUpdated", "NewReplicaSetCreated", "RolloutCompleted"]
+    );
+    assert!(
+        p.events[2].message.ends_with("Initial deploy"),
+        "{}",
+        p.events[2].message
+    );
     assert_eq!(p.status.observed_generation.as_deref(), Some("3"));
 }
 
@@ -208,7 +216,10 @@ fn template_change_starts_an_update_at_step_zero_with_a_new_replica_set_at_zero(
         replicas: 0,
         revision: 2
     }));
-    assert_eq!(reasons(&p), ["RolloutUpdated", "NewReplicaSetCreated"]);
+    assert_eq!(
+        reasons(&p),
+        ["RolloutUpdated", "NewReplicaSetCreated", "RolloutNotCompleted"]
+    );
     assert_eq!(p.status.current_step_index, Some(0));
     assert_eq!(p.status.current_pod_hash.as_deref(), Some("new"));
 }
@@ -671,7 +682,10 @@ fn undo_to_the_stable_template_is_a_fast_rollback() {
         ),
         at(T0),
     );
-    assert_eq!(reasons(&p)[..2], ["RolloutUpdated", "SkipSteps"]);
+    assert_eq!(
+        reasons(&p)[..3],
+        ["RolloutUpdated", "RolloutCompleted", "SkipSteps"]
+    );
     assert_eq!(p.status.current_step_index, Some(2));
     assert_eq!(
         weight_action(&p),
