@@ -85,58 +85,66 @@ impl Serialize for Application {
     }
 }
 
-impl Resource for Application {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
+/// `kube::Resource`, `HasSpec` and `HasStatus` for a hand-written root type with `metadata`, `spec` and
+/// `status` fields in this API group.
+macro_rules! argo_root {
+    ($kind:ident, $plural:literal, $spec:ty, $status:ty) => {
+        impl Resource for $kind {
+            type DynamicType = ();
+            type Scope = NamespaceResourceScope;
 
-    fn kind(_: &()) -> Cow<'_, str> {
-        "Application".into()
-    }
+            fn kind(_: &()) -> Cow<'_, str> {
+                stringify!($kind).into()
+            }
 
-    fn group(_: &()) -> Cow<'_, str> {
-        crate::GROUP.into()
-    }
+            fn group(_: &()) -> Cow<'_, str> {
+                crate::GROUP.into()
+            }
 
-    fn version(_: &()) -> Cow<'_, str> {
-        crate::VERSION.into()
-    }
+            fn version(_: &()) -> Cow<'_, str> {
+                crate::VERSION.into()
+            }
 
-    fn plural(_: &()) -> Cow<'_, str> {
-        "applications".into()
-    }
+            fn plural(_: &()) -> Cow<'_, str> {
+                $plural.into()
+            }
 
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
 
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+
+        impl HasSpec for $kind {
+            type Spec = $spec;
+
+            fn spec(&self) -> &$spec {
+                &self.spec
+            }
+
+            fn spec_mut(&mut self) -> &mut $spec {
+                &mut self.spec
+            }
+        }
+
+        impl HasStatus for $kind {
+            type Status = $status;
+
+            fn status(&self) -> Option<&$status> {
+                self.status.as_ref()
+            }
+
+            fn status_mut(&mut self) -> &mut Option<$status> {
+                &mut self.status
+            }
+        }
+    };
 }
 
-impl HasSpec for Application {
-    type Spec = ApplicationSpec;
-
-    fn spec(&self) -> &ApplicationSpec {
-        &self.spec
-    }
-
-    fn spec_mut(&mut self) -> &mut ApplicationSpec {
-        &mut self.spec
-    }
-}
-
-impl HasStatus for Application {
-    type Status = ApplicationStatus;
-
-    fn status(&self) -> Option<&ApplicationStatus> {
-        self.status.as_ref()
-    }
-
-    fn status_mut(&mut self) -> &mut Option<ApplicationStatus> {
-        &mut self.status
-    }
-}
+argo_root!(Application, "applications", ApplicationSpec, ApplicationStatus);
 
 impl CustomResourceExt for Application {
     fn crd() -> CustomResourceDefinition {
@@ -1054,58 +1062,7 @@ impl Serialize for AppProject {
     }
 }
 
-impl Resource for AppProject {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "AppProject".into()
-    }
-
-    fn group(_: &()) -> Cow<'_, str> {
-        crate::GROUP.into()
-    }
-
-    fn version(_: &()) -> Cow<'_, str> {
-        crate::VERSION.into()
-    }
-
-    fn plural(_: &()) -> Cow<'_, str> {
-        "appprojects".into()
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
-impl HasSpec for AppProject {
-    type Spec = AppProjectSpec;
-
-    fn spec(&self) -> &AppProjectSpec {
-        &self.spec
-    }
-
-    fn spec_mut(&mut self) -> &mut AppProjectSpec {
-        &mut self.spec
-    }
-}
-
-impl HasStatus for AppProject {
-    type Status = AppProjectStatus;
-
-    fn status(&self) -> Option<&AppProjectStatus> {
-        self.status.as_ref()
-    }
-
-    fn status_mut(&mut self) -> &mut Option<AppProjectStatus> {
-        &mut self.status
-    }
-}
+argo_root!(AppProject, "appprojects", AppProjectSpec, AppProjectStatus);
 
 impl CustomResourceExt for AppProject {
     fn crd() -> CustomResourceDefinition {

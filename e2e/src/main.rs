@@ -100,14 +100,7 @@ fn main() -> Result<()> {
             bin_dir,
             sluice,
         } => {
-            let bin_dir = match bin_dir {
-                Some(d) => d,
-                None => sluice_e2e::build_bins()?,
-            };
-            let sluice = match sluice {
-                Some(s) => s,
-                None => std::env::current_exe()?.with_file_name("sluice"),
-            };
+            let (bin_dir, sluice) = binaries(bin_dir, sluice)?;
             println!("rollouts  first-deploy-s  canary-walk-s  peak-rss-MiB  cpu-s  api-requests/rollout");
             for n in count {
                 let r = rt.block_on(sluice_e2e::bench::run(bin_dir.clone(), &sluice, n))?;
@@ -119,14 +112,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Demo { bin_dir, sluice } => {
-            let bin_dir = match bin_dir {
-                Some(d) => d,
-                None => sluice_e2e::build_bins()?,
-            };
-            let sluice = match sluice {
-                Some(s) => s,
-                None => std::env::current_exe()?.with_file_name("sluice"),
-            };
+            let (bin_dir, sluice) = binaries(bin_dir, sluice)?;
             rt.block_on(sluice_e2e::demo::run(bin_dir, &sluice))
         }
     }
@@ -200,6 +186,20 @@ async fn up(
         std::fs::remove_dir_all(&dir).ok();
     }
     Ok(())
+}
+
+/// The control-plane binaries' directory (built or found in the cache when not given) and the operator binary
+/// (`sluice` next to this one when not given).
+fn binaries(bin_dir: Option<PathBuf>, sluice: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
+    let bin_dir = match bin_dir {
+        Some(d) => d,
+        None => sluice_e2e::build_bins()?,
+    };
+    let sluice = match sluice {
+        Some(s) => s,
+        None => std::env::current_exe()?.with_file_name("sluice"),
+    };
+    Ok((bin_dir, sluice))
 }
 
 fn down(dir: &std::path::Path) -> Result<()> {
