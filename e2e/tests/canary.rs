@@ -1172,3 +1172,76 @@ async fn dynamic_stable_scale_shrinks_the_stable_and_abort_returns_traffic_as_it
     assert!(seen.contains(&50), "{seen:?}");
     assert_eq!(watch.violations(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn replica_sets_made_by_argo_rollouts_are_adopted_on_migration() {
+    let ns = TestNamespace::new(SUPERVISOR, "migrate").await.unwrap();
+    install_crds(&ns.info, &ns.client).await.unwrap();
+    // The state Argo Rollouts leaves: a Healthy rollout, its ReplicaSet named with Argo's hash.
+    ns.apply(&rollout_yaml(
+        "legacy",
+        3,
+        "legacy:v1",
+        "      steps:\n      - setWeight: 50\n      - pause: {}\n",
+    ))
+    .unwrap();
+    let ro: Rollout = ns.api().get("legacy").await.unwrap();
+    let argo_hash = "5d8f9c7b6d";
+    patch_status(
+        &ns,
+        "legacy",
+        &format!(
+            r#"{{"status":{{"currentPodHash":"{argo_hash}","stableRS":"{argo_hash}","currentStepIndex":2,"observedGeneration":"1","phase":"Healthy"}}}}"#
+        ),
+    );
+    let rs = format!(
+        "apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: legacy-{argo_hash}
+  labels: {{app: legacy, {HASH}: {argo_hash}}}
+  annotations: {{rollout.argoproj.io/revision: \"1\", rollout.argoproj.io/desired-replicas: \"3\"}}
+  ownerReferences:
+  - {{apiVersion: argoproj.io/v1alpha1, kind: Rollout, name: legacy, uid: {uid}, controller: true, blockOwnerDeletion: true}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: legacy, {HASH}: {argo_hash}}}}}
+  template:
+    metadata: {{labels: {{app: legacy, {HASH}: {argo_hash}}}}}
+    spec:
+      containers: [{{name: app, image: legacy:v1}}]
+",
+        uid = ro.metadata.uid.clone().unwrap()
+    );
+    ns.apply(&rs).unwrap();
+    wait_for("the legacy pods", Duration::from_secs(30), || async {
+        let rss = replica_sets(&ns, "legacy").await;
+        if rss.get(argo_hash) == Some(&(3, 3)) {
+            Ok(())
+        } else {
+            Err(anyhow!("{rss:?}"))
+        }
+    })
+    .await
+    .unwrap();
+
+    let _op = Operator::start(&ns).unwrap();
+    let ro = wait_rollout(&ns, "legacy", "Healthy under Sluice", 30, |r| {
+        healthy(r) && r.status.as_ref().and_then(|s| s.observed_generation.as_deref()) == Some("1")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = replica_sets(&ns, "legacy").await;
+    assert_eq!(rss.len(), 1, "no new revision on migration: {rss:?}");
+    assert_eq!(ro.status.unwrap().current_pod_hash.as_deref(), Some(argo_hash));
+
+    // The next release is an ordinary canary from the adopted stable.
+    set_image(&ns, "legacy", "legacy:v2");
+    let ro = wait_rollout(&ns, "legacy", "the pause step", 60, |r| {
+        step(r) == 1 && phase(r).0 == "Paused"
+    })
+    .await;
+    assert_eq!(ro.status.as_ref().unwrap().stable_rs.as_deref(), Some(argo_hash));
+    let rss = replica_sets(&ns, "legacy").await;
+    assert_eq!(rss.len(), 2, "{rss:?}");
+}

@@ -32,8 +32,8 @@ use tracing::{info, warn};
 
 use super::{
     DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, MANAGED_BY_ANNOTATION, REVISION_ANNOTATION,
-    SCALE_DOWN_DEADLINE_ANNOTATION,
-    hash::pod_template_hash,
+    SCALE_DOWN_DEADLINE_ANNOTATION, TEMPLATE_HASH_ANNOTATION,
+    hash::{adoptable, pod_template_hash},
     plan::{self, Action, Observed, RsInfo, ServiceState, TrafficState},
 };
 
@@ -217,24 +217,47 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     let ns = ro.namespace().unwrap_or_default();
     let uid = ro.uid().unwrap_or_default();
     let collision = ro.status.as_ref().and_then(|s| s.collision_count);
-    let desired_hash = ro
+    let mut desired_hash = ro
         .spec
         .template
         .as_ref()
         .map(|t| pod_template_hash(t, collision))
         .unwrap_or_default();
-    let replica_sets = ctx
+    let owned: Vec<_> = ctx
         .replica_sets
         .state()
-        .iter()
+        .into_iter()
         .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
         .filter(|rs| {
             rs.owner_references()
                 .iter()
                 .any(|o| o.uid == uid && o.controller == Some(true))
         })
-        .map(|rs| rs_info(rs))
         .collect();
+    // Migration: a ReplicaSet another controller made for this Rollout, running its template, is adopted
+    // (newest first) rather than replaced by a new revision.
+    if !owned
+        .iter()
+        .any(|rs| rs.labels().get(HASH_LABEL) == Some(&desired_hash))
+        && let Some(template) = ro.spec.template.as_ref()
+    {
+        let mut foreign: Vec<_> = owned
+            .iter()
+            .filter(|rs| !rs.annotations().contains_key(TEMPLATE_HASH_ANNOTATION))
+            .filter(|rs| rs.labels().contains_key(HASH_LABEL))
+            .filter(|rs| {
+                rs.spec
+                    .as_ref()
+                    .and_then(|s| s.template.as_ref())
+                    .is_some_and(|t| adoptable(template, t))
+            })
+            .collect();
+        foreign.sort_by_key(|rs| std::cmp::Reverse(rs_info(rs).revision));
+        if let Some(rs) = foreign.first() {
+            desired_hash = rs.labels().get(HASH_LABEL).cloned().unwrap_or(desired_hash);
+        }
+    }
+    let replica_sets = owned.iter().map(|rs| rs_info(rs)).collect();
     let canary = ro.spec.strategy.canary.as_ref();
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
     let service_state = |name: Option<String>| {
@@ -758,6 +781,7 @@ fn new_replica_set(ro: &Rollout, hash: &str, initial: i32, revision: i64, replic
             "namespace": ro.namespace(),
             "labels": labels,
             "annotations": {
+                TEMPLATE_HASH_ANNOTATION: hash,
                 REVISION_ANNOTATION: revision.to_string(),
                 DESIRED_REPLICAS_ANNOTATION: replicas.to_string(),
             },

@@ -43,6 +43,37 @@ pub fn steps_hash<T: Serialize>(steps: &T) -> String {
     safe_encode(&fnv32a(&serde_json::to_vec(steps).unwrap_or_default()).to_string())
 }
 
+/// Whether `a` is contained in `b`: every field of `a` is in `b` with a contained value; lists have the same
+/// length and contained elements. The API server only adds defaults to a stored pod template, so a template
+/// written by a user is contained in the stored copy of the same template.
+fn contained(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => a.iter().all(|(k, v)| match b.get(k) {
+            Some(bv) => contained(v, bv),
+            None => v.is_null() || v.as_object().is_some_and(|o| o.is_empty()),
+        }),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| contained(x, y))
+        }
+        _ => a == b,
+    }
+}
+
+/// Whether a ReplicaSet made by another controller (Argo Rollouts, on migration) runs the Rollout's template
+/// and can be adopted instead of starting a new revision. Its own hash label and the defaults the API server
+/// added are ignored.
+pub fn adoptable(template: &PodTemplateSpec, rs_template: &PodTemplateSpec) -> bool {
+    let strip = |t: &PodTemplateSpec| {
+        let mut t = t.clone();
+        if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+            labels.remove(crate::rollout::HASH_LABEL);
+        }
+        serde_json::to_value(t).unwrap_or_default()
+    };
+    contained(&strip(template), &strip(rs_template))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +122,43 @@ mod tests {
             pod_template_hash(&labelled, None),
             pod_template_hash(&template("nginx:1"), None)
         );
+    }
+}
+
+#[cfg(test)]
+mod adoption_tests {
+    use super::*;
+
+    fn template(v: serde_json::Value) -> PodTemplateSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_replica_set_made_elsewhere_with_the_same_template_is_adoptable() {
+        let desired = template(serde_json::json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}
+        }));
+        // As the API server stores it: defaults added, the other controller's hash label.
+        let stored = template(serde_json::json!({
+            "metadata": {"labels": {"app": "web", "rollouts-pod-template-hash": "6b9f7d7c5"}},
+            "spec": {
+                "containers": [{"name": "web", "image": "nginx:1", "imagePullPolicy": "IfNotPresent",
+                                "terminationMessagePath": "/dev/termination-log", "resources": {}}],
+                "restartPolicy": "Always", "dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler",
+                "securityContext": {}, "terminationGracePeriodSeconds": 30
+            }
+        }));
+        assert!(adoptable(&desired, &stored));
+        let changed = template(serde_json::json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:2"}]}
+        }));
+        assert!(!adoptable(&changed, &stored), "another image is another template");
+        let more = template(serde_json::json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:1"}, {"name": "sidecar", "image": "envoy"}]}
+        }));
+        assert!(!adoptable(&more, &stored));
     }
 }
