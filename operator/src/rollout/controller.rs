@@ -150,7 +150,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
     let reference = ro.object_ref(&());
 
     for action in &plan.actions {
-        execute(&ro, &observed, action, &ctx).await?;
+        execute(&ro, action, &ctx).await?;
     }
     for ev in &plan.events {
         if let Err(e) = ctx
@@ -601,7 +601,7 @@ fn header_match(m: &sluice_crds::rollout::HeaderRoutingMatch) -> Option<istio::H
     })
 }
 
-async fn execute(ro: &Rollout, obs: &Observed, action: &Action, ctx: &Context) -> Result<(), Error> {
+async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Error> {
     let ns = ro.namespace().unwrap_or_default();
     let name = ro.name_any();
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
@@ -723,7 +723,6 @@ async fn execute(ro: &Rollout, obs: &Observed, action: &Action, ctx: &Context) -
                 .await?;
         }
     }
-    let _ = obs;
     Ok(())
 }
 
