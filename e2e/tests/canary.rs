@@ -1226,8 +1226,13 @@ spec:
     .unwrap();
 
     let _op = Operator::start(&ns).unwrap();
+    // Conditions are written by Sluice only (the status above is Argo's).
     let ro = wait_rollout(&ns, "legacy", "Healthy under Sluice", 30, |r| {
-        healthy(r) && r.status.as_ref().and_then(|s| s.observed_generation.as_deref()) == Some("1")
+        healthy(r)
+            && r.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.r#type == "Healthy" && c.status == "True"))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -135,6 +135,10 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
         }
         return Ok(Requeue::await_change());
     }
+    // Planning without the full list of ReplicaSets would start a revision that already exists.
+    if ctx.replica_sets.wait_until_ready().await.is_err() {
+        return Ok(Requeue::requeue(Duration::from_secs(1)));
+    }
     let key = (ns.clone(), name.clone());
     let last_written = ctx.written.lock().ok().and_then(|w| w.get(&key).copied());
     if let (Some(written), Some(cached)) = (last_written, resource_version(&ro))
