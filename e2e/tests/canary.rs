@@ -1250,3 +1250,53 @@ spec:
     let rss = replica_sets(&ns, "legacy").await;
     assert_eq!(rss.len(), 2, "{rss:?}");
 }
+
+#[tokio::test]
+async fn a_canary_whose_pods_never_start_exceeds_its_progress_deadline_and_aborts() {
+    let (ns, _op) = setup("deadline").await;
+    ns.apply(&services_and_vs("slow")).unwrap();
+    let strategy = istio_strategy("slow", "      - setWeight: 40\n      - pause: {}\n");
+    let manifest = rollout_yaml("slow", 3, "slow:v1", &strategy).replace(
+        "  revisionHistoryLimit: 3\n",
+        "  revisionHistoryLimit: 3\n  progressDeadlineSeconds: 3\n  progressDeadlineAbort: true\n",
+    );
+    ns.apply(&manifest).unwrap();
+    wait_rollout(&ns, "slow", "first deploy Healthy", 60, healthy).await;
+    // v2 cannot be scheduled anywhere: its pods stay Pending.
+    let patch = r#"[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"slow:v2"},
+                    {"op":"add","path":"/spec/template/spec/nodeSelector","value":{"no-such-node":"true"}}]"#;
+    ns.kubectl(&["patch", "rollout", "slow", "--type=json", "-p", patch], None)
+        .unwrap();
+    let ro = wait_rollout(&ns, "slow", "aborted after the deadline", 60, |r| {
+        r.status.as_ref().is_some_and(|s| s.abort == Some(true)) && phase(r).0 == "Degraded"
+    })
+    .await;
+    assert!(
+        phase(&ro)
+            .1
+            .starts_with("RolloutAborted: Rollout aborted update to revision 2"),
+        "{:?}",
+        phase(&ro)
+    );
+    let events = ns
+        .kubectl(
+            &[
+                "get",
+                "events",
+                "--field-selector=involvedObject.name=slow",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .unwrap();
+    assert!(
+        events.contains("ProgressDeadlineExceeded"),
+        "the deadline is recorded as an event"
+    );
+    assert_eq!(
+        weights(&vs_api(&ns).get("slow-vs").await.unwrap()),
+        (100, 0),
+        "no traffic ever went to the canary"
+    );
+}
