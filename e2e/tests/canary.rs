@@ -923,7 +923,9 @@ spec:
             .is_some_and(|t| t.0.to_string() >= restart_at)
     })
     .await;
-    assert_eq!(phase(&ro).0, "Healthy");
+    assert!(ro.status.as_ref().unwrap().restarted_at.is_some());
+    // The last replacement pod may still be starting when the restart is recorded.
+    wait_rollout(&ns, "api", "Healthy after the restart", 30, healthy).await;
     wait_for("three new ready pods", Duration::from_secs(30), || async {
         let list = pods.list(&ListParams::default().labels("app=api")).await?;
         let names: Vec<String> = list
