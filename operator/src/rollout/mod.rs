@@ -1,7 +1,6 @@
 //! The Rollout controller: observe → plan (pure, in `plan`) → execute → status.
 
 pub mod controller;
-pub mod duration;
 pub mod hash;
 pub mod plan;
 pub mod replicas;

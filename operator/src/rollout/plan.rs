@@ -12,8 +12,9 @@ use sluice_crds::rollout::{
     CanaryStep, CanaryStrategy, PauseCondition, Rollout, RolloutStatus, TrafficWeights, WeightDestination,
 };
 
+use sluice_analysis::duration::parse_pause_duration;
+
 use super::{
-    duration::parse_pause_duration,
     hash::steps_hash,
     replicas::{self, BasicCanaryInput, RoutedCanaryInput, RsCount},
     status::{self, cond, set_condition},

@@ -5,7 +5,7 @@ use sluice_crds::rollout::{CanaryStep, Rollout};
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::duration::parse_pause_duration;
+use sluice_analysis::duration::parse_pause_duration;
 
 /// The first reason the spec is invalid, in upstream's words, or None.
 pub fn invalid_spec(ro: &Rollout) -> Option<String> {
