@@ -235,7 +235,7 @@ fn metric_phase_follows_the_limits_rule_by_rule() {
         ),
     ];
     for (name, setup, phases, terminating, want) in cases {
-        let m = with(metric("m"), |m| setup(m));
+        let m = with(metric("m"), setup);
         let status = result_of("m", phases);
         let r = status
             .metric_results
@@ -448,7 +448,7 @@ fn measurements_are_due_on_interval_initial_delay_and_error_retry() {
     // count reached: nothing more is due
     let once = metric("once");
     let status = result_of("once", &[S]);
-    assert!(due_tasks(&spec, &status, &[once.clone()], ts(100)).is_empty());
+    assert!(due_tasks(&spec, &status, std::slice::from_ref(&once), ts(100)).is_empty());
     assert_eq!(next_due(&status, &[once], ts(100)), None);
 }
 
@@ -464,9 +464,9 @@ fn an_unfinished_measurement_is_resumed_at_its_time() {
         ..Default::default()
     };
     record(&mut status, "job", false, running, false);
-    assert!(due_tasks(&spec, &status, &[m.clone()], ts(5)).is_empty());
-    assert_eq!(next_due(&status, &[m.clone()], ts(5)), Some(ts(10)));
-    let tasks = due_tasks(&spec, &status, &[m.clone()], ts(10));
+    assert!(due_tasks(&spec, &status, std::slice::from_ref(&m), ts(5)).is_empty());
+    assert_eq!(next_due(&status, std::slice::from_ref(&m), ts(5)), Some(ts(10)));
+    let tasks = due_tasks(&spec, &status, std::slice::from_ref(&m), ts(10));
     assert!(tasks[0].resume.is_some());
     record(&mut status, "job", false, measurement(S, 12), true);
     let r = &status.metric_results.as_ref().unwrap()[0];

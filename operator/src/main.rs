@@ -1,7 +1,9 @@
 //! `sluice`: the progressive-delivery operator.
 
+mod analysisrun;
 mod apicount;
 mod events;
+mod metrics;
 mod rollout;
 mod run;
 

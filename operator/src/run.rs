@@ -11,7 +11,7 @@ use kube::{
     runtime::{WatchStreamExt, reflector, watcher},
 };
 use serde::de::DeserializeOwned;
-use sluice_crds::{analysis::AnalysisRun, application::Application};
+use sluice_crds::application::Application;
 use tracing::{info, warn};
 
 /// Flags of `sluice run`; each has an environment-variable twin.
@@ -32,6 +32,12 @@ pub struct Args {
     /// API version of Istio's VirtualService and DestinationRule.
     #[arg(long, env = "SLUICE_ISTIO_API_VERSION", default_value = "v1alpha3")]
     pub istio_api_version: String,
+    /// Address of the Prometheus metrics endpoint (`/metrics`).
+    #[arg(long, env = "SLUICE_METRICS_ADDR", default_value = "0.0.0.0:8090")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Address of the health endpoints (`/healthz`, `/readyz`).
+    #[arg(long, env = "SLUICE_HEALTHZ_ADDR", default_value = "0.0.0.0:8080")]
+    pub healthz_addr: std::net::SocketAddr,
 }
 
 /// JSON logs on stderr.
@@ -56,6 +62,12 @@ const REQUIRED_CRDS: [&str; 3] = [
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<()> {
     let requests = crate::apicount::RequestCounter::default();
+    let metrics = crate::metrics::Metrics::new();
+    let server = tokio::spawn(crate::metrics::serve(
+        metrics.clone(),
+        args.metrics_addr,
+        args.healthz_addr,
+    ));
     let client = client(&args, &requests).await?;
     let version = client
         .apiserver_version()
@@ -71,19 +83,24 @@ pub async fn run(args: Args) -> Result<()> {
 
     let ns = args.namespace.as_deref();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |rx: tokio::sync::watch::Receiver<bool>| async move {
+        let mut rx = rx;
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
     let rollouts = tokio::spawn(crate::rollout::controller::run(
         client.clone(),
         args.namespace.clone(),
         args.istio_api_version.clone(),
-        async move {
-            let mut rx = stop_rx;
-            let _ = rx.wait_for(|stop| *stop).await;
-        },
+        metrics.clone(),
+        stopped(stop_rx.clone()),
     ));
-    let watches = vec![
-        tokio::spawn(keep_cache::<AnalysisRun>(api(&client, ns))),
-        tokio::spawn(keep_cache::<Application>(api(&client, ns))),
-    ];
+    let analysis_runs = tokio::spawn(crate::analysisrun::controller::run(
+        client.clone(),
+        args.namespace.clone(),
+        metrics.clone(),
+        stopped(stop_rx),
+    ));
+    let watches = vec![tokio::spawn(keep_cache::<Application>(api(&client, ns)))];
     info!(
         namespace = ns.unwrap_or("*"),
         "watching rollouts, analysisruns and applications"
@@ -92,14 +109,16 @@ pub async fn run(args: Args) -> Result<()> {
     tokio::select! {
         s = &mut shutdown => info!(signal = s, "shutting down"),
         (done, _, _) = select_all(watches) => warn!(?done, "a watch ended unexpectedly"),
+        r = server => match r {
+            Ok(Err(e)) => return Err(e),
+            other => warn!(?other, "the metrics server ended unexpectedly"),
+        },
     }
     let _ = stop_tx.send(true);
     // Reconciles in flight finish; no new one starts.
-    if tokio::time::timeout(Duration::from_secs(10), rollouts)
-        .await
-        .is_err()
-    {
-        warn!("the rollout controller did not stop within 10 s");
+    let both = async { tokio::join!(rollouts, analysis_runs) };
+    if tokio::time::timeout(Duration::from_secs(10), both).await.is_err() {
+        warn!("the controllers did not stop within 10 s");
     }
     let (by_method, total) = requests.snapshot();
     let by_method: std::collections::BTreeMap<_, _> = by_method.into_iter().collect();

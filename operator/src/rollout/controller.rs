@@ -61,6 +61,8 @@ pub struct Context {
     /// The resourceVersion of each Rollout after this controller's last write to it: a cached copy older than
     /// that is stale, and planning from it could repeat a step.
     pub written: std::sync::Mutex<std::collections::HashMap<(String, String), u64>>,
+    /// Controller metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn resource_version(ro: &Rollout) -> Option<u64> {
@@ -75,6 +77,7 @@ pub async fn run(
     client: Client,
     namespace: Option<String>,
     istio_version: String,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (rollouts, replica_sets): (Api<Rollout>, Api<ReplicaSet>) = match &namespace {
@@ -108,7 +111,9 @@ pub async fn run(
         events: EventWriter::new(client, "rollouts-controller"),
         istio_version,
         written: Default::default(),
+        metrics: metrics.clone(),
     });
+    let _ = metrics.caches().rollouts.set(ro_store.clone());
     Controller::for_stream(ro_stream, ro_store)
         .owns_stream(rs_stream)
         .graceful_shutdown_on(shutdown)
@@ -121,12 +126,22 @@ pub async fn run(
         .await;
 }
 
-fn error_policy(ro: Arc<Rollout>, err: &Error, _: Arc<Context>) -> Requeue {
+fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Requeue {
+    ctx.metrics.rollout_reconcile_error.inc();
     warn!(rollout = %ro.name_any(), namespace = ro.namespace(), error = %err, "reconcile failed; retrying");
     Requeue::requeue(Duration::from_secs(2))
 }
 
 async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_rollout(&ro, &ctx).await;
+    ctx.metrics
+        .rollout_reconcile
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_rollout(ro: &Arc<Rollout>, ctx: &Arc<Context>) -> Result<Requeue, Error> {
     let ns = ro.namespace().unwrap_or_default();
     let name = ro.name_any();
     if ro.meta().deletion_timestamp.is_some() {

@@ -1,0 +1,432 @@
+//! The AnalysisRun controller's I/O: the watch, secrets, providers, events and the status write.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, future::join_all};
+use k8s_openapi::{
+    api::{batch::v1::Job, core::v1::Secret},
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::{Controller, WatchStreamExt, controller::Action as Requeue, reflector, watcher},
+};
+use serde_json::json;
+use sluice_analysis::{
+    Phase,
+    args::{ArgValue, resolve_metric},
+    provider, rollup,
+};
+use sluice_crds::analysis::{AnalysisRun, AnalysisRunStatus, Argument, Metric};
+use tracing::{debug, info, warn};
+
+use super::{JOB_RUN_UID_LABEL, job};
+use crate::{events::EventWriter, metrics::Metrics, rollout::controller::merge_diff};
+
+/// Errors of one reconcile; retried with backoff, never fatal.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    client: Client,
+    events: EventWriter,
+    metrics: Arc<Metrics>,
+    /// resourceVersion after this controller's last status write per run: an older cached copy is stale, and
+    /// measuring from it would repeat a measurement.
+    written: Mutex<HashMap<(String, String), u64>>,
+}
+
+/// Placeholder for a secret argument while only the shape of the metrics is checked (the secret itself is read
+/// only when measuring).
+const SECRET_PLACEHOLDER: &str = "temp-for-secret";
+
+/// Watches AnalysisRuns (and the Jobs of job metrics) and reconciles until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (runs, jobs): (Api<AnalysisRun>, Api<Job>) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let (store, writer) = reflector::store();
+    let stream = watcher(runs, watcher::Config::default())
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects();
+    let _ = metrics.caches().analysis_runs.set(store.clone());
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        events: EventWriter::new(client, "rollouts-controller"),
+        metrics,
+        written: Mutex::default(),
+    });
+    // Only Jobs made for a measurement carry the run's uid label.
+    let job_config = watcher::Config::default().labels(JOB_RUN_UID_LABEL);
+    Controller::for_stream(stream, store)
+        .owns(jobs, job_config)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                debug!(error = %e, "analysis run reconcile failed");
+            }
+        })
+        .await;
+}
+
+fn error_policy(run: Arc<AnalysisRun>, err: &Error, ctx: Arc<Context>) -> Requeue {
+    ctx.metrics.analysis_run_reconcile_error.inc();
+    warn!(analysisrun = %run.name_any(), namespace = run.namespace(), error = %err, "reconcile failed; retrying");
+    Requeue::requeue(Duration::from_secs(2))
+}
+
+fn resource_version(run: &AnalysisRun) -> Option<u64> {
+    run.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+}
+
+async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&run, &ctx).await;
+    ctx.metrics
+        .analysis_run_reconcile
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Argument values as the run's spec gives them; secrets are a placeholder.
+fn args_without_secrets(args: &[Argument]) -> Vec<ArgValue> {
+    args.iter()
+        .map(|a| ArgValue {
+            name: a.name.clone(),
+            value: match (&a.value, &a.value_from) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(from)) if from.secret_key_ref.is_some() => Some(SECRET_PLACEHOLDER.to_string()),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+/// Argument values with secrets read from the run's namespace; also returns the secret values (to redact).
+async fn args_with_secrets(
+    client: &Client,
+    ns: &str,
+    args: &[Argument],
+) -> Result<(Vec<ArgValue>, Vec<String>), String> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let mut read: HashMap<String, Secret> = HashMap::new();
+    let mut values = Vec::new();
+    let mut hidden = Vec::new();
+    for a in args {
+        let value = match (
+            &a.value,
+            a.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()),
+        ) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(r)) => {
+                if !read.contains_key(&r.name) {
+                    let secret = secrets.get(&r.name).await.map_err(|e| match e {
+                        kube::Error::Api(s) if s.code == 404 => format!("secrets \"{}\" not found", r.name),
+                        other => format!("reading secret \"{}\": {other}", r.name),
+                    })?;
+                    read.insert(r.name.clone(), secret);
+                }
+                let secret = &read[&r.name];
+                let bytes = secret
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(&r.key))
+                    .map(|b| b.0.clone())
+                    .or_else(|| {
+                        secret
+                            .string_data
+                            .as_ref()
+                            .and_then(|d| d.get(&r.key))
+                            .map(|s| s.clone().into_bytes())
+                    })
+                    .ok_or_else(|| format!("key '{}' does not exist in secret '{}'", r.key, r.name))?;
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                hidden.push(text.clone());
+                Some(text)
+            }
+            (None, None) => None,
+        };
+        values.push(ArgValue {
+            name: a.name.clone(),
+            value,
+        });
+    }
+    Ok((values, hidden))
+}
+
+fn fail(status: &mut AnalysisRunStatus, message: String, now: Timestamp) {
+    status.phase = Phase::Error.to_string();
+    status.message = Some(message);
+    if status.started_at.is_none() {
+        status.started_at = Some(rollup::stamp(now));
+    }
+    status.completed_at = Some(rollup::stamp(now));
+}
+
+async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Requeue, Error> {
+    let ns = run.namespace().unwrap_or_default();
+    let name = run.name_any();
+    let key = (ns.clone(), name.clone());
+    if run.meta().deletion_timestamp.is_some() {
+        if let Ok(mut w) = ctx.written.lock() {
+            w.remove(&key);
+        }
+        return Ok(Requeue::await_change());
+    }
+    let last_written = ctx.written.lock().ok().and_then(|w| w.get(&key).copied());
+    if let (Some(written), Some(cached)) = (last_written, resource_version(run))
+        && cached < written
+    {
+        // Our own last write has not reached the cache yet; its watch event brings the next reconcile.
+        return Ok(Requeue::requeue(Duration::from_millis(200)));
+    }
+    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+    let current = run.status.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    if Phase::parse(&current.phase).completed() {
+        return Ok(match rollup::ttl_deadline(&run.spec, &current) {
+            Some(deadline) if deadline <= now => {
+                info!(analysisrun = %name, namespace = %ns, "deleting: time to live after completion reached");
+                match api.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+                Requeue::await_change()
+            }
+            Some(deadline) => Requeue::requeue(until(deadline, now)),
+            None => Requeue::await_change(),
+        });
+    }
+
+    let mut status = current.clone();
+    let args = run.spec.args.clone().unwrap_or_default();
+    let mut transitions = rollup::Assessment::default();
+    let checked = (|| {
+        let placeholder_args = args_without_secrets(&args);
+        let metrics = run
+            .spec
+            .metrics
+            .iter()
+            .map(|m| resolve_metric(m, &placeholder_args))
+            .collect::<Result<Vec<Metric>, String>>()
+            .map_err(|e| format!("Unable to resolve metric arguments: {e}"))?;
+        rollup::validate_metrics(&metrics).map_err(|e| format!("Analysis spec invalid: {e}"))?;
+        let dry_run = rollup::dry_run_metrics(&run.spec, &metrics)
+            .map_err(|e| format!("Analysis spec invalid: {e}"))?;
+        let retention =
+            rollup::retention(&run.spec, &metrics).map_err(|e| format!("Analysis spec invalid: {e}"))?;
+        Ok::<_, String>((metrics, dry_run, retention))
+    })();
+    let mut next = None;
+    match checked {
+        Err(message) => {
+            warn!(analysisrun = %name, namespace = %ns, "{message}");
+            fail(&mut status, message, now);
+            transitions.run = Some(Phase::Error);
+        }
+        Ok((metrics, dry_run, retention)) => {
+            if status.started_at.is_none() {
+                status.started_at = Some(rollup::stamp(now));
+            }
+            let tasks = rollup::due_tasks(&run.spec, &status, &metrics, now);
+            match measure(run, ctx, &args, &metrics, &dry_run, &mut status, tasks).await {
+                Err(message) => {
+                    let message = format!("Unable to resolve metric arguments: {message}");
+                    warn!(analysisrun = %name, namespace = %ns, "{message}");
+                    fail(&mut status, message, now);
+                    transitions.run = Some(Phase::Error);
+                }
+                Ok(()) => {
+                    let done = Timestamp::now();
+                    transitions = rollup::assess_run(&run.spec, &mut status, &metrics, &dry_run, done);
+                    rollup::trim_measurements(&mut status, &retention);
+                    next = rollup::next_due(&status, &metrics, done);
+                }
+            }
+        }
+    }
+
+    let reference = run.object_ref(&());
+    for t in &transitions.metrics {
+        if t.phase.completed() {
+            let warning = matches!(t.phase, Phase::Failed | Phase::Error);
+            let message = format!("Metric '{}' Completed. Result: {}", t.metric, t.phase);
+            publish(ctx, &reference, warning, &format!("Metric{}", t.phase), &message).await;
+        }
+    }
+    if let Some(phase) = transitions.run.filter(|p| p.completed()) {
+        let warning = matches!(phase, Phase::Failed | Phase::Error);
+        info!(analysisrun = %name, namespace = %ns, phase = %phase, message = status.message.as_deref().unwrap_or(""), "analysis completed");
+        publish(
+            ctx,
+            &reference,
+            warning,
+            &format!("AnalysisRun{phase}"),
+            &format!("Analysis Completed. Result: {phase}"),
+        )
+        .await;
+    }
+
+    if status != current {
+        let patch = merge_diff(
+            &serde_json::to_value(&current).unwrap_or_default(),
+            &serde_json::to_value(&status).unwrap_or_default(),
+        );
+        let updated = api
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": patch })),
+            )
+            .await?;
+        if let (Ok(mut w), Some(rv)) = (ctx.written.lock(), resource_version(&updated)) {
+            w.insert(key, rv);
+        }
+    }
+    let now = Timestamp::now();
+    if Phase::parse(&status.phase).completed() {
+        return Ok(match rollup::ttl_deadline(&run.spec, &status) {
+            Some(deadline) => Requeue::requeue(until(deadline, now)),
+            None => Requeue::await_change(),
+        });
+    }
+    Ok(match next {
+        Some(t) => Requeue::requeue(until(t, now)),
+        // Nothing scheduled (e.g. a Job still running): its watch brings the run back.
+        None => Requeue::requeue(Duration::from_secs(300)),
+    })
+}
+
+/// Replaces every secret value in a message by `*****`.
+fn redact(message: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .fold(message.to_string(), |m, s| m.replace(s.as_str(), "*****"))
+}
+
+fn until(t: Timestamp, now: Timestamp) -> Duration {
+    let d = t.duration_since(now);
+    Duration::try_from(d)
+        .unwrap_or(Duration::ZERO)
+        .max(Duration::from_millis(10))
+}
+
+async fn publish(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    warning: bool,
+    reason: &str,
+    message: &str,
+) {
+    if let Err(e) = ctx.events.publish(reference, warning, reason, message).await {
+        warn!(error = %e, reason, "could not record event");
+    }
+}
+
+/// Takes the due measurements concurrently and records them. Err only when the arguments (secrets) cannot be
+/// resolved, which fails the whole run as upstream does.
+async fn measure(
+    run: &AnalysisRun,
+    ctx: &Context,
+    args: &[Argument],
+    metrics: &[Metric],
+    dry_run: &BTreeSet<String>,
+    status: &mut AnalysisRunStatus,
+    tasks: Vec<rollup::Task>,
+) -> Result<(), String> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let ns = run.namespace().unwrap_or_default();
+    let (values, secrets) = args_with_secrets(&ctx.client, &ns, args).await?;
+    let terminating = rollup::is_terminating(&run.spec, status);
+    let measurements = join_all(tasks.iter().map(|task| {
+        let values = &values;
+        let status = &*status;
+        async move {
+            let metric = resolve_metric(&run.spec.metrics[task.metric], values)?;
+            let start = Timestamp::now();
+            if task.resume.is_none() {
+                let late = start.duration_since(task.due).as_secs_f64().max(0.0);
+                ctx.metrics.measurement_delay.observe(late);
+            }
+            let p = &metric.provider;
+            let m = if let Some(job_metric) = &p.job {
+                match &task.resume {
+                    Some(m) => job::resume(&ctx.client, m, terminating, start).await,
+                    None => {
+                        let taken = status
+                            .metric_results
+                            .iter()
+                            .flatten()
+                            .find(|r| r.name == metric.name)
+                            .map(|r| r.count.unwrap_or(0) + r.error.unwrap_or(0))
+                            .unwrap_or(0);
+                        job::start(&ctx.client, run, &metric.name, job_metric, taken + 1, start).await
+                    }
+                }
+            } else {
+                let outcome = if let Some(prom) = &p.prometheus {
+                    provider::prometheus::measure(prom).await
+                } else if let Some(web) = &p.web {
+                    provider::web::measure(web).await
+                } else {
+                    Err(format!(
+                        "metric provider {} is not supported by this controller",
+                        rollup::provider_type(&metric)
+                    ))
+                };
+                rollup::finish_measurement(&metric, start, outcome, Timestamp::now())
+            };
+            Ok::<_, String>((task, metric.name.clone(), m))
+        }
+    }))
+    .await;
+    for outcome in measurements {
+        let (task, metric, mut m) = outcome?;
+        if let Some(msg) = m.message.take() {
+            m.message = Some(redact(&msg, &secrets));
+        }
+        if m.phase == Phase::Error.as_str() {
+            warn!(analysisrun = %run.name_any(), namespace = %ns, metric = %metric, message = m.message.as_deref().unwrap_or(""), "measurement had an error");
+        } else {
+            debug!(analysisrun = %run.name_any(), metric = %metric, phase = %m.phase, value = m.value.as_deref().unwrap_or(""), "measured");
+        }
+        let _ = &metrics[task.metric];
+        rollup::record(
+            status,
+            &metric,
+            dry_run.contains(&metric),
+            m,
+            task.resume.is_some(),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! Controller metrics on `/metrics` (upstream's names) and `/healthz` `/readyz`.
+//!
+//! Info gauges (`rollout_info`, `analysis_run_info`, `analysis_run_metric_phase`, ...) are computed from the
+//! reflector caches at scrape time, so a deleted object's series disappear with it and nothing is kept per object
+//! in between. Histograms and counters carry no per-object labels (upstream labels `rollout_reconcile` with the
+//! object's name, a series per object and bucket); a metric phase is exported only for the phase it is in.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+};
+
+use anyhow::{Context, Result};
+use kube::{ResourceExt, runtime::reflector::Store};
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric},
+    metrics::{
+        MetricType,
+        counter::Counter,
+        gauge::ConstGauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+use sluice_analysis::rollup::provider_type;
+use sluice_crds::{analysis::AnalysisRun, rollout::Rollout};
+use tracing::{info, warn};
+
+/// The controller's own metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Seconds per Rollout reconcile.
+    pub rollout_reconcile: Histogram,
+    /// Rollout reconciles that failed.
+    pub rollout_reconcile_error: Counter,
+    /// Seconds per AnalysisRun reconcile (measurements included).
+    pub analysis_run_reconcile: Histogram,
+    /// AnalysisRun reconciles that failed.
+    pub analysis_run_reconcile_error: Counter,
+    /// Seconds between when a measurement was due and when it started.
+    pub measurement_delay: Histogram,
+    caches: Arc<Caches>,
+}
+
+/// The caches the info gauges are computed from; each is set when its controller starts.
+#[derive(Debug, Default)]
+pub struct Caches {
+    /// Rollouts.
+    pub rollouts: OnceLock<Store<Rollout>>,
+    /// AnalysisRuns.
+    pub analysis_runs: OnceLock<Store<AnalysisRun>>,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::default();
+        let reconcile_buckets = [0.01, 0.15, 0.25, 0.5, 1.0];
+        let rollout_reconcile = Histogram::new(reconcile_buckets);
+        let analysis_run_reconcile = Histogram::new(reconcile_buckets);
+        let measurement_delay = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let rollout_reconcile_error = Counter::default();
+        let analysis_run_reconcile_error = Counter::default();
+        registry.register(
+            "rollout_reconcile",
+            "Rollout reconciliation performance.",
+            rollout_reconcile.clone(),
+        );
+        registry.register(
+            "rollout_reconcile_error",
+            "Error occurring during the rollout",
+            rollout_reconcile_error.clone(),
+        );
+        registry.register(
+            "analysis_run_reconcile",
+            "Analysis Run reconciliation performance.",
+            analysis_run_reconcile.clone(),
+        );
+        registry.register(
+            "analysis_run_reconcile_error",
+            "Error occurring during the analysis run",
+            analysis_run_reconcile_error.clone(),
+        );
+        registry.register(
+            "analysis_run_measurement_delay_seconds",
+            "Seconds between when a measurement was due and when it started.",
+            measurement_delay.clone(),
+        );
+        let caches = Arc::new(Caches::default());
+        registry.register_collector(Box::new(caches.clone()));
+        Arc::new(Metrics {
+            registry,
+            rollout_reconcile,
+            rollout_reconcile_error,
+            analysis_run_reconcile,
+            analysis_run_reconcile_error,
+            measurement_delay,
+            caches,
+        })
+    }
+
+    /// Where controllers hand in their caches.
+    pub fn caches(&self) -> &Caches {
+        &self.caches
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry) {
+            warn!(error = %e, "encoding metrics");
+        }
+        out
+    }
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Vec<(&'static str, String)>, i64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in series {
+        let labels: Vec<(&str, String)> = labels;
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for Caches {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(store) = self.rollouts.get() {
+            let rollouts = store.state();
+            let info = rollouts.iter().map(|ro| {
+                let canary = ro.spec.strategy.canary.as_ref();
+                let strategy = if canary.is_some() { "canary" } else { "blueGreen" };
+                let router = canary
+                    .and_then(|c| c.traffic_routing.as_ref())
+                    .map(|t| if t.istio.is_some() { "Istio" } else { "Plugin" })
+                    .unwrap_or("");
+                let phase = ro
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase.clone())
+                    .unwrap_or_default();
+                (
+                    vec![
+                        ("namespace", ro.namespace().unwrap_or_default()),
+                        ("name", ro.name_any()),
+                        ("strategy", strategy.to_string()),
+                        ("traffic_router", router.to_string()),
+                        ("phase", phase),
+                    ],
+                    1,
+                )
+            });
+            gauge(&mut encoder, "rollout_info", "Information about rollout.", info)?;
+            for (name, help, pick) in [
+                (
+                    "rollout_info_replicas_available",
+                    "The number of available replicas per rollout.",
+                    (|s: &sluice_crds::rollout::RolloutStatus| s.available_replicas) as fn(&_) -> Option<i32>,
+                ),
+                (
+                    "rollout_info_replicas_updated",
+                    "The number of updated replicas per rollout.",
+                    |s| s.updated_replicas,
+                ),
+                (
+                    "rollout_info_replicas_desired",
+                    "The number of desired replicas per rollout.",
+                    |_| None,
+                ),
+            ] {
+                let series = rollouts.iter().map(|ro| {
+                    let value = if name == "rollout_info_replicas_desired" {
+                        ro.spec.replicas.unwrap_or(1)
+                    } else {
+                        ro.status.as_ref().and_then(pick).unwrap_or(0)
+                    };
+                    (
+                        vec![
+                            ("namespace", ro.namespace().unwrap_or_default()),
+                            ("name", ro.name_any()),
+                        ],
+                        i64::from(value),
+                    )
+                });
+                gauge(&mut encoder, name, help, series)?;
+            }
+        }
+        if let Some(store) = self.analysis_runs.get() {
+            let runs = store.state();
+            let info = runs.iter().map(|ar| {
+                let phase = ar.status.as_ref().map(|s| s.phase.clone()).unwrap_or_default();
+                (
+                    vec![
+                        ("namespace", ar.namespace().unwrap_or_default()),
+                        ("name", ar.name_any()),
+                        ("phase", phase),
+                    ],
+                    1,
+                )
+            });
+            gauge(
+                &mut encoder,
+                "analysis_run_info",
+                "Information about analysis run.",
+                info,
+            )?;
+            let types = runs.iter().flat_map(|ar| {
+                ar.spec.metrics.iter().map(|m| {
+                    (
+                        vec![
+                            ("namespace", ar.namespace().unwrap_or_default()),
+                            ("name", ar.name_any()),
+                            ("metric", m.name.clone()),
+                            ("type", provider_type(m).to_string()),
+                        ],
+                        1,
+                    )
+                })
+            });
+            gauge(
+                &mut encoder,
+                "analysis_run_metric_type",
+                "Information on the type of a specific metric in the Analysis Runs.",
+                types,
+            )?;
+            let phases = runs.iter().flat_map(|ar| {
+                let results = ar
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.metric_results.clone())
+                    .unwrap_or_default();
+                ar.spec.metrics.iter().map(move |m| {
+                    let r = results.iter().find(|r| r.name == m.name);
+                    let phase = r.map(|r| r.phase.clone()).unwrap_or_else(|| "Pending".into());
+                    let dry_run = r.and_then(|r| r.dry_run).unwrap_or(false);
+                    (
+                        vec![
+                            ("namespace", ar.namespace().unwrap_or_default()),
+                            ("name", ar.name_any()),
+                            ("metric", m.name.clone()),
+                            ("type", provider_type(m).to_string()),
+                            ("dry_run", dry_run.to_string()),
+                            ("phase", phase),
+                        ],
+                        1,
+                    )
+                })
+            });
+            gauge(
+                &mut encoder,
+                "analysis_run_metric_phase",
+                "Information on the duration of a specific metric in the Analysis Run",
+                phases,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Serves `/metrics` on `metrics_addr` and `/healthz`, `/readyz` on `healthz_addr` until the process ends.
+pub async fn serve(metrics: Arc<Metrics>, metrics_addr: SocketAddr, healthz_addr: SocketAddr) -> Result<()> {
+    use axum::{Router, routing::get};
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    let health = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }));
+    let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+        .await
+        .with_context(|| format!("binding the metrics address {metrics_addr}"))?;
+    let health_listener = tokio::net::TcpListener::bind(healthz_addr)
+        .await
+        .with_context(|| format!("binding the health address {healthz_addr}"))?;
+    info!(
+        metrics = %metrics_listener.local_addr()?,
+        healthz = %health_listener.local_addr()?,
+        "serving /metrics and /healthz"
+    );
+    let a = tokio::spawn(async move { axum::serve(metrics_listener, app).await });
+    let b = tokio::spawn(async move { axum::serve(health_listener, health).await });
+    let (a, b) = tokio::join!(a, b);
+    a??;
+    b??;
+    Ok(())
+}
