@@ -134,14 +134,13 @@ fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Requeue {
 
 async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = std::time::Instant::now();
-    let result = reconcile_rollout(&ro, &ctx).await;
-    ctx.metrics
-        .rollout_reconcile
-        .observe(started.elapsed().as_secs_f64());
+    let metrics = ctx.metrics.clone();
+    let result = reconcile_rollout(ro, ctx).await;
+    metrics.rollout_reconcile.observe(started.elapsed().as_secs_f64());
     result
 }
 
-async fn reconcile_rollout(ro: &Arc<Rollout>, ctx: &Arc<Context>) -> Result<Requeue, Error> {
+async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let ns = ro.namespace().unwrap_or_default();
     let name = ro.name_any();
     if ro.meta().deletion_timestamp.is_some() {
