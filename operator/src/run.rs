@@ -87,20 +87,27 @@ pub async fn run(args: Args) -> Result<()> {
         let mut rx = rx;
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    let (runs, runs_source, [runs_for_rollouts, runs_for_analysis]) =
+        crate::analysisrun::controller::shared_cache(&client, ns);
     let rollouts = tokio::spawn(crate::rollout::controller::run(
         client.clone(),
         args.namespace.clone(),
         args.istio_api_version.clone(),
         metrics.clone(),
+        (runs.clone(), runs_for_rollouts),
         stopped(stop_rx.clone()),
     ));
     let analysis_runs = tokio::spawn(crate::analysisrun::controller::run(
         client.clone(),
         args.namespace.clone(),
         metrics.clone(),
+        (runs, runs_for_analysis),
         stopped(stop_rx),
     ));
-    let watches = vec![tokio::spawn(keep_cache::<Application>(api(&client, ns)))];
+    let watches = vec![
+        tokio::spawn(keep_cache::<Application>(api(&client, ns))),
+        tokio::spawn(runs_source),
+    ];
     info!(
         namespace = ns.unwrap_or("*"),
         "watching rollouts, analysisruns and applications"

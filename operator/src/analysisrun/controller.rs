@@ -11,6 +11,7 @@ use k8s_openapi::{
     api::{batch::v1::Job, core::v1::Secret},
     jiff::Timestamp,
 };
+use kube::runtime::reflector::Store;
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams},
@@ -55,21 +56,17 @@ pub async fn run(
     client: Client,
     namespace: Option<String>,
     metrics: Arc<Metrics>,
+    runs: (
+        Store<AnalysisRun>,
+        impl futures::Stream<Item = Arc<AnalysisRun>> + Send + 'static,
+    ),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (runs, jobs): (Api<AnalysisRun>, Api<Job>) = match &namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
+    let jobs: Api<Job> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     };
-    let (store, writer) = reflector::store();
-    let stream = watcher(runs, watcher::Config::default())
-        .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear())
-        .reflect(writer)
-        .touched_objects();
+    let (store, stream) = runs;
     let _ = metrics.caches().analysis_runs.set(store.clone());
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -79,7 +76,7 @@ pub async fn run(
     });
     // Only Jobs made for a measurement carry the run's uid label.
     let job_config = watcher::Config::default().labels(JOB_RUN_UID_LABEL);
-    Controller::for_stream(stream, store)
+    Controller::for_shared_stream(stream, store)
         .owns(jobs, job_config)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -89,6 +86,37 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The AnalysisRun cache, shared by the AnalysisRun controller and the Rollout controller (which owns the runs):
+/// the store, the task that keeps it, and one event stream per subscriber.
+pub fn shared_cache(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (
+    Store<AnalysisRun>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+    [reflector::ReflectHandle<AnalysisRun>; 2],
+) {
+    let api: Api<AnalysisRun> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (store, writer) = reflector::store_shared(4096);
+    let subscribers = [
+        writer.subscribe().expect("a shared store has subscribers"),
+        writer.subscribe().expect("a shared store has subscribers"),
+    ];
+    let source = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect_shared(writer)
+        .for_each(|event| async move {
+            if let Err(e) = event {
+                warn!(error = %e, "analysis run watch error; retrying with backoff");
+            }
+        });
+    (store, source, subscribers)
 }
 
 fn error_policy(run: Arc<AnalysisRun>, err: &Error, ctx: Arc<Context>) -> Requeue {

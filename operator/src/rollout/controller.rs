@@ -24,7 +24,11 @@ use kube::{
     },
 };
 use serde_json::{Value, json};
-use sluice_crds::rollout::{IstioDestinationRule, IstioVirtualService, Rollout};
+use sluice_analysis::Phase;
+use sluice_crds::{
+    analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate},
+    rollout::{IstioDestinationRule, IstioVirtualService, Rollout},
+};
 use sluice_traffic::istio;
 
 use crate::events::EventWriter;
@@ -63,6 +67,29 @@ pub struct Context {
     pub written: std::sync::Mutex<std::collections::HashMap<(String, String), u64>>,
     /// Controller metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Cache of AnalysisRuns (shared with the AnalysisRun controller).
+    pub analysis_runs: Store<AnalysisRun>,
+    /// Cache of AnalysisTemplates.
+    pub templates: Store<AnalysisTemplate>,
+    /// Cache of ClusterAnalysisTemplates.
+    pub cluster_templates: Store<ClusterAnalysisTemplate>,
+}
+
+/// Whether a Rollout's analysis references the named template.
+fn references(ro: &Rollout, name: &str, cluster: bool) -> bool {
+    let Some(canary) = ro.spec.strategy.canary.as_ref() else {
+        return false;
+    };
+    let background = canary.analysis.iter().map(|b| &b.analysis);
+    let steps = canary.steps.iter().flatten().filter_map(|s| s.analysis.as_ref());
+    // Nested templates are not followed here: any Rollout with analysis in the namespace is looked at again
+    // when a template changes whose name it does not reference directly but may reach through composition.
+    background.chain(steps).any(|a| {
+        a.templates.iter().flatten().any(|t| {
+            (t.template_name.as_deref() == Some(name) && (t.cluster_scope == Some(true)) == cluster)
+                || !cluster
+        })
+    })
 }
 
 fn resource_version(ro: &Rollout) -> Option<u64> {
@@ -78,6 +105,10 @@ pub async fn run(
     namespace: Option<String>,
     istio_version: String,
     metrics: Arc<crate::metrics::Metrics>,
+    analysis_runs: (
+        Store<AnalysisRun>,
+        impl futures::Stream<Item = Arc<AnalysisRun>> + Send + 'static,
+    ),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (rollouts, replica_sets): (Api<Rollout>, Api<ReplicaSet>) = match &namespace {
@@ -105,6 +136,25 @@ pub async fn run(
         })
         .reflect(rs_writer)
         .touched_objects();
+    let templates_api: Api<AnalysisTemplate> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (tpl_store, tpl_writer) = reflector::store();
+    let tpl_stream = watcher(templates_api, watcher::Config::default())
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(tpl_writer)
+        .touched_objects();
+    let (ctpl_store, ctpl_writer) = reflector::store();
+    let ctpl_stream = watcher(
+        Api::<ClusterAnalysisTemplate>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|o| o.managed_fields_mut().clear())
+    .reflect(ctpl_writer)
+    .touched_objects();
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
@@ -112,10 +162,36 @@ pub async fn run(
         istio_version,
         written: Default::default(),
         metrics: metrics.clone(),
+        analysis_runs: analysis_runs.0,
+        templates: tpl_store,
+        cluster_templates: ctpl_store,
     });
     let _ = metrics.caches().rollouts.set(ro_store.clone());
+    let (for_templates, for_cluster_templates) = (ro_store.clone(), ro_store.clone());
     Controller::for_stream(ro_stream, ro_store)
         .owns_stream(rs_stream)
+        .owns_shared_stream(analysis_runs.1)
+        // A template created or changed brings back the Rollouts of its namespace that use it (e.g. one
+        // waiting with InvalidSpec for it).
+        .watches_stream(tpl_stream, move |t: AnalysisTemplate| {
+            let ns = t.namespace();
+            let name = t.name_any();
+            for_templates
+                .state()
+                .into_iter()
+                .filter(|ro| ro.namespace() == ns && references(ro, &name, false))
+                .map(|ro| reflector::ObjectRef::from_obj(&*ro))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(ctpl_stream, move |t: ClusterAnalysisTemplate| {
+            let name = t.name_any();
+            for_cluster_templates
+                .state()
+                .into_iter()
+                .filter(|ro| references(ro, &name, true))
+                .map(|ro| reflector::ObjectRef::from_obj(&*ro))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
@@ -323,7 +399,44 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
             .map_err(|e| format!("DestinationRule \"{}\": {e}", dr.name)),
         }),
     };
+    let uid = ro.uid().unwrap_or_default();
+    let analysis_runs = ctx
+        .analysis_runs
+        .state()
+        .into_iter()
+        .filter(|r| r.namespace() == ro.namespace())
+        .filter(|r| {
+            r.owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        })
+        .map(|r| super::analysis::RunInfo {
+            name: r.name_any(),
+            phase: Phase::parse(r.status.as_ref().map(|s| s.phase.as_str()).unwrap_or_default()),
+            message: r.status.as_ref().and_then(|s| s.message.clone()),
+            terminating: r.spec.terminate == Some(true),
+            created: r.creation_timestamp().map(|t| t.0.as_second()).unwrap_or(0),
+        })
+        .collect();
+    let mut templates = super::analysis::Templates::default();
+    if has_analysis(ro) {
+        templates.namespaced = ctx
+            .templates
+            .state()
+            .into_iter()
+            .filter(|t| t.namespace() == ro.namespace())
+            .map(|t| (t.name_any(), t.spec.clone()))
+            .collect();
+        templates.cluster = ctx
+            .cluster_templates
+            .state()
+            .into_iter()
+            .map(|t| (t.name_any(), t.spec.0.clone()))
+            .collect();
+    }
     Ok(Observed {
+        analysis_runs,
+        templates,
         rollout: ro.clone(),
         desired_hash,
         replica_sets,
@@ -619,12 +732,70 @@ fn header_match(m: &sluice_crds::rollout::HeaderRoutingMatch) -> Option<istio::H
     })
 }
 
+fn has_analysis(ro: &Rollout) -> bool {
+    ro.spec
+        .strategy
+        .canary
+        .as_ref()
+        .is_some_and(|c| c.analysis.is_some() || c.steps.iter().flatten().any(|s| s.analysis.is_some()))
+}
+
 async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Error> {
     let ns = ro.namespace().unwrap_or_default();
     let name = ro.name_any();
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
     let replicas = ro.spec.replicas.unwrap_or(1);
+    let runs: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
     match action {
+        Action::CreateAnalysisRun {
+            name: run_name,
+            labels,
+            annotations,
+            spec,
+        } => {
+            let run = AnalysisRun {
+                metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                    name: Some(run_name.clone()),
+                    namespace: Some(ns.clone()),
+                    labels: Some(labels.clone()),
+                    annotations: Some(annotations.clone()),
+                    owner_references: ro.controller_owner_ref(&()).map(|mut o| {
+                        o.block_owner_deletion = Some(true);
+                        vec![o]
+                    }),
+                    ..Default::default()
+                },
+                spec: (**spec).clone(),
+                status: None,
+            };
+            match runs.create(&PostParams::default(), &run).await {
+                Ok(_) => {
+                    info!(rollout = %name, namespace = %ns, analysisrun = %run_name, "created analysis run")
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Action::TerminateAnalysisRun { name: run_name } => {
+            let patch = json!({"spec": {"terminate": true}});
+            match runs
+                .patch(run_name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+            {
+                Ok(_) => {
+                    info!(rollout = %name, namespace = %ns, analysisrun = %run_name, "terminated analysis run")
+                }
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Action::DeleteAnalysisRun { name: run_name } => {
+            match runs.delete(run_name, &Default::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         Action::CreateReplicaSet {
             hash,
             replicas: initial,

@@ -1,5 +1,6 @@
 //! The Rollout controller: observe → plan (pure, in `plan`) → execute → status.
 
+pub mod analysis;
 pub mod controller;
 pub mod hash;
 pub mod plan;

@@ -12,7 +12,12 @@ use sluice_crds::rollout::{
     CanaryStep, CanaryStrategy, PauseCondition, Rollout, RolloutStatus, TrafficWeights, WeightDestination,
 };
 
-use sluice_analysis::duration::parse_pause_duration;
+use std::collections::BTreeMap;
+
+use sluice_analysis::{Phase, duration::parse_pause_duration};
+use sluice_crds::{analysis::AnalysisRunSpec, rollout::RolloutAnalysisRunStatus};
+
+use super::analysis::{self as ra, RunInfo, Templates};
 
 use super::{
     hash::steps_hash,
@@ -95,6 +100,10 @@ pub struct Observed {
     pub pods_to_restart: Vec<(String, String)>,
     /// Managed routes (trafficRouting.managedRoutes) present in the VirtualServices now.
     pub managed_routes_present: Vec<String>,
+    /// The AnalysisRuns the Rollout owns.
+    pub analysis_runs: Vec<RunInfo>,
+    /// The analysis templates it may reference.
+    pub templates: Templates,
 }
 
 /// Whether spec.restartAt asks for pods to be restarted that have not been yet.
@@ -188,6 +197,27 @@ pub enum Action {
     RemoveManagedRoutes {
         /// Route names.
         names: Vec<String>,
+    },
+    /// Create an AnalysisRun owned by the Rollout.
+    CreateAnalysisRun {
+        /// Name.
+        name: String,
+        /// Labels.
+        labels: BTreeMap<String, String>,
+        /// Annotations.
+        annotations: BTreeMap<String, String>,
+        /// Spec.
+        spec: Box<AnalysisRunSpec>,
+    },
+    /// Stop a run that is no longer current (`spec.terminate`).
+    TerminateAnalysisRun {
+        /// Name.
+        name: String,
+    },
+    /// Delete a completed run beyond the history limits.
+    DeleteAnalysisRun {
+        /// Name.
+        name: String,
     },
     /// Evict a pod through the eviction API (PodDisruptionBudgets apply).
     EvictPod {
@@ -325,7 +355,7 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
     st.observed_generation = ro.metadata.generation.map(|g| g.to_string());
     let mut conditions = st.conditions.take().unwrap_or_default();
 
-    if let Some(message) = validate::invalid_spec(ro) {
+    if let Some(message) = validate::invalid_spec(ro).or_else(|| analysis_refs_invalid(obs)) {
         if status::condition(&conditions, cond::INVALID_SPEC).is_none_or(|c| c.message != message) {
             plan.warn("InvalidSpec", message.clone());
         }
@@ -463,6 +493,23 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
     // Retry after an abort: the user set abort back to false.
     let was_aborted =
         status::condition(&conditions, cond::PROGRESSING).is_some_and(|c| c.reason == "RolloutAborted");
+
+    // Analysis decides before anything moves: a failed run aborts this very reconcile.
+    let retrying = was_aborted && st.abort != Some(true);
+    let analysis = analysis_step(
+        obs,
+        &mut st,
+        &mut plan,
+        &AnalysisInputs {
+            steps,
+            new_hash: &new_hash,
+            stable_hash: &stable_hash,
+            revision,
+            fully_promoted,
+            retrying,
+            now: &now_t,
+        },
+    );
     let aborted = st.abort == Some(true) && !fully_promoted;
     if was_aborted && !aborted && !fully_promoted {
         set_condition(
@@ -487,12 +534,16 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
     index = index.min(steps.len());
 
     if aborted {
+        let base = format!("Rollout aborted update to revision {revision}");
+        let message = match &analysis.abort_message {
+            Some(why) => format!("{base}: {why}"),
+            None => status::condition(&conditions, cond::PROGRESSING)
+                .filter(|c| c.reason == "RolloutAborted" && c.message.starts_with(&base))
+                .map_or(base.clone(), |c| c.message.clone()),
+        };
         if st.aborted_at.is_none() {
             st.aborted_at = Some(now_t.clone());
-            plan.warn(
-                "RolloutAborted",
-                format!("Rollout aborted update to revision {revision}"),
-            );
+            plan.warn("RolloutAborted", message.clone());
         }
         st.pause_conditions = None;
         st.controller_pause = None;
@@ -503,7 +554,7 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
             cond::PROGRESSING,
             "False",
             "RolloutAborted",
-            &format!("Rollout aborted update to revision {revision}"),
+            &message,
             &now_t,
         );
     }
@@ -835,6 +886,8 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
             }
         } else if step.set_canary_scale.is_some() {
             step_done |= canary_ready;
+        } else if step.analysis.is_some() {
+            step_done |= analysis.step_done;
         } else if let Some(route) = &step.set_header_route {
             let name = route.name.clone().unwrap_or_default();
             let present = obs.managed_routes_present.contains(&name);
@@ -1202,6 +1255,255 @@ pub fn selector_string(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Lab
         });
     }
     parts.join(",")
+}
+
+/// Pause condition reason of a rollout paused by an inconclusive AnalysisRun.
+pub const INCONCLUSIVE_ANALYSIS: &str = "InconclusiveAnalysisRun";
+
+/// What the analysis part of a plan needs besides the observation.
+struct AnalysisInputs<'a> {
+    steps: &'a [CanaryStep],
+    new_hash: &'a str,
+    stable_hash: &'a str,
+    revision: i64,
+    fully_promoted: bool,
+    retrying: bool,
+    now: &'a Time,
+}
+
+/// What the analysis decided.
+#[derive(Default)]
+struct AnalysisOutcome {
+    /// The current step's analysis is done (Successful, or Inconclusive and promoted).
+    step_done: bool,
+    /// A run failed or errored: the rollout aborts with this reason.
+    abort_message: Option<String>,
+}
+
+/// A template a step or the background analysis references that does not resolve, as an InvalidSpec message.
+fn analysis_refs_invalid(obs: &Observed) -> Option<String> {
+    let ro = &obs.rollout;
+    let canary = ro.spec.strategy.canary.as_ref()?;
+    let mut refs: Vec<(String, &sluice_crds::rollout::RolloutAnalysis)> = Vec::new();
+    if let Some(bg) = &canary.analysis {
+        refs.push(("spec.strategy.canary.analysis".into(), &bg.analysis));
+    }
+    for (i, step) in canary.steps.iter().flatten().enumerate() {
+        if let Some(a) = &step.analysis {
+            refs.push((format!("spec.strategy.canary.steps[{i}].analysis"), a));
+        }
+    }
+    refs.into_iter().find_map(|(path, a)| {
+        ra::run_spec(a, ro, "", "", &obs.templates)
+            .err()
+            .map(|e| format!("{path}: {e}"))
+    })
+}
+
+fn run_status(run: Option<&RunInfo>, name: &str) -> RolloutAnalysisRunStatus {
+    RolloutAnalysisRunStatus {
+        name: name.to_string(),
+        status: run.map_or(Phase::Pending, |r| r.phase).to_string(),
+        message: run.and_then(|r| r.message.clone()),
+    }
+}
+
+/// Step and background analysis: creates the runs that are due, reads the current ones (Successful → step done,
+/// Failed/Error → abort, Inconclusive → pause until promoted), terminates runs that are no longer current and
+/// deletes completed runs beyond the history limits.
+fn analysis_step(
+    obs: &Observed,
+    st: &mut RolloutStatus,
+    plan: &mut Plan,
+    i: &AnalysisInputs,
+) -> AnalysisOutcome {
+    let ro = &obs.rollout;
+    let name = ro.name_any();
+    let runs = &obs.analysis_runs;
+    let canary = ro.spec.strategy.canary.as_ref();
+    let mut out = AnalysisOutcome::default();
+    let mut cst = st.canary.clone().unwrap_or_default();
+    if i.retrying {
+        cst.current_step_analysis_run_status = None;
+        cst.current_background_analysis_run_status = None;
+    }
+    let answered =
+        st.controller_pause == Some(true) && st.pause_conditions.as_ref().is_none_or(Vec::is_empty);
+    let index = (st.current_step_index.unwrap_or(0).max(0) as usize).min(i.steps.len());
+    let active = st.abort != Some(true) && !i.fully_promoted;
+    let mut created: Vec<RunInfo> = Vec::new();
+    let mut pause = false;
+
+    // Looks at the run a status field names (when it belongs to `base`), or creates one; returns its phase.
+    let mut track = |slot: &mut Option<RolloutAnalysisRunStatus>,
+                     base: String,
+                     kind: &str,
+                     analysis: &sluice_crds::rollout::RolloutAnalysis,
+                     step: Option<usize>,
+                     plan: &mut Plan|
+     -> Option<(Phase, Option<String>)> {
+        let named = slot
+            .as_ref()
+            .map(|s| s.name.clone())
+            .filter(|n| *n == base || n.strip_prefix(&base).is_some_and(|rest| rest.starts_with('.')));
+        let Some(run_name) = named else {
+            let spec = ra::run_spec(analysis, ro, i.stable_hash, i.new_hash, &obs.templates).ok()?;
+            let mut taken = runs.clone();
+            taken.extend(created.iter().cloned());
+            let run_name = ra::run_name(&name, i.new_hash, i.revision, step, &taken);
+            plan.actions.push(Action::CreateAnalysisRun {
+                name: run_name.clone(),
+                labels: ra::run_labels(analysis, i.new_hash, step),
+                annotations: ra::run_annotations(analysis, i.revision),
+                spec: Box::new(spec),
+            });
+            plan.event(
+                "AnalysisRunPending",
+                format!("{kind} Analysis Run '{run_name}' Status New: 'Pending' Previous: ''"),
+            );
+            created.push(RunInfo {
+                name: run_name.clone(),
+                phase: Phase::Pending,
+                message: None,
+                terminating: false,
+                created: 0,
+            });
+            *slot = Some(run_status(None, &run_name));
+            return Some((Phase::Pending, None));
+        };
+        let run = runs.iter().find(|r| r.name == run_name);
+        let next = run_status(run, &run_name);
+        let previous = slot.as_ref().map(|s| s.status.clone()).unwrap_or_default();
+        if run.is_some() && previous != next.status {
+            let phase = Phase::parse(&next.status);
+            let message = format!(
+                "{kind} Analysis Run '{run_name}' Status New: '{}' Previous: '{previous}'",
+                next.status
+            );
+            if matches!(phase, Phase::Failed | Phase::Error) {
+                plan.warn(analysis_reason(phase), message);
+            } else {
+                plan.event(analysis_reason(phase), message);
+            }
+        }
+        *slot = Some(next);
+        run.map(|r| (r.phase, r.message.clone()))
+    };
+
+    let step_analysis = i.steps.get(index).and_then(|s| s.analysis.as_ref());
+    match step_analysis.filter(|_| active) {
+        Some(a) => {
+            let base = format!("{name}-{}-{}-{index}", i.new_hash, i.revision);
+            match track(
+                &mut cst.current_step_analysis_run_status,
+                base,
+                "Step",
+                a,
+                Some(index),
+                plan,
+            ) {
+                Some((Phase::Successful, _)) => out.step_done = true,
+                Some((Phase::Failed | Phase::Error, message)) => {
+                    out.abort_message =
+                        Some(message.unwrap_or_else(|| "Step-based analysis phase error/failed".into()));
+                }
+                Some((Phase::Inconclusive, _)) if answered => out.step_done = true,
+                Some((Phase::Inconclusive, _)) => pause = true,
+                _ => {}
+            }
+        }
+        None if active || i.fully_promoted => cst.current_step_analysis_run_status = None,
+        None => {}
+    }
+    let background = canary.and_then(|c| c.analysis.as_ref());
+    let starting = background.and_then(|b| b.starting_step).unwrap_or(0).max(0) as usize;
+    match background.filter(|_| active && index >= starting && out.abort_message.is_none()) {
+        Some(b) => {
+            let base = format!("{name}-{}-{}", i.new_hash, i.revision);
+            match track(
+                &mut cst.current_background_analysis_run_status,
+                base,
+                "Background",
+                &b.analysis,
+                None,
+                plan,
+            ) {
+                Some((Phase::Failed | Phase::Error, message)) => {
+                    out.abort_message =
+                        Some(message.unwrap_or_else(|| "Background analysis phase error/failed".into()));
+                }
+                // Promoted past an inconclusive background run: a new run starts next time.
+                Some((Phase::Inconclusive, _)) if answered => {
+                    cst.current_background_analysis_run_status = None
+                }
+                Some((Phase::Inconclusive, _)) => pause = true,
+                _ => {}
+            }
+        }
+        None if active || i.fully_promoted => cst.current_background_analysis_run_status = None,
+        None => {}
+    }
+
+    if let Some(why) = &out.abort_message {
+        st.abort = Some(true);
+        tracing::debug!(rollout = %name, reason = %why, "analysis aborts the rollout");
+    } else if pause && !answered {
+        let conditions = st.pause_conditions.get_or_insert_with(Vec::new);
+        if !conditions.iter().any(|c| c.reason == INCONCLUSIVE_ANALYSIS) {
+            conditions.push(PauseCondition {
+                reason: INCONCLUSIVE_ANALYSIS.into(),
+                start_time: i.now.clone(),
+            });
+            st.controller_pause = Some(true);
+            plan.event(
+                "RolloutPaused",
+                format!("Rollout is paused ({INCONCLUSIVE_ANALYSIS})"),
+            );
+        }
+    }
+
+    // Runs that are not current any more stop; completed ones beyond the history limits go.
+    let aborting = st.abort == Some(true);
+    let current: Vec<&str> = [
+        &cst.current_step_analysis_run_status,
+        &cst.current_background_analysis_run_status,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| s.name.as_str())
+    .collect();
+    for r in runs {
+        let keep = !aborting && current.contains(&r.name.as_str());
+        if !keep && !r.phase.completed() && !r.terminating {
+            plan.actions
+                .push(Action::TerminateAnalysisRun { name: r.name.clone() });
+        }
+    }
+    let limits = ro.spec.analysis.as_ref();
+    let ok = limits
+        .and_then(|l| l.successful_run_history_limit)
+        .unwrap_or(ra::DEFAULT_RUN_HISTORY);
+    let bad = limits
+        .and_then(|l| l.unsuccessful_run_history_limit)
+        .unwrap_or(ra::DEFAULT_RUN_HISTORY);
+    for name in ra::runs_to_delete(runs, &current, ok, bad) {
+        plan.actions.push(Action::DeleteAnalysisRun { name });
+    }
+    if cst != st.canary.clone().unwrap_or_default() {
+        st.canary = Some(cst);
+    }
+    out
+}
+
+fn analysis_reason(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Pending => "AnalysisRunPending",
+        Phase::Running => "AnalysisRunRunning",
+        Phase::Successful => "AnalysisRunSuccessful",
+        Phase::Failed => "AnalysisRunFailed",
+        Phase::Error => "AnalysisRunError",
+        Phase::Inconclusive => "AnalysisRunInconclusive",
+    }
 }
 
 #[cfg(test)]

@@ -94,6 +94,8 @@ fn observed(
         subsets: None,
         pods_to_restart: Vec::new(),
         managed_routes_present: Vec::new(),
+        analysis_runs: Vec::new(),
+        templates: Default::default(),
     };
     if !routed {
         o.stable_service = None;
@@ -1183,4 +1185,432 @@ fn dynamic_stable_scale_shrinks_the_stable_and_an_abort_steps_traffic_back_as_st
         at(T0),
     );
     assert_eq!(weight_action(&p), Some(0));
+}
+
+// ---- analysis ----
+
+fn analysis_canary(background: Option<serde_json::Value>) -> serde_json::Value {
+    let mut c = istio_canary(json!([
+        {"setWeight": 20},
+        {"analysis": {"templates": [{"templateName": "success-rate"}], "args": [{"name": "service", "value": "web-canary"}]}},
+        {"setWeight": 50},
+    ]));
+    if let Some(bg) = background {
+        c["analysis"] = bg;
+    }
+    c
+}
+
+fn with_templates(mut o: Observed) -> Observed {
+    let spec: sluice_crds::analysis::AnalysisTemplateSpec = serde_json::from_value(json!({
+        "args": [{"name": "service"}],
+        "metrics": [{"name": "success-rate", "successCondition": "result[0] >= 0.95",
+                     "provider": {"prometheus": {"address": "http://prom:9090", "query": "rate{svc='{{args.service}}'}"}}}]
+    }))
+    .unwrap();
+    o.templates.namespaced.insert("success-rate".into(), spec);
+    o
+}
+
+fn run(name: &str, phase: Phase, message: Option<&str>) -> RunInfo {
+    RunInfo {
+        name: name.into(),
+        phase,
+        message: message.map(String::from),
+        terminating: false,
+        created: 1,
+    }
+}
+
+/// At the analysis step (index 1) with the canary at 20% and its pods up.
+fn at_analysis_step(st: RolloutStatus, runs: Vec<RunInfo>) -> Observed {
+    let ro = rollout(10, analysis_canary(None), Some(st));
+    let mut o = with_templates(observed(
+        ro,
+        vec![rs("new", 2, 2, 2), rs("old", 1, 10, 10)],
+        Some("old"),
+        Some("new"),
+        Some(20),
+    ));
+    o.analysis_runs = runs;
+    o
+}
+
+fn step_run_status(name: &str, phase: &str) -> RolloutStatus {
+    let mut st = updating(1);
+    st.canary = Some(sluice_crds::rollout::CanaryStatus {
+        current_step_analysis_run_status: Some(RolloutAnalysisRunStatus {
+            name: name.into(),
+            status: phase.into(),
+            message: None,
+        }),
+        ..Default::default()
+    });
+    st
+}
+
+#[test]
+fn an_analysis_step_creates_its_run_named_and_labelled_as_upstream() {
+    let p = plan(&at_analysis_step(updating(1), vec![]), at(T0));
+    let created = p.actions.iter().find_map(|a| match a {
+        Action::CreateAnalysisRun {
+            name,
+            labels,
+            annotations,
+            spec,
+        } => Some((name, labels, annotations, spec)),
+        _ => None,
+    });
+    let (name, labels, annotations, spec) = created.expect("a run is created");
+    assert_eq!(name, "web-new-2-1");
+    assert_eq!(labels["rollout-type"], "Step");
+    assert_eq!(labels["step-index"], "1");
+    assert_eq!(labels["rollouts-pod-template-hash"], "new");
+    assert_eq!(annotations["rollout.argoproj.io/revision"], "2");
+    assert_eq!(spec.metrics[0].name, "success-rate");
+    assert_eq!(
+        spec.args.as_ref().unwrap()[0].value.as_deref(),
+        Some("web-canary")
+    );
+    let cs = p
+        .status
+        .canary
+        .as_ref()
+        .unwrap()
+        .current_step_analysis_run_status
+        .as_ref()
+        .unwrap();
+    assert_eq!((cs.name.as_str(), cs.status.as_str()), ("web-new-2-1", "Pending"));
+    assert_eq!(p.status.current_step_index, Some(1), "the step waits for its run");
+    // Created once: the next reconcile finds it through the status.
+    let next = plan(
+        &at_analysis_step(p.status.clone(), vec![run("web-new-2-1", Phase::Running, None)]),
+        at(T0),
+    );
+    assert!(
+        !next
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateAnalysisRun { .. }))
+    );
+    assert_eq!(next.status.current_step_index, Some(1));
+    assert_eq!(reasons(&next), ["AnalysisRunRunning"]);
+}
+
+#[test]
+fn a_successful_run_completes_the_step() {
+    let p = plan(
+        &at_analysis_step(
+            step_run_status("web-new-2-1", "Running"),
+            vec![run("web-new-2-1", Phase::Successful, None)],
+        ),
+        at(T0),
+    );
+    assert_eq!(p.status.current_step_index, Some(2));
+    assert!(reasons(&p).contains(&"AnalysisRunSuccessful"));
+    assert!(reasons(&p).contains(&"RolloutStepCompleted"));
+}
+
+#[test]
+fn a_failed_run_aborts_at_once_with_the_metric_in_the_message() {
+    let why = "Metric \"success-rate\" assessed Failed due to failed (1) > failureLimit (0): last measured value [0.8]";
+    let obs = at_analysis_step(
+        step_run_status("web-new-2-1", "Running"),
+        vec![run("web-new-2-1", Phase::Failed, Some(why))],
+    );
+    let p = plan(&obs, at(T0));
+    assert_eq!(p.status.abort, Some(true));
+    assert_eq!(
+        weight_action(&p),
+        Some(0),
+        "traffic back to stable in the same reconcile"
+    );
+    assert_eq!(p.status.phase.as_deref(), Some("Degraded"));
+    let message = p.status.message.clone().unwrap();
+    assert_eq!(
+        message,
+        format!("RolloutAborted: Rollout aborted update to revision 2: {why}")
+    );
+    let aborted = p.events.iter().find(|e| e.reason == "RolloutAborted").unwrap();
+    assert!(aborted.warning && aborted.message.contains("[0.8]"));
+    assert!(reasons(&p).contains(&"AnalysisRunFailed"));
+    // Later reconciles keep the reason even though the run is no longer current.
+    let mut ro = obs.rollout.clone();
+    ro.status = Some(p.status.clone());
+    let mut again = obs.clone();
+    again.rollout = ro;
+    let p2 = plan(&again, at(T0));
+    assert_eq!(p2.status.message.as_deref(), Some(message.as_str()));
+}
+
+#[test]
+fn an_error_run_aborts_too() {
+    let obs = at_analysis_step(
+        step_run_status("web-new-2-1", "Running"),
+        vec![run(
+            "web-new-2-1",
+            Phase::Error,
+            Some("Metric \"m\" assessed Error due to consecutiveErrors (5) > consecutiveErrorLimit (4)"),
+        )],
+    );
+    let p = plan(&obs, at(T0));
+    assert_eq!(p.status.abort, Some(true));
+    assert!(p.status.message.unwrap().contains("consecutiveErrors (5)"));
+}
+
+#[test]
+fn an_inconclusive_run_pauses_and_a_promote_continues() {
+    let obs = at_analysis_step(
+        step_run_status("web-new-2-1", "Running"),
+        vec![run("web-new-2-1", Phase::Inconclusive, None)],
+    );
+    let p = plan(&obs, at(T0));
+    let reasons_now: Vec<_> = p
+        .status
+        .pause_conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.reason.as_str())
+        .collect();
+    assert_eq!(reasons_now, ["InconclusiveAnalysisRun"]);
+    assert_eq!(p.status.controller_pause, Some(true));
+    assert_eq!(p.status.phase.as_deref(), Some("Paused"));
+    assert_eq!(p.status.current_step_index, Some(1));
+    // Still paused next time.
+    let mut st = p.status.clone();
+    let p2 = plan(&at_analysis_step(st.clone(), obs.analysis_runs.clone()), at(T0));
+    assert_eq!(p2.status.current_step_index, Some(1));
+    assert!(p2.status.pause_conditions.is_some());
+    // promote: the plugin clears the pause conditions.
+    st.pause_conditions = None;
+    let p3 = plan(&at_analysis_step(st, obs.analysis_runs.clone()), at(T0));
+    assert_eq!(
+        p3.status.current_step_index,
+        Some(2),
+        "promote moves past the inconclusive analysis"
+    );
+    assert_eq!(p3.status.controller_pause, None);
+    assert!(reasons(&p3).contains(&"RolloutResumed"));
+}
+
+#[test]
+fn a_missing_template_is_invalid_spec_and_nothing_moves() {
+    let mut obs = at_analysis_step(updating(1), vec![]);
+    obs.templates = Default::default();
+    let p = plan(&obs, at(T0));
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    let invalid = p
+        .status
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.r#type == "InvalidSpec")
+        .unwrap();
+    assert_eq!(
+        invalid.message,
+        "spec.strategy.canary.steps[1].analysis: AnalysisTemplate \"success-rate\" not found"
+    );
+}
+
+#[test]
+fn background_analysis_starts_at_its_step_and_is_terminated_at_promotion() {
+    let bg = json!({"templates": [{"templateName": "success-rate"}], "args": [{"name": "service", "value": "c"}], "startingStep": 1});
+    let ro = rollout(10, analysis_canary(Some(bg.clone())), Some(updating(0)));
+    let obs = with_templates(observed(
+        ro,
+        vec![rs("new", 2, 2, 2), rs("old", 1, 10, 10)],
+        Some("old"),
+        Some("new"),
+        Some(20),
+    ));
+    let p = plan(&obs, at(T0));
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateAnalysisRun { .. })),
+        "before startingStep"
+    );
+    let p = plan(&at_analysis_step_with(bg.clone(), updating(1)), at(T0));
+    let names: Vec<_> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateAnalysisRun { name, labels, .. } => {
+                Some((name.clone(), labels["rollout-type"].clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("web-new-2-1".to_string(), "Step".to_string()),
+            ("web-new-2".to_string(), "Background".to_string())
+        ]
+    );
+    // Fully promoted: the background run still running is terminated and the status forgets it.
+    let mut st = step_run_status("web-new-2-1", "Successful");
+    st.stable_rs = Some("new".into());
+    st.current_step_index = Some(3);
+    st.canary.as_mut().unwrap().current_background_analysis_run_status = Some(RolloutAnalysisRunStatus {
+        name: "web-new-2".into(),
+        status: "Running".into(),
+        message: None,
+    });
+    let ro = rollout(10, analysis_canary(Some(bg)), Some(st));
+    let mut obs = with_templates(observed(
+        ro,
+        vec![rs("new", 2, 10, 10)],
+        Some("new"),
+        Some("new"),
+        Some(0),
+    ));
+    obs.analysis_runs = vec![
+        run("web-new-2", Phase::Running, None),
+        run("web-new-2-1", Phase::Successful, None),
+    ];
+    let p = plan(&obs, at(T0));
+    assert!(
+        p.actions.contains(&Action::TerminateAnalysisRun {
+            name: "web-new-2".into()
+        }),
+        "{:?}",
+        p.actions
+    );
+    assert!(!p.actions.contains(&Action::TerminateAnalysisRun {
+        name: "web-new-2-1".into()
+    }));
+    assert_eq!(
+        p.status
+            .canary
+            .as_ref()
+            .and_then(|c| c.current_background_analysis_run_status.clone()),
+        None
+    );
+}
+
+fn at_analysis_step_with(bg: serde_json::Value, st: RolloutStatus) -> Observed {
+    let ro = rollout(10, analysis_canary(Some(bg)), Some(st));
+    with_templates(observed(
+        ro,
+        vec![rs("new", 2, 2, 2), rs("old", 1, 10, 10)],
+        Some("old"),
+        Some("new"),
+        Some(20),
+    ))
+}
+
+#[test]
+fn a_failed_background_run_aborts() {
+    let bg =
+        json!({"templates": [{"templateName": "success-rate"}], "args": [{"name": "service", "value": "c"}]});
+    let mut st = updating(0);
+    st.canary = Some(sluice_crds::rollout::CanaryStatus {
+        current_background_analysis_run_status: Some(RolloutAnalysisRunStatus {
+            name: "web-new-2".into(),
+            status: "Running".into(),
+            message: None,
+        }),
+        ..Default::default()
+    });
+    let mut obs = at_analysis_step_with(bg, st);
+    obs.analysis_runs = vec![run(
+        "web-new-2",
+        Phase::Failed,
+        Some("Metric \"x\" assessed Failed"),
+    )];
+    let p = plan(&obs, at(T0));
+    assert_eq!(p.status.abort, Some(true));
+    assert!(
+        p.status
+            .message
+            .unwrap()
+            .ends_with("Metric \"x\" assessed Failed")
+    );
+}
+
+#[test]
+fn runs_that_are_not_current_are_terminated_and_old_ones_deleted() {
+    let mut runs = vec![
+        run("web-old-1-1", Phase::Running, None),
+        run("web-new-2-1", Phase::Running, None),
+    ];
+    for i in 0..7 {
+        runs.push(RunInfo {
+            created: i,
+            ..run(&format!("done-{i}"), Phase::Successful, None)
+        });
+    }
+    let p = plan(
+        &at_analysis_step(step_run_status("web-new-2-1", "Running"), runs),
+        at(T0),
+    );
+    assert!(p.actions.contains(&Action::TerminateAnalysisRun {
+        name: "web-old-1-1".into()
+    }));
+    assert!(!p.actions.contains(&Action::TerminateAnalysisRun {
+        name: "web-new-2-1".into()
+    }));
+    let deleted: Vec<_> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeleteAnalysisRun { name } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, ["done-1", "done-0"], "five successful runs are kept");
+}
+
+#[test]
+fn retry_after_an_analysis_abort_starts_a_new_run() {
+    let mut st = step_run_status("web-new-2-1", "Failed");
+    st.conditions = Some(vec![sluice_crds::rollout::RolloutCondition {
+        r#type: "Progressing".into(),
+        status: "False".into(),
+        reason: "RolloutAborted".into(),
+        message: "Rollout aborted update to revision 2: Metric failed".into(),
+        last_update_time: None,
+        last_transition_time: None,
+    }]);
+    st.current_step_index = Some(0);
+    st.abort = None;
+    let ro = rollout(10, analysis_canary(None), Some(st));
+    let mut obs = with_templates(observed(
+        ro,
+        vec![rs("new", 2, 2, 2), rs("old", 1, 10, 10)],
+        Some("old"),
+        Some("new"),
+        Some(20),
+    ));
+    obs.analysis_runs = vec![run("web-new-2-1", Phase::Failed, Some("Metric failed"))];
+    let p = plan(&obs, at(T0));
+    assert_ne!(
+        p.status.abort,
+        Some(true),
+        "the old failed run does not abort the retry"
+    );
+    assert_eq!(
+        p.status
+            .canary
+            .as_ref()
+            .and_then(|c| c.current_step_analysis_run_status.clone()),
+        None
+    );
+    // At the analysis step again, the new run gets the collision suffix.
+    let mut st = p.status.clone();
+    st.current_step_index = Some(1);
+    let p = plan(
+        &at_analysis_step(st, vec![run("web-new-2-1", Phase::Failed, Some("Metric failed"))]),
+        at(T0),
+    );
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateAnalysisRun { name, .. } if name == "web-new-2-1.1")),
+        "{:?}",
+        p.actions
+    );
 }
