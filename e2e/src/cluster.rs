@@ -83,7 +83,7 @@ pub struct ControlPlane {
 
 /// A free TCP port on 127.0.0.1. The port is released before use, so another process could take it in
 /// between; each component binds its ports at once, and a clash fails loudly at start.
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

@@ -145,6 +145,7 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
     cmd.arg("run")
         .arg("--kubeconfig")
         .arg(&info.kubeconfig)
+        .args(["--metrics-addr", "127.0.0.1:0", "--healthz-addr", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd.kill_on_drop(true);

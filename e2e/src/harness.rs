@@ -267,25 +267,44 @@ pub struct Operator {
     child: Child,
     log: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// Port of its `/metrics` endpoint on 127.0.0.1.
+    pub metrics_port: u16,
 }
 
 impl Operator {
     /// Starts `sluice run` for the namespace.
     pub fn start(ns: &TestNamespace) -> Result<Self> {
+        Self::start_with_env(ns, &[])
+    }
+
+    /// Starts `sluice run` for the namespace with extra environment variables.
+    pub fn start_with_env(ns: &TestNamespace, env: &[(&str, &str)]) -> Result<Self> {
         let log = std::env::temp_dir().join(format!("sluice-operator-{}.log", ns.name));
+        let metrics_port = crate::cluster::free_port()?;
         let args = vec![
             "run".to_string(),
             format!("--kubeconfig={}", ns.info.kubeconfig.display()),
             format!("--namespace={}", ns.name),
+            format!("--metrics-addr=127.0.0.1:{metrics_port}"),
+            format!("--healthz-addr=127.0.0.1:{}", crate::cluster::free_port()?),
         ];
-        let child = Self::spawn(&args, &log)?;
-        Ok(Self { child, log, args })
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let child = Self::spawn(&args, &env, &log)?;
+        Ok(Self { child, log, args, env, metrics_port })
     }
 
-    fn spawn(args: &[String], log: &Path) -> Result<Child> {
+    /// The operator's `/metrics` text.
+    pub async fn metrics(&self) -> Result<String> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        Ok(reqwest::get(&url).await?.error_for_status()?.text().await?)
+    }
+
+    fn spawn(args: &[String], env: &[(String, String)], log: &Path) -> Result<Child> {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
         Ok(Command::new(sluice_binary()?)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env(
                 "SLUICE_LOG_LEVEL",
                 std::env::var("SLUICE_E2E_OPERATOR_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
@@ -305,7 +324,7 @@ impl Operator {
 
     /// Starts it again with the same arguments.
     pub fn restart(&mut self) -> Result<()> {
-        self.child = Self::spawn(&self.args, &self.log)?;
+        self.child = Self::spawn(&self.args, &self.env, &self.log)?;
         Ok(())
     }
 

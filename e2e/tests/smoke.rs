@@ -335,6 +335,7 @@ async fn operator_waits_for_crds_watches_and_stops_on_sigterm() {
         .args(["run", "--kubeconfig"])
         .arg(&ns.info.kubeconfig)
         .args(["--namespace", &ns.name])
+        .args(["--metrics-addr", "127.0.0.1:0", "--healthz-addr", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -405,6 +406,7 @@ async fn operator_reports_an_unreachable_api_server_and_exits_nonzero() {
     let out = Command::new(sluice_binary())
         .args(["run", "--kubeconfig"])
         .arg(&kubeconfig)
+        .args(["--metrics-addr", "127.0.0.1:0", "--healthz-addr", "127.0.0.1:0"])
         .output()
         .unwrap();
     std::fs::remove_file(&kubeconfig).ok();
