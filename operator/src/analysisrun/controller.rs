@@ -20,7 +20,7 @@ use kube::{
 use serde_json::json;
 use sluice_analysis::{
     Phase,
-    args::{ArgValue, resolve_metric},
+    args::{ArgValue, redact, resolve_metric},
     provider, rollup,
 };
 use sluice_crds::analysis::{AnalysisRun, AnalysisRunStatus, Argument, Metric};
@@ -349,14 +349,6 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Requeue, Er
         // Nothing scheduled (e.g. a Job still running): its watch brings the run back.
         None => Requeue::requeue(Duration::from_secs(300)),
     })
-}
-
-/// Replaces every secret value in a message by `*****`.
-fn redact(message: &str, secrets: &[String]) -> String {
-    secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .fold(message.to_string(), |m, s| m.replace(s.as_str(), "*****"))
 }
 
 fn until(t: Timestamp, now: Timestamp) -> Duration {
