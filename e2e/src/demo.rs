@@ -18,6 +18,7 @@ use tokio::process::Command;
 use crate::{
     cluster::{ControlPlane, Options},
     harness::{install_crds, kubectl},
+    prometheus::{Prometheus, TrafficCounters},
 };
 
 fn phase(ro: &Rollout) -> &str {
@@ -36,6 +37,7 @@ fn vs_api(client: &kube::Client) -> Api<DynamicObject> {
 /// Prints a line whenever the rollout's step, phase, weights or pods change, and the operator's log lines,
 /// until `done` holds.
 async fn watch_until(
+    name: &str,
     rollouts: &Api<Rollout>,
     vs: &Api<DynamicObject>,
     operator_log: &std::sync::mpsc::Receiver<String>,
@@ -55,10 +57,10 @@ async fn watch_until(
                 );
             }
         }
-        let ro = rollouts.get("demo").await?;
+        let ro = rollouts.get(name).await?;
         let st = ro.status.clone().unwrap_or_default();
         let route = vs
-            .get("demo-vsvc")
+            .get(&format!("{name}-vsvc"))
             .await
             .map(|v| v.data["spec"]["http"][0]["route"].clone())
             .unwrap_or_default();
@@ -140,8 +142,21 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
         println!("    established: {name}");
     }
 
-    say("Starting the operator: sluice run");
+    say("Starting Prometheus (Debian's package) scraping the request counters of the checkout service");
+    let traffic = TrafficCounters::start().await?;
+    traffic.set_service("checkout-canary", 200.0, 0.99);
+    traffic.set_service("checkout-stable", 200.0, 0.99);
+    let prom_dir = std::env::temp_dir().join(format!("sluice-demo-prometheus-{}", std::process::id()));
+    let prom = Prometheus::start(&prom_dir, &[traffic.address().to_string()]).await?;
+    println!(
+        "    Prometheus at {}, scraping {} every second",
+        prom.url,
+        traffic.address()
+    );
+
+    say("Starting the operator: ARGO_ROLLOUTS_PROMETHEUS_ADDRESS=<prometheus> sluice run");
     let mut cmd = Command::new(sluice);
+    cmd.env("ARGO_ROLLOUTS_PROMETHEUS_ADDRESS", &prom.url);
     cmd.arg("run")
         .arg("--kubeconfig")
         .arg(&info.kubeconfig)
@@ -204,7 +219,7 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
     );
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let vs = vs_api(&client);
-    watch_until(&rollouts, &vs, &rx, "first deploy Healthy", |ro| {
+    watch_until("demo", &rollouts, &vs, &rx, "first deploy Healthy", |ro| {
         phase(ro) == "Healthy"
     })
     .await?;
@@ -216,7 +231,7 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
         &["patch", "rollout", "demo", "--type=json", "-p", patch],
         None,
     )?;
-    watch_until(&rollouts, &vs, &rx, "the pause {} step", |ro| {
+    watch_until("demo", &rollouts, &vs, &rx, "the pause {} step", |ro| {
         phase(ro) == "Paused" && ro.status.as_ref().and_then(|s| s.current_step_index) == Some(3)
     })
     .await?;
@@ -236,6 +251,7 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
         None,
     )?;
     watch_until(
+        "demo",
         &rollouts,
         &vs,
         &rx,
@@ -278,6 +294,10 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
     say("Events of the rollout, in order");
     println!("{}", events.trim_end());
 
+    analysis_demo(info, &client, &traffic, &rx).await?;
+    drop(prom);
+    std::fs::remove_dir_all(&prom_dir).ok();
+
     say("Stopping the operator with SIGTERM");
     if let Some(pid) = operator.id() {
         std::process::Command::new("kill")
@@ -289,5 +309,106 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
         println!("    sluice | {line}");
     }
     println!("    operator exited: {status}");
+    Ok(())
+}
+
+fn set_image(info: &crate::cluster::ClusterInfo, name: &str, image: &str) -> Result<()> {
+    let patch =
+        format!(r#"[{{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"{image}"}}]"#);
+    kubectl(
+        info,
+        &["patch", "rollout", name, "--type=json", "-p", &patch],
+        None,
+    )?;
+    Ok(())
+}
+
+fn print_runs(info: &crate::cluster::ClusterInfo) -> Result<()> {
+    let runs = kubectl(
+        info,
+        &[
+            "get",
+            "analysisruns",
+            "-n",
+            "default",
+            "--sort-by=.metadata.creationTimestamp",
+            "-o",
+            "custom-columns=ANALYSISRUN:.metadata.name,PHASE:.status.phase,VALUES:.status.metricResults[0].measurements[*].value,MESSAGE:.status.message",
+        ],
+        None,
+    )?;
+    println!("{}", runs.trim_end());
+    Ok(())
+}
+
+/// Two releases of `checkout` judged by Prometheus: a healthy one promoted by itself, a failing one rolled back
+/// by itself.
+async fn analysis_demo(
+    info: &crate::cluster::ClusterInfo,
+    client: &kube::Client,
+    traffic: &TrafficCounters,
+    rx: &std::sync::mpsc::Receiver<String>,
+) -> Result<()> {
+    say(
+        "An automatic canary: `checkout` is judged by an AnalysisTemplate (success rate >= 95% in Prometheus)",
+    );
+    let manifest = std::fs::read_to_string(crate::e2e_dir().join("manifests/demo/analysis.yaml"))?;
+    println!(
+        "{}",
+        kubectl(info, &["apply", "-f", "-"], Some(&manifest))?.trim_end()
+    );
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let vs = vs_api(client);
+    watch_until("checkout", &rollouts, &vs, rx, "first deploy Healthy", |ro| {
+        phase(ro) == "Healthy"
+    })
+    .await?;
+
+    say("Release 1.1: its canary answers 99% of requests well; nobody touches anything");
+    set_image(info, "checkout", "checkout:1.1")?;
+    watch_until(
+        "checkout",
+        &rollouts,
+        &vs,
+        rx,
+        "1.1 promoted by its analysis",
+        |ro| {
+            phase(ro) == "Healthy"
+                && ro
+                    .spec
+                    .template
+                    .as_ref()
+                    .and_then(|t| t.spec.as_ref())
+                    .map(|s| s.containers[0].image.clone())
+                    == Some(Some("checkout:1.1".into()))
+                && ro
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.stable_rs == s.current_pod_hash)
+        },
+    )
+    .await?;
+    print_runs(info)?;
+
+    say("Release 1.2: its canary fails 20% of requests (the counters now say so); nobody touches anything");
+    traffic.set_success_ratio("checkout-canary", 0.80);
+    let started = Instant::now();
+    set_image(info, "checkout", "checkout:1.2")?;
+    watch_until(
+        "checkout",
+        &rollouts,
+        &vs,
+        rx,
+        "1.2 rolled back by its analysis",
+        |ro| phase(ro) == "Degraded",
+    )
+    .await?;
+    let ro = rollouts.get("checkout").await?;
+    println!(
+        "\n    rolled back automatically {:.1}s after the release; the rollout says why:\n    {}",
+        started.elapsed().as_secs_f64(),
+        ro.status.and_then(|s| s.message).unwrap_or_default()
+    );
+    print_runs(info)?;
     Ok(())
 }
