@@ -241,10 +241,19 @@ async fn a_good_canary_passes_its_analysis_and_is_promoted() {
     env.ns
         .apply(&success_rate_template("success-rate", "    count: 2\n"))
         .unwrap();
+    env.ns
+        .apply(&success_rate_template("until-promoted", ""))
+        .unwrap();
+    // Background analysis from step 1, measuring every 2 s until the rollout is fully promoted.
+    let background = "      analysis:
+        templates: [{templateName: until-promoted}]
+        startingStep: 1
+        args: [{name: service-name, value: good-canary}]
+";
     deploy_v1(
         &env,
         "good",
-        &rollout_yaml("good", &analysis_steps("good", "success-rate"), ""),
+        &rollout_yaml("good", &analysis_steps("good", "success-rate"), background),
     )
     .await;
     set_image(&env.ns, "good", "app:v2");
@@ -286,6 +295,26 @@ async fn a_good_canary_passes_its_analysis_and_is_promoted() {
     let value: Vec<f64> = serde_json::from_str(last.value.as_deref().unwrap()).unwrap();
     assert!((value[0] - 0.99).abs() < 0.01, "measured {value:?}");
     assert_eq!(canary_weight(&env.ns, "good-vs"), 0);
+    // The background run measured from step 1 until the promotion, then was terminated.
+    let bg = wait_run(&env.ns, "the background run terminated", 30, |r| {
+        r.labels().get("rollout-type").map(String::as_str) == Some("Background")
+            && run_phase(r) == "Successful"
+    })
+    .await;
+    assert_eq!(bg.name_any(), format!("good-{hash}-2"));
+    assert_eq!(bg.spec.terminate, Some(true));
+    assert_eq!(
+        bg.status.as_ref().unwrap().message.as_deref(),
+        Some("Run Terminated")
+    );
+    let ro: Rollout = env.ns.api().get("good").await.unwrap();
+    assert_eq!(
+        ro.status
+            .unwrap()
+            .canary
+            .and_then(|c| c.current_background_analysis_run_status),
+        None
+    );
     // The controller's metrics describe the run.
     let metrics = env.op.metrics().await.unwrap();
     let info = format!(
@@ -686,4 +715,110 @@ impl Phase {
     fn is_done(p: &str) -> bool {
         matches!(p, "Successful" | "Failed" | "Error" | "Inconclusive")
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_retention_terminate_and_time_to_live_of_an_analysis_run() {
+    let env = setup("arspec", 0.80).await;
+    let ns = &env.ns;
+    let query = SUCCESS_RATE_TEMPLATE_QUERY.replace("{{args.service-name}}", "arspec-canary");
+    ns.apply(&format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisRun
+metadata: {{name: long}}
+spec:
+  dryRun: [{{metricName: failing}}]
+  measurementRetention: [{{metricName: passing, limit: 2}}]
+  ttlStrategy: {{secondsAfterCompletion: 3}}
+  metrics:
+  - name: passing
+    interval: 1s
+    successCondition: 'true'
+    provider: {{prometheus: {{query: 'vector(1)'}}}}
+  - name: failing
+    interval: 1s
+    count: 2
+    successCondition: result[0] >= 0.95
+    provider: {{prometheus: {{query: '{query}'}}}}
+"#
+    ))
+    .unwrap();
+    // The dry-run metric fails without failing the run, which keeps measuring.
+    let run = wait_run(
+        ns,
+        "the dry-run metric done and 4 measurements of the other",
+        60,
+        |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.metric_results.as_ref())
+                .is_some_and(|m| {
+                    m.iter().any(|x| x.name == "failing" && x.phase == "Failed")
+                        && m.iter().any(|x| x.name == "passing" && x.count.unwrap_or(0) >= 4)
+                })
+        },
+    )
+    .await;
+    let st = run.status.clone().unwrap();
+    assert_eq!(st.phase, "Running", "a dry-run failure does not end the run");
+    let failing = st
+        .metric_results
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == "failing")
+        .unwrap();
+    assert_eq!(failing.dry_run, Some(true));
+    assert!(
+        failing
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("Metric assessed Failed due to failed"),
+        "{failing:?}"
+    );
+    assert_eq!(st.dry_run_summary.as_ref().unwrap().failed, Some(1));
+    let passing = st
+        .metric_results
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == "passing")
+        .unwrap();
+    assert_eq!(
+        passing.measurements.as_ref().unwrap().len(),
+        2,
+        "measurementRetention keeps 2"
+    );
+    // terminate: the run ends Successful, then its time to live deletes it.
+    ns.kubectl(
+        &[
+            "patch",
+            "analysisrun",
+            "long",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"terminate":true}}"#,
+        ],
+        None,
+    )
+    .unwrap();
+    let run = wait_run(ns, "terminated", 30, |r| {
+        r.name_any() == "long" && run_phase(r) == "Successful"
+    })
+    .await;
+    assert_eq!(run.status.unwrap().message.as_deref(), Some("Run Terminated"));
+    let api: Api<AnalysisRun> = ns.api();
+    let start = Instant::now();
+    while api.get_opt("long").await.unwrap().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "deleted 3 s after completion"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "not before its time to live"
+    );
 }
