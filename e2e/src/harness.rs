@@ -291,7 +291,13 @@ impl Operator {
         ];
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let child = Self::spawn(&args, &env, &log)?;
-        Ok(Self { child, log, args, env, metrics_port })
+        Ok(Self {
+            child,
+            log,
+            args,
+            env,
+            metrics_port,
+        })
     }
 
     /// The operator's `/metrics` text.
