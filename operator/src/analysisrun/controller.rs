@@ -237,6 +237,10 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Requeue, Er
     let current = run.status.clone().unwrap_or_default();
     let now = Timestamp::now();
     if Phase::parse(&current.phase).completed() {
+        // Nothing more is measured: the stale-cache guard has nothing left to protect.
+        if let Ok(mut w) = ctx.written.lock() {
+            w.remove(&key);
+        }
         return Ok(match rollup::ttl_deadline(&run.spec, &current) {
             Some(deadline) if deadline <= now => {
                 info!(analysisrun = %name, namespace = %ns, "deleting: time to live after completion reached");
