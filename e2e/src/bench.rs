@@ -39,7 +39,8 @@ pub struct Report {
     pub requests_per_rollout: f64,
 }
 
-fn proc_stats(pid: u32) -> Option<(f64, f64)> {
+/// A process's peak resident memory (MiB) and CPU seconds (user + system) so far, from /proc.
+pub fn proc_stats(pid: u32) -> Option<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let hwm_kib: f64 = status
         .lines()

@@ -2,6 +2,7 @@
 //! harness that dumps what it saw when a test fails, and helpers to apply manifests the way users do.
 
 pub mod bench;
+pub mod bench_analysis;
 pub mod cluster;
 pub mod demo;
 pub mod harness;

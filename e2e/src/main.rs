@@ -1,4 +1,4 @@
-//! `sluice-e2e`: starts and stops the local control plane, and runs the demo.
+//! `sluice-e2e`: starts and stops the local control plane, runs the benchmarks and the demo.
 
 use std::{path::PathBuf, time::Instant};
 
@@ -28,6 +28,21 @@ enum Cmd {
         /// Number of rollouts per run; repeat for several runs (e.g. --count 200 --count 1000).
         #[arg(long, default_values_t = [200usize])]
         count: Vec<usize>,
+        /// Directory of the control-plane binaries (default: built or found by e2e/scripts/build-bins.sh).
+        #[arg(long, env = "SLUICE_BIN_DIR")]
+        bin_dir: Option<PathBuf>,
+        /// The operator binary (default: `sluice` next to this binary; build it with --release to measure it).
+        #[arg(long, env = "SLUICE_BINARY")]
+        sluice: Option<PathBuf>,
+    },
+    /// Benchmarks: N AnalysisRuns measuring a Prometheus query every second; throughput, delay, cost.
+    BenchAnalysis {
+        /// Number of analysis runs per run; repeat for several runs (e.g. --count 100 --count 1000).
+        #[arg(long, default_values_t = [100usize])]
+        count: Vec<usize>,
+        /// Length of the measuring window, which starts once every run has its first measurement.
+        #[arg(long, default_value_t = 120)]
+        seconds: u64,
         /// Directory of the control-plane binaries (default: built or found by e2e/scripts/build-bins.sh).
         #[arg(long, env = "SLUICE_BIN_DIR")]
         bin_dir: Option<PathBuf>,
@@ -108,6 +123,25 @@ fn main() -> Result<()> {
                     "{:>8}  {:>14.1}  {:>13.1}  {:>12.1}  {:>5.1}  {:>20.1}",
                     r.count, r.deploy_secs, r.update_secs, r.peak_rss_mib, r.cpu_secs, r.requests_per_rollout
                 );
+            }
+            Ok(())
+        }
+        Cmd::BenchAnalysis {
+            count,
+            seconds,
+            bin_dir,
+            sluice,
+        } => {
+            let (bin_dir, sluice) = binaries(bin_dir, sluice)?;
+            println!("{}", sluice_e2e::bench_analysis::Report::HEADER);
+            for n in count {
+                let r = rt.block_on(sluice_e2e::bench_analysis::run(
+                    bin_dir.clone(),
+                    &sluice,
+                    n,
+                    seconds,
+                ))?;
+                println!("{r}");
             }
             Ok(())
         }
