@@ -9,6 +9,7 @@ pub mod harness;
 pub mod pki;
 pub mod process;
 pub mod prometheus;
+pub mod rollouts;
 
 use std::path::{Path, PathBuf};
 

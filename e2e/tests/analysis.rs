@@ -11,6 +11,7 @@ use sluice_crds::{analysis::AnalysisRun, rollout::Rollout};
 use sluice_e2e::{
     harness::{Operator, TestNamespace, install_crds},
     prometheus::{Prometheus, SUCCESS_RATE_TEMPLATE_QUERY, TrafficCounters},
+    rollouts::{healthy, phase, set_image, wait_rollout},
 };
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
@@ -135,53 +136,6 @@ fn analysis_steps(name: &str, template: &str) -> String {
       - setWeight: 50
 "
     )
-}
-
-async fn wait_rollout(
-    ns: &TestNamespace,
-    name: &str,
-    what: &str,
-    secs: u64,
-    check: impl Fn(&Rollout) -> bool,
-) -> Rollout {
-    let api: Api<Rollout> = ns.api();
-    let start = Instant::now();
-    let mut last = None;
-    while start.elapsed() < Duration::from_secs(secs) {
-        if let Ok(ro) = api.get(name).await {
-            if check(&ro) {
-                return ro;
-            }
-            last = Some(ro);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let st = last
-        .and_then(|r| r.status)
-        .map(|s| serde_json::to_string_pretty(&s).unwrap_or_default());
-    panic!(
-        "rollout {name}: timed out after {secs}s waiting for {what}; status: {}",
-        st.unwrap_or_default()
-    );
-}
-
-fn phase(ro: &Rollout) -> (String, String) {
-    let st = ro.status.clone().unwrap_or_default();
-    (st.phase.unwrap_or_default(), st.message.unwrap_or_default())
-}
-
-fn healthy(ro: &Rollout) -> bool {
-    let st = ro.status.as_ref();
-    phase(ro).0 == "Healthy"
-        && st.is_some_and(|s| s.stable_rs.is_some() && s.stable_rs == s.current_pod_hash)
-        && st.and_then(|s| s.observed_generation.clone()) == ro.metadata.generation.map(|g| g.to_string())
-}
-
-fn set_image(ns: &TestNamespace, name: &str, image: &str) {
-    let patch =
-        format!(r#"[{{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"{image}"}}]"#);
-    ns.kubectl(&["patch", "rollout", name, "--type=json", "-p", &patch], None)
-        .expect("set image");
 }
 
 fn canary_weight(ns: &TestNamespace, vs: &str) -> i64 {

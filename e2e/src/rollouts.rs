@@ -1,0 +1,90 @@
+//! What end-to-end tests ask of a Rollout: wait for a state, read its phase, change its image or status as the
+//! upstream plugin does.
+
+use std::time::{Duration, Instant};
+
+use kube::Api;
+use sluice_crds::rollout::Rollout;
+
+use crate::harness::TestNamespace;
+
+/// Polls the Rollout until `check` holds; panics after `secs` with the last status it saw.
+pub async fn wait_rollout(
+    ns: &TestNamespace,
+    name: &str,
+    what: &str,
+    secs: u64,
+    check: impl Fn(&Rollout) -> bool,
+) -> Rollout {
+    let api: Api<Rollout> = ns.api();
+    let mut last = None;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if let Ok(ro) = api.get(name).await {
+            if check(&ro) {
+                return ro;
+            }
+            last = Some(ro);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let st = last
+        .and_then(|r| r.status)
+        .map(|s| serde_json::to_string_pretty(&s).unwrap_or_default());
+    panic!(
+        "rollout {name}: timed out after {secs}s waiting for {what}; status: {}",
+        st.unwrap_or_default()
+    );
+}
+
+/// (phase, message) of the status.
+pub fn phase(ro: &Rollout) -> (String, String) {
+    let st = ro.status.clone().unwrap_or_default();
+    (st.phase.unwrap_or_default(), st.message.unwrap_or_default())
+}
+
+/// Healthy on its current template, with the status of its current generation.
+pub fn healthy(ro: &Rollout) -> bool {
+    let st = ro.status.as_ref();
+    phase(ro).0 == "Healthy"
+        && st.is_some_and(|s| s.stable_rs.is_some() && s.stable_rs == s.current_pod_hash)
+        && st.and_then(|s| s.observed_generation.clone()) == ro.metadata.generation.map(|g| g.to_string())
+}
+
+/// The current step index, -1 when none.
+pub fn step(ro: &Rollout) -> i32 {
+    ro.status
+        .as_ref()
+        .and_then(|s| s.current_step_index)
+        .unwrap_or(-1)
+}
+
+/// `kubectl patch rollout --subresource=status`, as the upstream plugin writes promote/abort/retry.
+pub fn patch_status(ns: &TestNamespace, name: &str, patch: &str) {
+    ns.kubectl(
+        &[
+            "patch",
+            "rollout",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+        None,
+    )
+    .unwrap_or_else(|e| panic!("status patch {patch}: {e:#}"));
+}
+
+/// `kubectl argo rollouts promote`: clears the pause conditions.
+pub fn promote(ns: &TestNamespace, name: &str) {
+    patch_status(ns, name, r#"{"status":{"pauseConditions":null}}"#);
+}
+
+/// `kubectl argo rollouts set image` of the first container.
+pub fn set_image(ns: &TestNamespace, name: &str, image: &str) {
+    let patch =
+        format!(r#"[{{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"{image}"}}]"#);
+    ns.kubectl(&["patch", "rollout", name, "--type=json", "-p", &patch], None)
+        .expect("set image");
+}
