@@ -6,6 +6,7 @@ mod events;
 mod metrics;
 mod rollout;
 mod run;
+mod status_patch;
 
 use std::path::PathBuf;
 

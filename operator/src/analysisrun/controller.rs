@@ -14,10 +14,9 @@ use k8s_openapi::{
 use kube::runtime::reflector::Store;
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams},
+    api::DeleteParams,
     runtime::{Controller, WatchStreamExt, controller::Action as Requeue, reflector, watcher},
 };
-use serde_json::json;
 use sluice_analysis::{
     Phase,
     args::{ArgValue, redact, resolve_metric},
@@ -27,7 +26,7 @@ use sluice_crds::analysis::{AnalysisRun, AnalysisRunStatus, Argument, Metric};
 use tracing::{debug, info, warn};
 
 use super::{JOB_RUN_UID_LABEL, job};
-use crate::{events::EventWriter, metrics::Metrics, rollout::controller::merge_diff};
+use crate::{events::EventWriter, metrics::Metrics};
 
 /// Errors of one reconcile; retried with backoff, never fatal.
 #[derive(Debug, thiserror::Error)]
@@ -326,17 +325,7 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Requeue, Er
     }
 
     if status != current {
-        let patch = merge_diff(
-            &serde_json::to_value(&current).unwrap_or_default(),
-            &serde_json::to_value(&status).unwrap_or_default(),
-        );
-        let updated = api
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "status": patch })),
-            )
-            .await?;
+        let updated = crate::status_patch::write(&api, &name, &current, &status).await?;
         if let (Ok(mut w), Some(rv)) = (ctx.written.lock(), resource_version(&updated)) {
             w.insert(key, rv);
         }

@@ -258,17 +258,7 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
     }
     let current = ro.status.clone().unwrap_or_default();
     if plan.status != current {
-        let patch = merge_diff(
-            &serde_json::to_value(&current).unwrap_or_default(),
-            &serde_json::to_value(&plan.status).unwrap_or_default(),
-        );
-        let updated = rollouts
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "status": patch })),
-            )
-            .await?;
+        let updated = crate::status_patch::write(&rollouts, &name, &current, &plan.status).await?;
         if let (Ok(mut w), Some(rv)) = (ctx.written.lock(), resource_version(&updated)) {
             w.insert(key, rv);
         }
@@ -280,31 +270,6 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
         after = after.min(Duration::from_millis(250));
     }
     Ok(Requeue::requeue(after))
-}
-
-/// RFC 7386 merge patch that turns `from` into `to` (null removes a field).
-pub fn merge_diff(from: &Value, to: &Value) -> Value {
-    match (from, to) {
-        (Value::Object(f), Value::Object(t)) => {
-            let mut out = serde_json::Map::new();
-            for (k, tv) in t {
-                match f.get(k) {
-                    Some(fv) if fv == tv => {}
-                    Some(fv) if fv.is_object() && tv.is_object() => {
-                        out.insert(k.clone(), merge_diff(fv, tv));
-                    }
-                    _ => {
-                        out.insert(k.clone(), tv.clone());
-                    }
-                }
-            }
-            for k in f.keys().filter(|k| !t.contains_key(*k)) {
-                out.insert(k.clone(), Value::Null);
-            }
-            Value::Object(out)
-        }
-        _ => to.clone(),
-    }
 }
 
 async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
