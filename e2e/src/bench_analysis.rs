@@ -79,7 +79,8 @@ pub struct Report {
     pub count: usize,
     /// Seconds from the first create until every run had a measurement.
     pub first_measured_secs: f64,
-    /// Length of the measuring window, seconds.
+    /// Length of the measuring window, seconds: between the middles of the two lists of runs that count the
+    /// measurements, so a little longer than asked (a list of many runs takes seconds on a busy API server).
     pub window_secs: f64,
     /// Measurements taken in the window (with or without error).
     pub measurements: u64,
@@ -214,9 +215,11 @@ pub fn analysis_run(name: &str, prometheus_url: &str) -> serde_json::Value {
     })
 }
 
-/// Runs the benchmark with `count` AnalysisRuns and a measuring window of `seconds`.
-pub async fn run(bin_dir: PathBuf, sluice: &Path, count: usize, seconds: u64) -> Result<Report> {
-    let dir = std::env::temp_dir().join(format!("sluice-bench-analysis-{}", std::process::id()));
+/// Runs the benchmark with `count` AnalysisRuns and a measuring window of `seconds`. The working directory
+/// (the operator's, Prometheus's and the control plane's logs) is removed afterwards unless the run failed or
+/// `keep` is set.
+pub async fn run(bin_dir: PathBuf, sluice: &Path, count: usize, seconds: u64, keep: bool) -> Result<Report> {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-analysis-{}-{count}", std::process::id()));
     eprintln!("bench-analysis: starting a control plane");
     let mut cp = ControlPlane::start(&Options {
         dir: dir.clone(),
@@ -226,7 +229,7 @@ pub async fn run(bin_dir: PathBuf, sluice: &Path, count: usize, seconds: u64) ->
     .await?;
     let result = measure(&cp, sluice, count, seconds, &dir).await;
     cp.stop().await;
-    if result.is_ok() {
+    if result.is_ok() && !keep {
         std::fs::remove_dir_all(&dir).ok();
     } else {
         eprintln!("bench-analysis: logs kept in {}", dir.display());
@@ -538,8 +541,54 @@ fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Runs `call` up to three times: on a saturated API server a request can time out, and a measurement should
+/// not end for one timeout. Only for idempotent calls.
+async fn with_retries<T, F, Fut>(what: &str, mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < 3 => {
+                eprintln!("bench-analysis: {what} failed ({e:#}); retrying");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e.context(what.to_string())),
+        }
+    }
+}
+
 async fn list_runs(api: &Api<AnalysisRun>) -> Result<Vec<AnalysisRun>> {
-    Ok(api.list(&ListParams::default()).await?.items)
+    with_retries("listing the runs", || async {
+        Ok(api.list(&ListParams::default()).await?.items)
+    })
+    .await
+}
+
+/// Creates the run; one that a timed-out earlier attempt created counts as created.
+async fn create_run(api: &Api<AnalysisRun>, run: &AnalysisRun) -> Result<()> {
+    let name = run.metadata.name.clone().unwrap_or_default();
+    with_retries(&format!("creating {name}"), || async {
+        match api.create(&PostParams::default(), run).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+async fn terminate_run(api: &Api<AnalysisRun>, name: &str) -> Result<()> {
+    let patch = Patch::Merge(json!({"spec": {"terminate": true}}));
+    with_retries(&format!("terminating {name}"), || async {
+        api.patch(name, &PatchParams::default(), &patch).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// The runs and the middle of the time the list took.
@@ -626,11 +675,7 @@ async fn measure(cp: &ControlPlane, sluice: &Path, count: usize, seconds: u64, d
         let creates = chunk.iter().map(|n| {
             let api = api.clone();
             let obj = serde_json::from_value::<AnalysisRun>(analysis_run(n, &prom.url));
-            async move {
-                api.create(&PostParams::default(), &obj?)
-                    .await
-                    .map_err(anyhow::Error::from)
-            }
+            async move { create_run(&api, &obj?).await }
         });
         for r in futures::future::join_all(creates).await {
             r?;
@@ -712,14 +757,7 @@ async fn measure(cp: &ControlPlane, sluice: &Path, count: usize, seconds: u64, d
     for chunk in names.chunks(BATCH) {
         let patches = chunk.iter().map(|n| {
             let api = api.clone();
-            async move {
-                api.patch(
-                    n,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"spec": {"terminate": true}})),
-                )
-                .await
-            }
+            async move { terminate_run(&api, n).await }
         });
         for r in futures::future::join_all(patches).await {
             r?;

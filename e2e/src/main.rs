@@ -43,6 +43,9 @@ enum Cmd {
         /// Length of the measuring window, which starts once every run has its first measurement.
         #[arg(long, default_value_t = 120)]
         seconds: u64,
+        /// Keep each run's working directory (operator, Prometheus and control-plane logs).
+        #[arg(long)]
+        keep: bool,
         /// Directory of the control-plane binaries (default: built or found by e2e/scripts/build-bins.sh).
         #[arg(long, env = "SLUICE_BIN_DIR")]
         bin_dir: Option<PathBuf>,
@@ -129,6 +132,7 @@ fn main() -> Result<()> {
         Cmd::BenchAnalysis {
             count,
             seconds,
+            keep,
             bin_dir,
             sluice,
         } => {
@@ -140,6 +144,7 @@ fn main() -> Result<()> {
                     &sluice,
                     n,
                     seconds,
+                    keep,
                 ))?;
                 println!("{r}");
             }
