@@ -136,6 +136,7 @@ async fn measure(cp: &ControlPlane, sluice: &Path, count: usize, dir: &Path) -> 
     let mut cmd = Command::new(sluice);
     cmd.args(["run", "--namespace", "bench", "--kubeconfig"])
         .arg(&info.kubeconfig)
+        .args(["--metrics-addr", "127.0.0.1:0", "--healthz-addr", "127.0.0.1:0"])
         .env("SLUICE_LOG_LEVEL", "warn,sluice::run=info")
         .stdout(Stdio::null())
         .stderr(log)
