@@ -10,7 +10,7 @@ use kube::{
 use sluice_crds::{analysis::AnalysisRun, rollout::Rollout};
 use sluice_e2e::{
     harness::{Operator, TestNamespace, install_crds},
-    prometheus::{Prometheus, SUCCESS_RATE_TEMPLATE_QUERY, TrafficCounters},
+    prometheus::{Prometheus, SUCCESS_RATE_TEMPLATE_QUERY, TrafficCounters, success_rate_query},
     rollouts::{healthy, phase, set_image, wait_rollout},
 };
 
@@ -27,17 +27,34 @@ struct Env {
 }
 
 async fn setup(test: &str, canary_ratio: f64) -> Env {
+    setup_with(test, canary_ratio, &[]).await
+}
+
+/// As [`setup`], with more services served; returns once Prometheus has a success rate for each canary, so that
+/// no analysis starts before there is data (a first measurement without data is an Error).
+async fn setup_with(test: &str, canary_ratio: f64, more: &[&str]) -> Env {
     let mut ns = TestNamespace::new(SUPERVISOR, test).await.expect("namespace");
     ns.dump_kinds.push("analysisruns".into());
     ns.dump_kinds.push("analysistemplates".into());
     install_crds(&ns.info, &ns.client).await.expect("CRDs");
     let traffic = TrafficCounters::start().await.expect("traffic");
-    traffic.set_service(&format!("{test}-canary"), 100.0, canary_ratio);
+    let canary = format!("{test}-canary");
+    traffic.set_service(&canary, 100.0, canary_ratio);
     traffic.set_service(&format!("{test}-stable"), 100.0, 0.99);
+    for service in more {
+        traffic.set_service(service, 100.0, 0.99);
+    }
     let dir = std::env::temp_dir().join(format!("sluice-prom-{}", ns.name));
     let prom = Prometheus::start(&dir, &[traffic.address().to_string()])
         .await
         .expect("prometheus");
+    for service in std::iter::once(canary.as_str()).chain(more.iter().copied()) {
+        prom.wait_until(&success_rate_query(service), Duration::from_secs(60), |v| {
+            v.is_finite()
+        })
+        .await
+        .expect("the success rate is in Prometheus");
+    }
     let prom_url = prom.url.clone();
     let op =
         Operator::start_with_env(&ns, &[("ARGO_ROLLOUTS_PROMETHEUS_ADDRESS", &prom_url)]).expect("operator");
@@ -438,7 +455,7 @@ async fn an_inconclusive_analysis_pauses_and_promote_continues() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_clear_message_and_never_stops_the_controller() {
-    let env = setup("bad-input", 0.99).await;
+    let env = setup_with("bad-input", 0.99, &["fine-canary", "notemplate-canary"]).await;
     let ns = &env.ns;
     let quick = "    count: 1\n    consecutiveErrorLimit: 0\n";
     ns.apply(&success_rate_template("good-template", quick)).unwrap();
@@ -511,7 +528,6 @@ spec:
         &rollout_yaml("fine", &analysis_steps("fine", "good-template"), ""),
     )
     .await;
-    env.traffic.set_service("fine-canary", 100.0, 0.99);
     set_image(ns, "fine", "app:v2");
 
     for (name, _, want) in cases {
@@ -541,7 +557,6 @@ spec:
     // Creating the missing template lets the waiting rollout go on.
     ns.apply(&success_rate_template("no-such-template", quick))
         .unwrap();
-    env.traffic.set_service("notemplate-canary", 100.0, 0.99);
     wait_rollout(ns, "notemplate", "no longer invalid", 30, |r| {
         !phase(r).1.contains("InvalidSpec")
     })
