@@ -1195,8 +1195,9 @@ async fn a_canary_whose_pods_never_start_exceeds_its_progress_deadline_and_abort
                     {"op":"add","path":"/spec/template/spec/nodeSelector","value":{"no-such-node":"true"}}]"#;
     ns.kubectl(&["patch", "rollout", "slow", "--type=json", "-p", patch], None)
         .unwrap();
+    // The status that sets abort still shows the deadline; the next one shows the abort.
     let ro = wait_rollout(&ns, "slow", "aborted after the deadline", 60, |r| {
-        r.status.as_ref().is_some_and(|s| s.abort == Some(true)) && phase(r).0 == "Degraded"
+        r.status.as_ref().is_some_and(|s| s.abort == Some(true)) && phase(r).1.starts_with("RolloutAborted")
     })
     .await;
     assert!(
