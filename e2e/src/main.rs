@@ -251,15 +251,7 @@ fn down(dir: &std::path::Path) -> Result<()> {
         .args(["-TERM", &pid])
         .status()?;
     // Gone, or a zombie waiting for its parent to reap it.
-    let running = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(false)
-    };
+    let running = || pid.parse().is_ok_and(sluice_e2e::process::alive);
     for _ in 0..100 {
         if !running() {
             return Ok(());

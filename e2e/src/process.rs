@@ -23,3 +23,14 @@ pub fn die_with_parent(cmd: &mut Command) {
         });
     }
 }
+
+/// Whether `pid` exists and is not a zombie (a zombie has released everything and only waits to be reaped).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}

@@ -119,7 +119,7 @@ impl Prometheus {
             async move {
                 // Fail at once, with the reason, if Prometheus has already exited (e.g. its port is taken).
                 if let Some(pid) = read_pid(&pid_file)
-                    && !process_alive(pid)
+                    && !crate::process::alive(pid)
                 {
                     let text = std::fs::read_to_string(&log).unwrap_or_default();
                     let tail: Vec<&str> = text.lines().rev().take(5).collect();
@@ -142,7 +142,7 @@ impl Prometheus {
     /// Process id of the Prometheus server itself (not its wrapper), while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref()?;
-        read_pid(&self.pid_file()).filter(|&pid| process_alive(pid))
+        read_pid(&self.pid_file()).filter(|&pid| crate::process::alive(pid))
     }
 
     /// Whether the server is running (started and not stopped).
@@ -162,7 +162,7 @@ impl Prometheus {
         }
         if let Some(pid) = pid {
             let deadline = Instant::now() + Duration::from_secs(10);
-            while process_alive(pid) && Instant::now() < deadline {
+            while crate::process::alive(pid) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -277,17 +277,6 @@ impl Drop for Prometheus {
 
 fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// Whether `pid` exists and is not a zombie.
-fn process_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
 }
 
 /// A `/metrics` endpoint whose exposition text the test sets at any time.

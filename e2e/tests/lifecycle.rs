@@ -39,20 +39,12 @@ fn start(dir: &Path) -> (Child, ClusterInfo) {
         ]
     );
     for (name, pid) in &info.component_pids {
-        assert!(alive(*pid), "{name} ({pid}) is not running after start");
+        assert!(
+            sluice_e2e::process::alive(*pid),
+            "{name} ({pid}) is not running after start"
+        );
     }
     (child, info)
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie has released everything; count it as gone.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
 }
 
 fn assert_all_gone(info: &ClusterInfo, how: &str) {
@@ -61,7 +53,7 @@ fn assert_all_gone(info: &ClusterInfo, how: &str) {
         let left: Vec<_> = info
             .component_pids
             .iter()
-            .filter(|(_, pid)| alive(*pid))
+            .filter(|(_, pid)| sluice_e2e::process::alive(*pid))
             .collect();
         if left.is_empty() {
             return;
