@@ -88,3 +88,40 @@ pub fn set_image(ns: &TestNamespace, name: &str, image: &str) {
     ns.kubectl(&["patch", "rollout", name, "--type=json", "-p", &patch], None)
         .expect("set image");
 }
+
+/// The stable and canary Services of `name` and its VirtualService `<name>-vs` (route `primary`, all traffic on
+/// stable), with fields another owner would set (gateways, retries, timeout) that Sluice must keep.
+pub fn services_and_vs(name: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: {name}-stable}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}-canary}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {{name: {name}-vs}}
+spec:
+  hosts: [{name}.example.com]
+  gateways: [mesh]
+  http:
+  - name: primary
+    retries: {{attempts: 3, perTryTimeout: 2s, retryOn: 5xx}}
+    timeout: 10s
+    route:
+    - destination: {{host: {name}-stable}}
+      weight: 100
+    - destination: {{host: {name}-canary}}
+      weight: 0
+"
+    )
+}

@@ -20,7 +20,7 @@ use sluice_crds::rollout::Rollout;
 use sluice_e2e::{
     cluster::wait_for,
     harness::{Operator, TestNamespace, install_crds},
-    rollouts::{healthy, patch_status, phase, promote, set_image, step, wait_rollout},
+    rollouts::{healthy, patch_status, phase, promote, services_and_vs, set_image, step, wait_rollout},
 };
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
@@ -54,41 +54,6 @@ spec:
   strategy:
     canary:
 {canary}"
-    )
-}
-
-fn services_and_vs(name: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata: {{name: {name}-stable}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}-canary}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {{name: {name}-vs}}
-spec:
-  hosts: [{name}.example.com]
-  gateways: [mesh]
-  http:
-  - name: primary
-    retries: {{attempts: 3, perTryTimeout: 2s, retryOn: 5xx}}
-    timeout: 10s
-    route:
-    - destination: {{host: {name}-stable}}
-      weight: 100
-    - destination: {{host: {name}-canary}}
-      weight: 0
-"
     )
 }
 
