@@ -226,12 +226,60 @@ pub fn run_spec(
     })
 }
 
-/// `<rollout>-<hash>-<revision>[-<step>]`, with `.N` appended when that name is taken.
-pub fn run_name(rollout: &str, hash: &str, revision: i64, step: Option<usize>, taken: &[RunInfo]) -> String {
-    let mut base = format!("{rollout}-{hash}-{revision}");
-    if let Some(step) = step {
-        base.push_str(&format!("-{step}"));
+/// `rollout-type` of a blue-green run before the active Service switches.
+pub const TYPE_PRE_PROMOTION: &str = "PrePromotion";
+/// `rollout-type` of a blue-green run after the active Service switched.
+pub const TYPE_POST_PROMOTION: &str = "PostPromotion";
+
+/// What a Rollout's AnalysisRun is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunKind {
+    /// The analysis of canary step N.
+    Step(usize),
+    /// The canary's background analysis.
+    Background,
+    /// Blue-green pre-promotion analysis.
+    PrePromotion,
+    /// Blue-green post-promotion analysis.
+    PostPromotion,
+}
+
+impl From<Option<usize>> for RunKind {
+    fn from(step: Option<usize>) -> Self {
+        step.map_or(RunKind::Background, RunKind::Step)
     }
+}
+
+impl RunKind {
+    /// The `rollout-type` label value, also the word upstream's events use for the run.
+    pub fn label(self) -> &'static str {
+        match self {
+            RunKind::Step(_) => TYPE_STEP,
+            RunKind::Background => TYPE_BACKGROUND,
+            RunKind::PrePromotion => TYPE_PRE_PROMOTION,
+            RunKind::PostPromotion => TYPE_POST_PROMOTION,
+        }
+    }
+    /// The part of the run name after `<rollout>-<hash>-<revision>`.
+    fn suffix(self) -> String {
+        match self {
+            RunKind::Step(i) => format!("-{i}"),
+            RunKind::Background => String::new(),
+            RunKind::PrePromotion => "-pre".into(),
+            RunKind::PostPromotion => "-post".into(),
+        }
+    }
+}
+
+/// `<rollout>-<hash>-<revision>[-<step>|-pre|-post]`, with `.N` appended when that name is taken.
+pub fn run_name(
+    rollout: &str,
+    hash: &str,
+    revision: i64,
+    kind: impl Into<RunKind>,
+    taken: &[RunInfo],
+) -> String {
+    let base = run_base_name(rollout, hash, revision, kind.into());
     let mut name = base.clone();
     let mut n = 1;
     while taken.iter().any(|r| r.name == name) {
@@ -241,22 +289,27 @@ pub fn run_name(rollout: &str, hash: &str, revision: i64, step: Option<usize>, t
     name
 }
 
+/// The name of a run before any collision suffix.
+pub fn run_base_name(rollout: &str, hash: &str, revision: i64, kind: RunKind) -> String {
+    format!("{rollout}-{hash}-{revision}{}", kind.suffix())
+}
+
 /// Labels of a run: what it is for, its step, the pod-template hash, plus the analysis' own labels.
-pub fn run_labels(analysis: &RolloutAnalysis, hash: &str, step: Option<usize>) -> BTreeMap<String, String> {
+pub fn run_labels(
+    analysis: &RolloutAnalysis,
+    hash: &str,
+    kind: impl Into<RunKind>,
+) -> BTreeMap<String, String> {
+    let kind = kind.into();
     let mut labels = analysis
         .analysis_run_metadata
         .as_ref()
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
     labels.insert(super::HASH_LABEL.into(), hash.into());
-    match step {
-        Some(i) => {
-            labels.insert(ROLLOUT_TYPE_LABEL.into(), TYPE_STEP.into());
-            labels.insert(STEP_INDEX_LABEL.into(), i.to_string());
-        }
-        None => {
-            labels.insert(ROLLOUT_TYPE_LABEL.into(), TYPE_BACKGROUND.into());
-        }
+    labels.insert(ROLLOUT_TYPE_LABEL.into(), kind.label().into());
+    if let RunKind::Step(i) = kind {
+        labels.insert(STEP_INDEX_LABEL.into(), i.to_string());
     }
     labels
 }

@@ -1,6 +1,6 @@
 //! The Rollout controller's I/O: watches, observation, executing a plan's actions and writing the status.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use k8s_openapi::{
@@ -8,7 +8,6 @@ use k8s_openapi::{
         apps::v1::ReplicaSet,
         core::v1::{Pod, Service},
     },
-    apimachinery::pkg::apis::meta::v1::OwnerReference,
     jiff::Timestamp,
 };
 use kube::{
@@ -75,16 +74,28 @@ pub struct Context {
     pub cluster_templates: Store<ClusterAnalysisTemplate>,
 }
 
+/// Every analysis a Rollout's strategy runs: canary steps and background, blue-green pre- and post-promotion.
+fn analyses(ro: &Rollout) -> Vec<&sluice_crds::rollout::RolloutAnalysis> {
+    let canary = ro.spec.strategy.canary.as_ref();
+    let background = canary.and_then(|c| c.analysis.as_ref()).map(|b| &b.analysis);
+    let steps = canary
+        .and_then(|c| c.steps.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.analysis.as_ref());
+    let bg = ro.spec.strategy.blue_green.as_ref();
+    let promotion = bg
+        .and_then(|b| b.pre_promotion_analysis.as_ref())
+        .into_iter()
+        .chain(bg.and_then(|b| b.post_promotion_analysis.as_ref()));
+    background.into_iter().chain(steps).chain(promotion).collect()
+}
+
 /// Whether a Rollout's analysis references the named template.
 fn references(ro: &Rollout, name: &str, cluster: bool) -> bool {
-    let Some(canary) = ro.spec.strategy.canary.as_ref() else {
-        return false;
-    };
-    let background = canary.analysis.iter().map(|b| &b.analysis);
-    let steps = canary.steps.iter().flatten().filter_map(|s| s.analysis.as_ref());
     // Nested templates are not followed here: any Rollout with analysis in the namespace is looked at again
     // when a template changes whose name it does not reference directly but may reach through composition.
-    background.chain(steps).any(|a| {
+    analyses(ro).into_iter().any(|a| {
         a.templates.iter().flatten().any(|t| {
             (t.template_name.as_deref() == Some(name) && (t.cluster_scope == Some(true)) == cluster)
                 || !cluster
@@ -335,8 +346,14 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
             }
         }
     };
-    let stable_service = service_state(canary.and_then(|c| c.stable_service.clone())).await?;
-    let canary_service = service_state(canary.and_then(|c| c.canary_service.clone())).await?;
+    // Blue-green: the active Service plays the stable one's part, the preview Service the canary one's.
+    let (stable_name, canary_name) = match (canary, ro.spec.strategy.blue_green.as_ref()) {
+        (Some(c), _) => (c.stable_service.clone(), c.canary_service.clone()),
+        (None, Some(bg)) => (Some(bg.active_service.clone()), bg.preview_service.clone()),
+        (None, None) => (None, None),
+    };
+    let stable_service = service_state(stable_name).await?;
+    let canary_service = service_state(canary_name).await?;
     let (traffic, managed_routes_present) = match canary.and_then(|c| c.traffic_routing.as_ref()) {
         None => (None, Vec::new()),
         Some(_) => {
@@ -698,11 +715,7 @@ fn header_match(m: &sluice_crds::rollout::HeaderRoutingMatch) -> Option<istio::H
 }
 
 fn has_analysis(ro: &Rollout) -> bool {
-    ro.spec
-        .strategy
-        .canary
-        .as_ref()
-        .is_some_and(|c| c.analysis.is_some() || c.steps.iter().flatten().any(|s| s.analysis.is_some()))
+    !analyses(ro).is_empty()
 }
 
 async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Error> {
@@ -718,21 +731,7 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
             annotations,
             spec,
         } => {
-            let run = AnalysisRun {
-                metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-                    name: Some(run_name.clone()),
-                    namespace: Some(ns.clone()),
-                    labels: Some(labels.clone()),
-                    annotations: Some(annotations.clone()),
-                    owner_references: ro.controller_owner_ref(&()).map(|mut o| {
-                        o.block_owner_deletion = Some(true);
-                        vec![o]
-                    }),
-                    ..Default::default()
-                },
-                spec: (**spec).clone(),
-                status: None,
-            };
+            let run = super::build::analysis_run(ro, run_name, labels, annotations, spec);
             match runs.create(&PostParams::default(), &run).await {
                 Ok(_) => {
                     info!(rollout = %name, namespace = %ns, analysisrun = %run_name, "created analysis run")
@@ -766,7 +765,7 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
             replicas: initial,
             revision,
         } => {
-            let rs = new_replica_set(ro, hash, *initial, *revision, replicas);
+            let rs = super::build::replica_set(ro, hash, *initial, *revision);
             match rs_api.create(&PostParams::default(), &rs).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 409 => {}
@@ -774,10 +773,7 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
             }
         }
         Action::ScaleReplicaSet {
-            name: rs_name,
-            from,
-            to,
-            revision,
+            name: rs_name, to, ..
         } => {
             let patch = json!({
                 "metadata": {"annotations": {DESIRED_REPLICAS_ANNOTATION: replicas.to_string()}},
@@ -786,14 +782,6 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
             rs_api
                 .patch(rs_name, &PatchParams::default(), &Patch::Merge(patch))
                 .await?;
-            let direction = if to > from { "up" } else { "down" };
-            let message =
-                format!("Scaled {direction} ReplicaSet {rs_name} (revision {revision}) from {from} to {to}");
-            info!(rollout = %name, namespace = %ns, reason = "ScalingReplicaSet", "{message}");
-            let _ = ctx
-                .events
-                .publish(&ro.object_ref(&()), false, "ScalingReplicaSet", &message)
-                .await;
         }
         Action::SetScaleDownDeadline {
             name: rs_name,
@@ -807,7 +795,7 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
                 .patch(rs_name, &PatchParams::default(), &Patch::Merge(patch))
                 .await?;
         }
-        Action::SwitchService { service, from, to } => {
+        Action::SwitchService { service, to, .. } => {
             let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
             let patch = json!({
                 "metadata": {"annotations": {MANAGED_BY_ANNOTATION: name}},
@@ -816,15 +804,6 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
             services
                 .patch(service, &PatchParams::default(), &Patch::Merge(patch))
                 .await?;
-            let message = format!(
-                "Switched selector for service '{service}' from '{}' to '{to}'",
-                from.clone().unwrap_or_default()
-            );
-            info!(rollout = %name, namespace = %ns, reason = "SwitchService", "{message}");
-            let _ = ctx
-                .events
-                .publish(&ro.object_ref(&()), false, "SwitchService", &message)
-                .await;
         }
         Action::SetCanaryWeight { weight } => set_weight(ro, *weight, ctx).await?,
         Action::SetSubsets { canary, stable } => {
@@ -904,48 +883,4 @@ async fn set_weight(ro: &Rollout, weight: i32, ctx: &Context) -> Result<(), Erro
         }
     }
     Ok(())
-}
-
-fn new_replica_set(ro: &Rollout, hash: &str, initial: i32, revision: i64, replicas: i32) -> ReplicaSet {
-    let mut template = ro.spec.template.clone().unwrap_or_default();
-    let meta = template.metadata.get_or_insert_with(Default::default);
-    meta.labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(HASH_LABEL.into(), hash.into());
-    let mut selector = ro.spec.selector.clone().unwrap_or_default();
-    selector
-        .match_labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(HASH_LABEL.into(), hash.into());
-    let labels = meta.labels.clone();
-    let owner = OwnerReference {
-        api_version: "argoproj.io/v1alpha1".into(),
-        kind: "Rollout".into(),
-        name: ro.name_any(),
-        uid: ro.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    };
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": format!("{}-{hash}", ro.name_any()),
-            "namespace": ro.namespace(),
-            "labels": labels,
-            "annotations": {
-                TEMPLATE_HASH_ANNOTATION: hash,
-                REVISION_ANNOTATION: revision.to_string(),
-                DESIRED_REPLICAS_ANNOTATION: replicas.to_string(),
-            },
-            "ownerReferences": [owner],
-        },
-        "spec": {
-            "replicas": initial,
-            "minReadySeconds": ro.spec.min_ready_seconds.unwrap_or(0),
-            "selector": selector,
-            "template": template,
-        }
-    }))
-    .unwrap_or_default()
 }

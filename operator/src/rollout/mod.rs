@@ -1,11 +1,18 @@
 //! The Rollout controller: observe → plan (pure, in `plan`) → execute → status.
 
 pub mod analysis;
+mod bluegreen;
+pub mod build;
+mod canary;
 pub mod controller;
 pub mod hash;
+mod lifecycle;
 pub mod plan;
+mod progress;
 pub mod replicas;
+mod runs;
 pub mod status;
+mod user;
 pub mod validate;
 
 /// Label (and selector key) naming the pod template a pod or ReplicaSet belongs to.

@@ -485,23 +485,6 @@ pub struct RoutedCanaryInput {
     pub aborted: bool,
 }
 
-/// Extra facts refining the traffic-routed split; the default is upstream called without ReplicaSets.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RoutedCanaryContext {
-    /// The new (canary) ReplicaSet, if it exists.
-    pub canary: Option<RsCount>,
-    /// The stable ReplicaSet, if it exists and differs from the canary.
-    pub stable: Option<RsCount>,
-    /// status.canary.weights.canary.weight; when `None` but a stable weight is known, 100 − stable weight.
-    pub current_canary_weight: Option<i32>,
-    /// Every setWeight of spec.strategy.canary.steps, in step order (walked backwards on a dynamic abort).
-    pub step_weights: Vec<i32>,
-    /// spec.strategy.canary.abortScaleDownDelaySeconds as written (`None`: unset, i.e. the default 30).
-    pub abort_scale_down_delay_seconds: Option<i32>,
-    /// status.promoteFull (or no distinct stable revision): weight 100, setCanaryScale ignored.
-    pub promote_full: bool,
-}
-
 /// Desired spec.replicas of the canary and stable ReplicaSets under traffic routing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RoutedSplit {
@@ -511,29 +494,24 @@ pub struct RoutedSplit {
     pub stable: i32,
 }
 
-/// Traffic-routed split (upstream `CalculateReplicaCountsForTrafficRoutedCanary`) with a default context.
-pub fn routed_canary(input: &RoutedCanaryInput) -> RoutedSplit {
-    routed_canary_with(input, &RoutedCanaryContext::default())
-}
-
 /// Traffic-routed split (upstream `CalculateReplicaCountsForTrafficRoutedCanary`).
 ///
 /// The canary gets ceil(weight·replicas/100) pods (or its setCanaryScale), floored at minPodsPerReplicaSet
 /// when non-zero; maxSurge/maxUnavailable do not apply. Without dynamicStableScale the stable stays at
 /// `replicas`. With it, the stable gets the larger of the desired stable weight and the weight it still
-/// receives; on abort the canary keeps enough pods for the traffic it still receives, but never more than it
-/// already has.
-pub fn routed_canary_with(input: &RoutedCanaryInput, context: &RoutedCanaryContext) -> RoutedSplit {
+/// receives; on abort the canary keeps enough pods for the traffic it still receives.
+pub fn routed_canary(input: &RoutedCanaryInput) -> RoutedSplit {
     let replicas = input.replicas;
-    let scale = effective_canary_scale(input, context);
-    let weight = if context.promote_full {
-        MAX_WEIGHT
-    } else {
-        match scale {
-            Some(CanaryScale::Weight(weight)) => weight,
-            Some(CanaryScale::Replicas(_)) => 0,
-            _ => desired_canary_weight(input, context),
-        }
+    // An aborted canary drops its setCanaryScale; matchTrafficWeight is sizing from the weight.
+    let scale = match input.set_canary_scale {
+        _ if input.aborted => None,
+        Some(CanaryScale::MatchTrafficWeight) | None => None,
+        scale => scale,
+    };
+    let weight = match scale {
+        Some(CanaryScale::Weight(weight)) => weight,
+        Some(CanaryScale::Replicas(_)) => 0,
+        _ => input.weight,
     };
     let mut canary = match scale {
         Some(CanaryScale::Replicas(count)) => count,
@@ -545,75 +523,18 @@ pub fn routed_canary_with(input: &RoutedCanaryInput, context: &RoutedCanaryConte
             stable: replicas,
         };
     }
-
     // Dynamic stable scaling: the stable keeps pods for the larger of its desired and its current traffic.
     let mut stable = weight_replicas(MAX_WEIGHT - weight, replicas);
     if let Some(stable_weight) = input.current_stable_weight {
         stable = max(stable, weight_replicas(stable_weight, replicas));
         if input.aborted {
-            let canary_weight = context
-                .current_canary_weight
-                .unwrap_or(MAX_WEIGHT - stable_weight);
-            let for_traffic = weight_replicas(canary_weight, replicas);
-            canary = max(for_traffic, canary);
-            // Never grow an aborted canary back beyond what it already runs (or its traffic needs).
-            if let Some(current) = context.canary
-                && context.stable.is_some()
-                && !context.promote_full
-                && scale.is_none()
-            {
-                canary = min(canary, max(for_traffic, current.spec));
-            }
+            canary = max(weight_replicas(MAX_WEIGHT - stable_weight, replicas), canary);
         }
     }
     RoutedSplit {
         canary: min_pods(input, canary),
         stable: min_pods(input, stable),
     }
-}
-
-/// The setCanaryScale that applies (upstream `UseSetCanaryScale`): none on promoteFull or matchTrafficWeight,
-/// and none while aborted unless abortScaleDownDelaySeconds is explicitly 0.
-fn effective_canary_scale(input: &RoutedCanaryInput, context: &RoutedCanaryContext) -> Option<CanaryScale> {
-    if context.promote_full {
-        return None;
-    }
-    if input.aborted && context.abort_scale_down_delay_seconds != Some(0) {
-        return None;
-    }
-    match input.set_canary_scale {
-        Some(CanaryScale::MatchTrafficWeight) | None => None,
-        scale => scale,
-    }
-}
-
-/// The weight the replica split works from (upstream `GetDesiredCanaryWeight`).
-///
-/// On an abort with dynamicStableScale and both ReplicaSets present, the canary steps back through the
-/// setWeight steps: the largest step whose pods are fewer than the canary still needs (`replicas − stable
-/// available`, or the canary's available pods if larger, unless abortScaleDownDelaySeconds is set
-/// explicitly), else 0.
-fn desired_canary_weight(input: &RoutedCanaryInput, context: &RoutedCanaryContext) -> i32 {
-    let (Some(canary), Some(stable)) = (context.canary, context.stable) else {
-        return input.weight;
-    };
-    if !(input.aborted && input.dynamic_stable_scale) {
-        return input.weight;
-    }
-    let replicas = input.replicas;
-    let expected = replicas.saturating_sub(stable.available);
-    let still_needed = if context.abort_scale_down_delay_seconds.is_some() {
-        expected
-    } else {
-        max(expected, canary.available)
-    };
-    context
-        .step_weights
-        .iter()
-        .rev()
-        .copied()
-        .find(|weight| weight_replicas(*weight, replicas) < still_needed)
-        .unwrap_or(0)
 }
 
 /// Raises a non-zero count to minPodsPerReplicaSet capped at replicas (upstream `CheckMinPodsPerReplicaSet`).
@@ -1243,23 +1164,12 @@ mod tests {
     struct RoutedRow {
         name: &'static str,
         input: RoutedCanaryInput,
-        context: RoutedCanaryContext,
         want: (i32, i32),
     }
 
     impl RoutedRow {
-        fn new(
-            name: &'static str,
-            input: RoutedCanaryInput,
-            context: RoutedCanaryContext,
-            want: (i32, i32),
-        ) -> Self {
-            RoutedRow {
-                name,
-                input,
-                context,
-                want,
-            }
+        fn new(name: &'static str, input: RoutedCanaryInput, want: (i32, i32)) -> Self {
+            RoutedRow { name, input, want }
         }
     }
 
@@ -1281,7 +1191,6 @@ mod tests {
 
     #[rustfmt::skip]
     fn routed_rows() -> Vec<RoutedRow> {
-        let none = RoutedCanaryContext::default;
         let scale = |scale, replicas, weight| RoutedCanaryInput {
             set_canary_scale: Some(scale),
             ..routed(replicas, weight)
@@ -1291,128 +1200,79 @@ mod tests {
             ..routed(replicas, weight)
         };
         let aborted_scale = |scale| RoutedCanaryInput { aborted: true, ..routed_scale(scale) };
-        let delay = |seconds| RoutedCanaryContext { abort_scale_down_delay_seconds: seconds, ..none() };
-        let promote_full = || RoutedCanaryContext { promote_full: true, ..none() };
         let dynamic = |replicas, weight, stable_weight, aborted| RoutedCanaryInput {
             dynamic_stable_scale: true,
             current_stable_weight: Some(stable_weight),
             aborted,
             ..routed(replicas, weight)
         };
-        // Steps setWeight 20 then 60, recorded canary weight, canary and stable (spec, available).
-        let weights = |canary_weight, canary: Option<(i32, i32)>, stable: Option<(i32, i32)>| {
-            RoutedCanaryContext {
-                canary: canary.map(|(spec, available)| rs(spec, available)),
-                stable: stable.map(|(spec, available)| rs(spec, available)),
-                current_canary_weight: Some(canary_weight),
-                step_weights: vec![20, 60],
-                ..none()
-            }
-        };
         use CanaryScale::{MatchTrafficWeight, Replicas, Weight};
         vec![
             RoutedRow::new("canary = ceil(weight·replicas/100), stable stays at 100%",
-                routed(10, 10), none(), (1, 10)),
+                routed(10, 10), (1, 10)),
             RoutedRow::new("ceil rounds a fraction up",
-                routed(10, 33), none(), (4, 10)),
+                routed(10, 33), (4, 10)),
             RoutedRow::new("weight 0: no canary pods",
-                routed(10, 0), none(), (0, 10)),
+                routed(10, 0), (0, 10)),
             RoutedRow::new("weight 100: full canary and full stable",
-                routed(10, 100), none(), (10, 10)),
+                routed(10, 100), (10, 10)),
             RoutedRow::new("zero replicas",
-                routed(0, 50), none(), (0, 0)),
+                routed(0, 50), (0, 0)),
             RoutedRow::new("one replica at weight 1 still gets a canary pod",
-                routed(1, 1), none(), (1, 1)),
+                routed(1, 1), (1, 1)),
             RoutedRow::new("setCanaryScale.replicas ignores setWeight",
-                scale(Replicas(9), 1, 100), none(), (9, 1)),
+                scale(Replicas(9), 1, 100), (9, 1)),
             RoutedRow::new("setCanaryScale.weight may exceed 100",
-                scale(Weight(200), 4, 100), none(), (8, 4)),
+                scale(Weight(200), 4, 100), (8, 4)),
             RoutedRow::new("matchTrafficWeight goes back to the setWeight",
-                scale(MatchTrafficWeight, 10, 20), none(), (2, 10)),
+                scale(MatchTrafficWeight, 10, 20), (2, 10)),
             RoutedRow::new("setCanaryScale.replicas is not floored by minPods (static stable)",
                 RoutedCanaryInput { min_pods_per_replica_set: Some(3), ..scale(Replicas(1), 10, 50) },
-                none(), (1, 10)),
-            RoutedRow::new("abort with abortScaleDownDelaySeconds 0 keeps setCanaryScale",
-                aborted_scale(Replicas(1)), delay(Some(0)), (1, 1)),
-            RoutedRow::new("abort with a delay drops setCanaryScale",
-                aborted_scale(Replicas(1)), delay(Some(30)), (0, 1)),
-            RoutedRow::new("abort with the default delay drops setCanaryScale",
-                aborted_scale(Weight(50)), delay(None), (0, 1)),
+                (1, 10)),
+            RoutedRow::new("abort drops setCanaryScale.replicas",
+                aborted_scale(Replicas(1)), (0, 1)),
+            RoutedRow::new("abort drops setCanaryScale.weight",
+                aborted_scale(Weight(50)), (0, 1)),
             RoutedRow::new("minPodsPerReplicaSet floors a starting canary",
-                min_pods(2, 10, 5), none(), (2, 10)),
+                min_pods(2, 10, 5), (2, 10)),
             RoutedRow::new("minPodsPerReplicaSet is capped at replicas",
-                min_pods(2, 1, 0), promote_full(), (1, 1)),
+                min_pods(2, 1, 100), (1, 1)),
             RoutedRow::new("minPodsPerReplicaSet leaves a zero canary at zero",
-                min_pods(2, 10, 0), none(), (0, 10)),
-            RoutedRow::new("promoteFull forces weight 100 and ignores setCanaryScale",
-                scale(Replicas(1), 5, 20), promote_full(), (5, 5)),
+                min_pods(2, 10, 0), (0, 10)),
             // dynamicStableScale (upstream TestCalculateReplicaCountsForCanaryTrafficRoutingDynamicScale).
             RoutedRow::new("dynamic: the stable shrinks with its traffic",
-                dynamic(10, 10, 90, false), none(), (1, 9)),
+                dynamic(10, 10, 90, false), (1, 9)),
             RoutedRow::new("dynamic: the stable keeps pods for the traffic it still gets",
-                dynamic(10, 20, 90, false), none(), (2, 9)),
+                dynamic(10, 20, 90, false), (2, 9)),
             RoutedRow::new("dynamic: without recorded weights the stable follows the desired weight",
                 RoutedCanaryInput { current_stable_weight: None, ..dynamic(10, 30, 0, false) },
-                none(), (3, 7)),
+                (3, 7)),
             RoutedRow::new("dynamic: minPods floors both sides",
                 RoutedCanaryInput { min_pods_per_replica_set: Some(3), ..dynamic(10, 90, 10, false) },
-                none(), (9, 3)),
+                (9, 3)),
             RoutedRow::new("dynamic: setCanaryScale.replicas is floored by minPods",
                 RoutedCanaryInput {
                     min_pods_per_replica_set: Some(3),
                     set_canary_scale: Some(Replicas(1)),
                     ..dynamic(10, 50, 100, false)
                 },
-                none(), (3, 10)),
+                (3, 10)),
             RoutedRow::new("dynamic abort: the canary is kept while it still has traffic",
-                dynamic(10, 0, 80, true), weights(20, None, None), (2, 10)),
+                dynamic(10, 0, 80, true), (2, 10)),
             RoutedRow::new("dynamic abort: the canary shrinks as its traffic does",
-                dynamic(10, 0, 90, true), weights(10, None, None), (1, 10)),
-            RoutedRow::new("dynamic abort: an unknown canary weight is 100 - stable weight",
-                dynamic(10, 0, 70, true), none(), (3, 10)),
-            RoutedRow::new("dynamic abort: no ReplicaSets, stable as if the canary were gone",
-                dynamic(10, 0, 40, true), weights(60, None, None), (6, 10)),
-            RoutedRow::new("dynamic abort: the stable steps up to the next lower setWeight",
-                dynamic(10, 0, 40, true), weights(60, Some((6, 6)), Some((4, 4))), (6, 8)),
-            RoutedRow::new("dynamic abort: the step back counts the canary still needed",
-                dynamic(10, 0, 40, true), weights(60, Some((1, 1)), Some((4, 4))), (6, 8)),
-            RoutedRow::new("dynamic abort: the step back counts stable available, not spec",
-                dynamic(10, 0, 40, true), weights(60, Some((2, 2)), Some((8, 4))), (6, 8)),
-            RoutedRow::new("dynamic abort: the canary never grows past its pods or its traffic",
-                dynamic(10, 0, 60, true), weights(40, Some((2, 2)), Some((3, 3))), (4, 6)),
-            RoutedRow::new("dynamic abort: evicted stable pods do not regrow a drained canary",
-                dynamic(10, 0, 100, true), weights(0, Some((0, 0)), Some((10, 7))), (0, 10)),
-            RoutedRow::new("dynamic abort: an explicit abort delay ignores canary availability",
-                dynamic(10, 0, 40, true),
-                RoutedCanaryContext {
-                    abort_scale_down_delay_seconds: Some(30),
-                    ..weights(60, Some((8, 8)), Some((6, 6)))
-                },
-                (6, 8)),
-            RoutedRow::new("dynamic abort: canary availability holds the step back",
-                dynamic(10, 0, 40, true), weights(60, Some((8, 8)), Some((6, 6))), (6, 4)),
+                dynamic(10, 0, 90, true), (1, 10)),
+            RoutedRow::new("dynamic abort: the canary keeps pods for 100 - stable weight",
+                dynamic(10, 0, 70, true), (3, 10)),
+            RoutedRow::new("dynamic abort: the stable is whole while the canary drains",
+                dynamic(10, 0, 40, true), (6, 10)),
         ]
     }
 
     #[test]
     fn routed_canary_table() {
         for row in routed_rows() {
-            let got = routed_canary_with(&row.input, &row.context);
+            let got = routed_canary(&row.input);
             assert_eq!((got.canary, got.stable), row.want, "{}", row.name);
-        }
-    }
-
-    #[test]
-    fn routed_canary_default_context_matches_plain_call() {
-        for row in routed_rows() {
-            if row.context == RoutedCanaryContext::default() {
-                assert_eq!(
-                    routed_canary(&row.input),
-                    routed_canary_with(&row.input, &row.context),
-                    "{}",
-                    row.name
-                );
-            }
         }
     }
 }

@@ -75,8 +75,23 @@ pub struct PhaseInputs {
     pub traffic_routed: bool,
 }
 
-/// Phase and message, first match wins (reference §2.1).
+/// Phase and message of a canary, first match wins (reference §2.1).
 pub fn phase(status: &RolloutStatus, inp: &PhaseInputs) -> (&'static str, String) {
+    phase_of(status, inp, None)
+}
+
+/// What the phase of a blue-green rollout reads besides the status.
+pub struct BlueGreenPhase {
+    /// spec.strategy.blueGreen.postPromotionAnalysis is set.
+    pub post_promotion_analysis: bool,
+}
+
+/// Phase and message, first match wins (reference §2.1); `blue_green` for a blue-green rollout.
+pub fn phase_of(
+    status: &RolloutStatus,
+    inp: &PhaseInputs,
+    blue_green: Option<&BlueGreenPhase>,
+) -> (&'static str, String) {
     let conditions = status.conditions.as_deref().unwrap_or_default();
     if let Some(c) = condition(conditions, cond::INVALID_SPEC) {
         return ("Degraded", format!("InvalidSpec: {}", c.message));
@@ -106,10 +121,36 @@ pub fn phase(status: &RolloutStatus, inp: &PhaseInputs) -> (&'static str, String
             "updated replicas are still becoming available".into(),
         );
     }
+    let stable = status.stable_rs.as_deref().unwrap_or_default();
+    if let Some(bg) = blue_green {
+        let current = status.current_pod_hash.as_deref();
+        let active = status
+            .blue_green
+            .as_ref()
+            .and_then(|b| b.active_selector.as_deref());
+        if active.is_none_or(str::is_empty) || active != current {
+            return ("Progressing", "active service cutover pending".into());
+        }
+        if stable.is_empty() || Some(stable) != current {
+            let post = status
+                .blue_green
+                .as_ref()
+                .and_then(|b| b.post_promotion_analysis_run_status.as_ref());
+            let running = post.is_none_or(|p| !sluice_analysis::Phase::parse(&p.status).completed());
+            return if bg.post_promotion_analysis && running {
+                ("Progressing", "waiting for analysis to complete".into())
+            } else {
+                (
+                    "Progressing",
+                    "waiting for post-promotion verification to complete".into(),
+                )
+            };
+        }
+        return ("Healthy", String::new());
+    }
     if !inp.traffic_routed && status.replicas.unwrap_or(0) > updated {
         return ("Progressing", "old replicas are pending termination".into());
     }
-    let stable = status.stable_rs.as_deref().unwrap_or_default();
     if stable.is_empty() || Some(stable) != status.current_pod_hash.as_deref() {
         return ("Progressing", "waiting for all steps to complete".into());
     }

@@ -1,7 +1,7 @@
 //! Spec validation with upstream's InvalidSpec messages. A Rollout that fails gets the InvalidSpec condition
 //! and no other action.
 
-use sluice_crds::rollout::{CanaryStep, Rollout};
+use sluice_crds::rollout::{BlueGreenStrategy, CanaryStep, Rollout};
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -47,7 +47,7 @@ pub fn invalid_spec(ro: &Rollout) -> Option<String> {
                 "Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'".into(),
             );
         }
-        (None, Some(_)) => return Some("blueGreen strategy is not supported by this controller yet".into()),
+        (None, Some(bg)) => return invalid_blue_green(bg, spec.revision_history_limit),
         (Some(_), None) => {}
     }
     let canary = strategy.canary.as_ref()?;
@@ -105,6 +105,30 @@ pub fn invalid_spec(ro: &Rollout) -> Option<String> {
         spec.revision_history_limit,
         canary.scale_down_delay_revision_limit,
     ) && limit < sdl
+    {
+        return Some(
+            "This rollout's revision history limit can not be smaller than the rollout's scale down limit"
+                .into(),
+        );
+    }
+    None
+}
+
+fn invalid_blue_green(bg: &BlueGreenStrategy, revision_history_limit: Option<i32>) -> Option<String> {
+    if bg.active_service.is_empty() {
+        return Some("Rollout has missing field '.spec.strategy.blueGreen.activeService'".into());
+    }
+    if bg.preview_service.as_deref() == Some(bg.active_service.as_str()) {
+        return Some(
+            "This rollout uses the same service for the active and preview services, but two different services are required."
+                .into(),
+        );
+    }
+    if bg.preview_replica_count.is_some_and(|c| c < 0) {
+        return Some("previewReplicaCount must be greater than or equal to 0".into());
+    }
+    if let Some(limit) = bg.scale_down_delay_revision_limit
+        && revision_history_limit.unwrap_or(10) < limit
     {
         return Some(
             "This rollout's revision history limit can not be smaller than the rollout's scale down limit"

@@ -1,0 +1,186 @@
+//! The objects a Rollout owns, built as upstream writes them: its ReplicaSets and its AnalysisRuns. Pure: the
+//! executor only sends what these return.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::apps::v1::ReplicaSet,
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use sluice_crds::{
+    analysis::{AnalysisRun, AnalysisRunSpec},
+    rollout::Rollout,
+};
+
+use super::{DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, REVISION_ANNOTATION, TEMPLATE_HASH_ANNOTATION};
+
+/// The controller owner reference a Rollout puts on what it creates.
+fn owner(ro: &Rollout) -> OwnerReference {
+    OwnerReference {
+        api_version: "argoproj.io/v1alpha1".into(),
+        kind: "Rollout".into(),
+        name: ro.name_any(),
+        uid: ro.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// The ReplicaSet `<rollout>-<hash>` of the Rollout's template: the hash label on its labels, selector and
+/// pod template, the revision and desired-replicas annotations, minReadySeconds and the owner reference.
+pub fn replica_set(ro: &Rollout, hash: &str, initial: i32, revision: i64) -> ReplicaSet {
+    let mut template = ro.spec.template.clone().unwrap_or_default();
+    let meta = template.metadata.get_or_insert_with(Default::default);
+    meta.labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(HASH_LABEL.into(), hash.into());
+    let mut selector = ro.spec.selector.clone().unwrap_or_default();
+    selector
+        .match_labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(HASH_LABEL.into(), hash.into());
+    let labels = meta.labels.clone();
+    let replicas = ro.spec.replicas.unwrap_or(1);
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": format!("{}-{hash}", ro.name_any()),
+            "namespace": ro.namespace(),
+            "labels": labels,
+            "annotations": {
+                TEMPLATE_HASH_ANNOTATION: hash,
+                REVISION_ANNOTATION: revision.to_string(),
+                DESIRED_REPLICAS_ANNOTATION: replicas.to_string(),
+            },
+            "ownerReferences": [owner(ro)],
+        },
+        "spec": {
+            "replicas": initial,
+            "minReadySeconds": ro.spec.min_ready_seconds.unwrap_or(0),
+            "selector": selector,
+            "template": template,
+        }
+    }))
+    .unwrap_or_default()
+}
+
+/// An AnalysisRun of the Rollout, in its namespace and owned by it.
+pub fn analysis_run(
+    ro: &Rollout,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+    spec: &AnalysisRunSpec,
+) -> AnalysisRun {
+    AnalysisRun {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: ro.namespace(),
+            labels: Some(labels.clone()),
+            annotations: Some(annotations.clone()),
+            owner_references: ro.controller_owner_ref(&()).map(|mut o| {
+                o.block_owner_deletion = Some(true);
+                vec![o]
+            }),
+            ..Default::default()
+        },
+        spec: spec.clone(),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rollout() -> Rollout {
+        serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u1"},
+            "spec": {
+                "replicas": 4,
+                "minReadySeconds": 7,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                             "spec": {"containers": [{"name": "web", "image": "v2"}]}},
+                "strategy": {"canary": {}},
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn replica_set_is_named_labelled_annotated_and_owned_as_upstream() {
+        let rs = replica_set(&rollout(), "abc", 0, 3);
+        assert_eq!(rs.name_any(), "web-abc");
+        assert_eq!(rs.namespace().as_deref(), Some("shop"));
+        assert_eq!(rs.labels()[HASH_LABEL], "abc");
+        assert_eq!(rs.labels()["app"], "web");
+        let a = rs.annotations();
+        assert_eq!(a[REVISION_ANNOTATION], "3");
+        assert_eq!(a[DESIRED_REPLICAS_ANNOTATION], "4");
+        assert_eq!(a[TEMPLATE_HASH_ANNOTATION], "abc");
+        let spec = rs.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(0));
+        assert_eq!(spec.min_ready_seconds, Some(7));
+        let sel = spec.selector.match_labels.as_ref().unwrap();
+        assert_eq!((sel["app"].as_str(), sel[HASH_LABEL].as_str()), ("web", "abc"));
+        let tpl_labels = spec
+            .template
+            .as_ref()
+            .unwrap()
+            .metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .as_ref()
+            .unwrap();
+        assert_eq!(tpl_labels[HASH_LABEL], "abc");
+        let o = &rs.owner_references()[0];
+        assert_eq!(
+            (
+                o.kind.as_str(),
+                o.name.as_str(),
+                o.uid.as_str(),
+                o.controller,
+                o.block_owner_deletion
+            ),
+            ("Rollout", "web", "u1", Some(true), Some(true))
+        );
+    }
+
+    #[test]
+    fn replica_set_does_not_change_the_rollout_template() {
+        let ro = rollout();
+        let _ = replica_set(&ro, "abc", 1, 1);
+        let labels = ro.spec.template.unwrap().metadata.unwrap().labels.unwrap();
+        assert!(!labels.contains_key(HASH_LABEL));
+    }
+
+    #[test]
+    fn analysis_run_is_owned_by_the_rollout_in_its_namespace() {
+        let labels = BTreeMap::from([("rollout-type".to_string(), "Step".to_string())]);
+        let annotations = BTreeMap::from([(REVISION_ANNOTATION.to_string(), "2".to_string())]);
+        let run = analysis_run(
+            &rollout(),
+            "web-abc-2-0",
+            &labels,
+            &annotations,
+            &AnalysisRunSpec::default(),
+        );
+        assert_eq!(run.name_any(), "web-abc-2-0");
+        assert_eq!(run.namespace().as_deref(), Some("shop"));
+        assert_eq!(run.labels()["rollout-type"], "Step");
+        assert_eq!(run.annotations()[REVISION_ANNOTATION], "2");
+        let o = &run.owner_references()[0];
+        assert_eq!(
+            (o.kind.as_str(), o.controller, o.block_owner_deletion),
+            ("Rollout", Some(true), Some(true))
+        );
+        assert!(run.status.is_none());
+    }
+}
