@@ -344,3 +344,7 @@ fn promote(f: &Facts, d: &mut Draft) {
         ),
     );
 }
+
+#[cfg(test)]
+#[path = "bluegreen_tests.rs"]
+mod tests;

@@ -284,6 +284,48 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
 }
 
 async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
+    let (desired_hash, replica_sets) = observe_replica_sets(ro, ctx);
+    let canary = ro.spec.strategy.canary.as_ref();
+    // Blue-green: the active Service plays the stable one's part, the preview Service the canary one's.
+    let (stable_name, canary_name) = match (canary, ro.spec.strategy.blue_green.as_ref()) {
+        (Some(c), _) => (c.stable_service.clone(), c.canary_service.clone()),
+        (None, Some(bg)) => (Some(bg.active_service.clone()), bg.preview_service.clone()),
+        (None, None) => (None, None),
+    };
+    let stable_service = service_state(ro, ctx, stable_name).await?;
+    let canary_service = service_state(ro, ctx, canary_name).await?;
+    let (traffic, managed_routes_present) = match canary.and_then(|c| c.traffic_routing.as_ref()) {
+        None => (None, Vec::new()),
+        Some(_) => {
+            let (state, present) = observe_traffic(ro, ctx).await?;
+            (Some(state), present)
+        }
+    };
+    let pods_to_restart = if plan::restart_pending(ro) {
+        pods_created_before_restart(ro, ctx).await?
+    } else {
+        Vec::new()
+    };
+    let subsets = observe_subsets(ro, ctx).await?;
+    let (analysis_runs, templates) = observe_analysis(ro, ctx);
+    Ok(Observed {
+        analysis_runs,
+        templates,
+        rollout: ro.clone(),
+        desired_hash,
+        replica_sets,
+        stable_service,
+        canary_service,
+        traffic,
+        subsets,
+        pods_to_restart,
+        managed_routes_present,
+    })
+}
+
+/// The hash of the desired template and the ReplicaSets the Rollout owns. A ReplicaSet another controller made
+/// for this Rollout, running its template, is adopted (newest first) rather than replaced by a new revision.
+fn observe_replica_sets(ro: &Rollout, ctx: &Context) -> (String, Vec<RsInfo>) {
     let ns = ro.namespace().unwrap_or_default();
     let uid = ro.uid().unwrap_or_default();
     let collision = ro.status.as_ref().and_then(|s| s.collision_count);
@@ -304,8 +346,6 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
                 .any(|o| o.uid == uid && o.controller == Some(true))
         })
         .collect();
-    // Migration: a ReplicaSet another controller made for this Rollout, running its template, is adopted
-    // (newest first) rather than replaced by a new revision.
     if !owned
         .iter()
         .any(|rs| rs.labels().get(HASH_LABEL) == Some(&desired_hash))
@@ -327,60 +367,53 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
             desired_hash = rs.labels().get(HASH_LABEL).cloned().unwrap_or(desired_hash);
         }
     }
-    let replica_sets = owned.iter().map(|rs| rs_info(rs)).collect();
-    let canary = ro.spec.strategy.canary.as_ref();
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-    let service_state = |name: Option<String>| {
-        let services = services.clone();
-        async move {
-            match name {
-                None => Ok::<_, Error>(None),
-                Some(n) => Ok(Some(match services.get_opt(&n).await? {
-                    None => ServiceState::Missing,
-                    Some(svc) => ServiceState::Selecting(
-                        svc.spec
-                            .and_then(|s| s.selector)
-                            .and_then(|s| s.get(HASH_LABEL).cloned()),
-                    ),
-                })),
-            }
-        }
+    (desired_hash, owned.iter().map(|rs| rs_info(rs)).collect())
+}
+
+/// The hash a Service selects, if it is configured and exists.
+async fn service_state(
+    ro: &Rollout,
+    ctx: &Context,
+    name: Option<String>,
+) -> Result<Option<ServiceState>, Error> {
+    let Some(name) = name else {
+        return Ok(None);
     };
-    // Blue-green: the active Service plays the stable one's part, the preview Service the canary one's.
-    let (stable_name, canary_name) = match (canary, ro.spec.strategy.blue_green.as_ref()) {
-        (Some(c), _) => (c.stable_service.clone(), c.canary_service.clone()),
-        (None, Some(bg)) => (Some(bg.active_service.clone()), bg.preview_service.clone()),
-        (None, None) => (None, None),
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ro.namespace().unwrap_or_default());
+    Ok(Some(match services.get_opt(&name).await? {
+        None => ServiceState::Missing,
+        Some(svc) => ServiceState::Selecting(
+            svc.spec
+                .and_then(|s| s.selector)
+                .and_then(|s| s.get(HASH_LABEL).cloned()),
+        ),
+    }))
+}
+
+/// The DestinationRule's (canary, stable) subset hashes, when the canary splits by subset.
+async fn observe_subsets(ro: &Rollout, ctx: &Context) -> Result<Option<plan::SubsetState>, Error> {
+    let Some((dr, dr_ns)) = destination_rule(ro) else {
+        return Ok(None);
     };
-    let stable_service = service_state(stable_name).await?;
-    let canary_service = service_state(canary_name).await?;
-    let (traffic, managed_routes_present) = match canary.and_then(|c| c.traffic_routing.as_ref()) {
-        None => (None, Vec::new()),
-        Some(_) => {
-            let (state, present) = observe_traffic(ro, ctx).await?;
-            (Some(state), present)
-        }
-    };
-    let pods_to_restart = if plan::restart_pending(ro) {
-        pods_created_before_restart(ro, ctx).await?
-    } else {
-        Vec::new()
-    };
-    let subsets = match destination_rule(ro) {
-        None => None,
-        Some((dr, dr_ns)) => Some(match dr_api(ctx, &dr_ns).get_opt(&dr.name).await? {
-            None => Err(format!(
-                "DestinationRule \"{}\" not found in namespace \"{dr_ns}\"",
-                dr.name
-            )),
-            Some(obj) => istio::observed_subset_hashes(
-                &serde_json::to_value(&obj).unwrap_or_default(),
-                &dr.canary_subset_name,
-                &dr.stable_subset_name,
-            )
-            .map_err(|e| format!("DestinationRule \"{}\": {e}", dr.name)),
-        }),
-    };
+    Ok(Some(match dr_api(ctx, &dr_ns).get_opt(&dr.name).await? {
+        None => Err(format!(
+            "DestinationRule \"{}\" not found in namespace \"{dr_ns}\"",
+            dr.name
+        )),
+        Some(obj) => istio::observed_subset_hashes(
+            &serde_json::to_value(&obj).unwrap_or_default(),
+            &dr.canary_subset_name,
+            &dr.stable_subset_name,
+        )
+        .map_err(|e| format!("DestinationRule \"{}\": {e}", dr.name)),
+    }))
+}
+
+/// The AnalysisRuns the Rollout owns and the templates it may reference, from the caches.
+fn observe_analysis(
+    ro: &Rollout,
+    ctx: &Context,
+) -> (Vec<super::analysis::RunInfo>, super::analysis::Templates) {
     let uid = ro.uid().unwrap_or_default();
     let analysis_runs = ctx
         .analysis_runs
@@ -416,19 +449,7 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
             .map(|t| (t.name_any(), t.spec.0.clone()))
             .collect();
     }
-    Ok(Observed {
-        analysis_runs,
-        templates,
-        rollout: ro.clone(),
-        desired_hash,
-        replica_sets,
-        stable_service,
-        canary_service,
-        traffic,
-        subsets,
-        pods_to_restart,
-        managed_routes_present,
-    })
+    (analysis_runs, templates)
 }
 
 /// Pods of the rollout (by its selector) created before spec.restartAt and not already terminating. Listed
@@ -721,8 +742,75 @@ fn has_analysis(ro: &Rollout) -> bool {
 async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Error> {
     let ns = ro.namespace().unwrap_or_default();
     let name = ro.name_any();
-    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let replicas = ro.spec.replicas.unwrap_or(1);
+    match action {
+        Action::CreateAnalysisRun { .. }
+        | Action::TerminateAnalysisRun { .. }
+        | Action::DeleteAnalysisRun { .. } => execute_analysis_run(ro, action, ctx).await?,
+        Action::CreateReplicaSet { .. }
+        | Action::ScaleReplicaSet { .. }
+        | Action::SetScaleDownDeadline { .. }
+        | Action::DeleteReplicaSet { .. } => execute_replica_set(ro, action, ctx).await?,
+        Action::SwitchService { service, to, .. } => {
+            let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+            let patch = json!({
+                "metadata": {"annotations": {MANAGED_BY_ANNOTATION: name}},
+                "spec": {"selector": {HASH_LABEL: to}},
+            });
+            services
+                .patch(service, &PatchParams::default(), &Patch::Merge(patch))
+                .await?;
+        }
+        Action::SetCanaryWeight { weight } => set_weight(ro, *weight, ctx).await?,
+        Action::SetSubsets { canary, stable } => {
+            if let Some((dr, dr_ns)) = destination_rule(ro) {
+                let api = dr_api(ctx, &dr_ns);
+                let doc = serde_json::to_value(api.get(&dr.name).await?).unwrap_or_default();
+                let mut patch = istio::subset_patch(
+                    &doc,
+                    &dr.canary_subset_name,
+                    &dr.stable_subset_name,
+                    canary,
+                    stable,
+                )
+                .map_err(|e| Error::Traffic(format!("{}: {e}", dr.name)))?;
+                let managed =
+                    istio::managed_by_patch(&doc, &name).map_err(|e| Error::Traffic(e.to_string()))?;
+                patch.0.extend(managed.0);
+                if !patch.0.is_empty() {
+                    api.patch(&dr.name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                        .await?;
+                }
+            }
+        }
+        Action::SetHeaderRoute { .. }
+        | Action::SetMirrorRoute { .. }
+        | Action::RemoveManagedRoutes { .. } => change_managed_routes(ro, action, ctx).await?,
+        Action::EvictPod { name: pod } => {
+            let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+            match pods.evict(pod, &EvictParams::default()).await {
+                Ok(_) => info!(rollout = %name, namespace = %ns, pod = %pod, "evicted for restart"),
+                // A PodDisruptionBudget says not now (429), or the pod is already gone: try again later.
+                Err(kube::Error::Api(e)) if e.code == 429 || e.code == 404 => {
+                    info!(rollout = %name, namespace = %ns, pod = %pod, reason = %e.message, "eviction refused for now")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Action::AnnotateRevision { revision } => {
+            let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
+            let patch = json!({"metadata": {"annotations": {REVISION_ANNOTATION: revision.to_string()}}});
+            rollouts
+                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates, terminates or deletes one of the Rollout's AnalysisRuns.
+async fn execute_analysis_run(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Error> {
+    let ns = ro.namespace().unwrap_or_default();
+    let name = ro.name_any();
     let runs: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
     match action {
         Action::CreateAnalysisRun {
@@ -760,6 +848,17 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
                 Err(e) => return Err(e.into()),
             }
         }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Creates, scales, annotates or deletes one of the Rollout's ReplicaSets.
+async fn execute_replica_set(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Error> {
+    let ns = ro.namespace().unwrap_or_default();
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let replicas = ro.spec.replicas.unwrap_or(1);
+    match action {
         Action::CreateReplicaSet {
             hash,
             replicas: initial,
@@ -795,38 +894,6 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
                 .patch(rs_name, &PatchParams::default(), &Patch::Merge(patch))
                 .await?;
         }
-        Action::SwitchService { service, to, .. } => {
-            let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-            let patch = json!({
-                "metadata": {"annotations": {MANAGED_BY_ANNOTATION: name}},
-                "spec": {"selector": {HASH_LABEL: to}},
-            });
-            services
-                .patch(service, &PatchParams::default(), &Patch::Merge(patch))
-                .await?;
-        }
-        Action::SetCanaryWeight { weight } => set_weight(ro, *weight, ctx).await?,
-        Action::SetSubsets { canary, stable } => {
-            if let Some((dr, dr_ns)) = destination_rule(ro) {
-                let api = dr_api(ctx, &dr_ns);
-                let doc = serde_json::to_value(api.get(&dr.name).await?).unwrap_or_default();
-                let mut patch = istio::subset_patch(
-                    &doc,
-                    &dr.canary_subset_name,
-                    &dr.stable_subset_name,
-                    canary,
-                    stable,
-                )
-                .map_err(|e| Error::Traffic(format!("{}: {e}", dr.name)))?;
-                let managed =
-                    istio::managed_by_patch(&doc, &name).map_err(|e| Error::Traffic(e.to_string()))?;
-                patch.0.extend(managed.0);
-                if !patch.0.is_empty() {
-                    api.patch(&dr.name, &PatchParams::default(), &Patch::<()>::Json(patch))
-                        .await?;
-                }
-            }
-        }
         Action::DeleteReplicaSet { name: rs_name } => {
             match rs_api.delete(rs_name, &Default::default()).await {
                 Ok(_) => {}
@@ -834,27 +901,7 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
                 Err(e) => return Err(e.into()),
             }
         }
-        Action::SetHeaderRoute { .. }
-        | Action::SetMirrorRoute { .. }
-        | Action::RemoveManagedRoutes { .. } => change_managed_routes(ro, action, ctx).await?,
-        Action::EvictPod { name: pod } => {
-            let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-            match pods.evict(pod, &EvictParams::default()).await {
-                Ok(_) => info!(rollout = %name, namespace = %ns, pod = %pod, "evicted for restart"),
-                // A PodDisruptionBudget says not now (429), or the pod is already gone: try again later.
-                Err(kube::Error::Api(e)) if e.code == 429 || e.code == 404 => {
-                    info!(rollout = %name, namespace = %ns, pod = %pod, reason = %e.message, "eviction refused for now")
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Action::AnnotateRevision { revision } => {
-            let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
-            let patch = json!({"metadata": {"annotations": {REVISION_ANNOTATION: revision.to_string()}}});
-            rollouts
-                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-                .await?;
-        }
+        _ => {}
     }
     Ok(())
 }
