@@ -130,6 +130,18 @@ fn analysis_steps(name: &str, template: &str) -> String {
     )
 }
 
+/// Polls the canary weight until it is `want` (or `secs` pass); returns the last weight seen.
+async fn wait_weight(ns: &TestNamespace, vs: &str, want: i64, secs: u64) -> i64 {
+    let start = std::time::Instant::now();
+    loop {
+        let w = canary_weight(ns, vs);
+        if w == want || start.elapsed() > std::time::Duration::from_secs(secs) {
+            return w;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 fn canary_weight(ns: &TestNamespace, vs: &str) -> i64 {
     let out = ns
         .kubectl(
@@ -240,7 +252,8 @@ async fn a_good_canary_passes_its_analysis_and_is_promoted() {
     let last = result.measurements.as_ref().unwrap().last().unwrap();
     let value: Vec<f64> = serde_json::from_str(last.value.as_deref().unwrap()).unwrap();
     assert!((value[0] - 0.99).abs() < 0.01, "measured {value:?}");
-    assert_eq!(canary_weight(&env.ns, "good-vs"), 0);
+    // After the promotion the stable Service switches to the new pods, then the canary's share goes back to 0.
+    assert_eq!(wait_weight(&env.ns, "good-vs", 0, 30).await, 0);
     // The background run measured from step 1 until the promotion, then was terminated.
     let bg = wait_run(&env.ns, "the background run terminated", 30, |r| {
         r.labels().get("rollout-type").map(String::as_str) == Some("Background")

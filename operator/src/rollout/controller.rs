@@ -72,6 +72,8 @@ pub struct Context {
     pub templates: Store<AnalysisTemplate>,
     /// Cache of ClusterAnalysisTemplates.
     pub cluster_templates: Store<ClusterAnalysisTemplate>,
+    /// Rollouts (by uid) this process has reconciled, for the RolloutAddedToInformer event.
+    pub seen: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Every analysis a Rollout's strategy runs: canary steps and background, blue-green pre- and post-promotion.
@@ -176,6 +178,7 @@ pub async fn run(
         analysis_runs: analysis_runs.0,
         templates: tpl_store,
         cluster_templates: ctpl_store,
+        seen: Default::default(),
     });
     let _ = metrics.caches().rollouts.set(ro_store.clone());
     let (for_templates, for_cluster_templates) = (ro_store.clone(), ro_store.clone());
@@ -251,13 +254,77 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
     let observed = observe(&ro, &ctx).await?;
     let plan = plan::plan(&observed, Timestamp::now());
     tracing::debug!(rollout = %name, namespace = %ns, traffic = ?observed.traffic, subsets = ?observed.subsets, actions = ?plan.actions, requeue = ?plan.requeue_after, "planned");
-    let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
-    let reference = ro.object_ref(&());
-
-    for action in &plan.actions {
-        execute(&ro, action, &ctx).await?;
+    let first_sight = ctx
+        .seen
+        .lock()
+        .is_ok_and(|mut seen| seen.insert(ro.uid().unwrap_or_default()));
+    if first_sight {
+        let message = format!("Rollout resource added to informer: {ns}/{name}");
+        publish(
+            &ro,
+            &ctx,
+            &[plan::Event {
+                warning: false,
+                reason: "RolloutAddedToInformer",
+                message,
+            }],
+        )
+        .await;
     }
-    for ev in &plan.events {
+    for action in &plan.actions {
+        match execute(&ro, action, &ctx).await {
+            Ok(()) => {}
+            Err(Error::Kube(kube::Error::Api(e))) if refused(action, &e) => {
+                return replica_set_refused(&ro, &ctx, &observed.desired_hash, &e.message).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    publish(&ro, &ctx, &plan.events).await;
+    write_status(&ro, &ctx, &plan.status).await?;
+    // Services, VirtualServices and DestinationRules are not watched: after changing anything, look again soon
+    // to see the change land; otherwise at the plan's next deadline, or at the resync period.
+    let mut after = plan.requeue_after.unwrap_or(Duration::from_secs(900));
+    if !plan.actions.is_empty() {
+        after = after.min(Duration::from_millis(250));
+    }
+    Ok(Requeue::requeue(after))
+}
+
+/// The API server refused to create the new ReplicaSet because of what the template says (invalid, forbidden by
+/// admission or quota): retrying at once cannot help.
+fn refused(action: &Action, e: &kube::core::Status) -> bool {
+    matches!(action, Action::CreateReplicaSet { .. }) && matches!(e.code, 400 | 403 | 422)
+}
+
+/// Records why the new ReplicaSet could not be created (the ReplicaSetCreateError condition and a warning
+/// event, once per message) and looks again later; a change of the Rollout brings it back at once.
+async fn replica_set_refused(ro: &Rollout, ctx: &Context, hash: &str, error: &str) -> Result<Requeue, Error> {
+    let current = ro.status.clone().unwrap_or_default();
+    let status = super::progress::replica_set_create_error(ro, hash, error, Timestamp::now());
+    if status != current {
+        let message = super::progress::replica_set_create_message(ro, hash, error);
+        warn!(rollout = %ro.name_any(), namespace = ro.namespace(), "{message}");
+        publish(
+            ro,
+            ctx,
+            &[plan::Event {
+                warning: true,
+                reason: "ReplicaSetCreateError",
+                message,
+            }],
+        )
+        .await;
+        write_status(ro, ctx, &status).await?;
+    }
+    Ok(Requeue::requeue(Duration::from_secs(60)))
+}
+
+/// Records events on the Rollout, in order, and logs them.
+async fn publish(ro: &Rollout, ctx: &Context, events: &[plan::Event]) {
+    let reference = ro.object_ref(&());
+    let (name, ns) = (ro.name_any(), ro.namespace().unwrap_or_default());
+    for ev in events {
         if let Err(e) = ctx
             .events
             .publish(&reference, ev.warning, ev.reason, &ev.message)
@@ -267,20 +334,25 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
         }
         info!(rollout = %name, namespace = %ns, reason = ev.reason, "{}", ev.message);
     }
+}
+
+/// Writes the status when it differs from the observed one, and remembers the resourceVersion it produced.
+async fn write_status(
+    ro: &Rollout,
+    ctx: &Context,
+    status: &sluice_crds::rollout::RolloutStatus,
+) -> Result<(), Error> {
     let current = ro.status.clone().unwrap_or_default();
-    if plan.status != current {
-        let updated = crate::status_patch::write(&rollouts, &name, &current, &plan.status).await?;
-        if let (Ok(mut w), Some(rv)) = (ctx.written.lock(), resource_version(&updated)) {
-            w.insert(key, rv);
-        }
+    if *status == current {
+        return Ok(());
     }
-    // Services, VirtualServices and DestinationRules are not watched: after changing anything, look again soon
-    // to see the change land; otherwise at the plan's next deadline, or at the resync period.
-    let mut after = plan.requeue_after.unwrap_or(Duration::from_secs(900));
-    if !plan.actions.is_empty() {
-        after = after.min(Duration::from_millis(250));
+    let (name, ns) = (ro.name_any(), ro.namespace().unwrap_or_default());
+    let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
+    let updated = crate::status_patch::write(&rollouts, &name, &current, status).await?;
+    if let (Ok(mut w), Some(rv)) = (ctx.written.lock(), resource_version(&updated)) {
+        w.insert((ns, name), rv);
     }
-    Ok(Requeue::requeue(after))
+    Ok(())
 }
 
 async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {

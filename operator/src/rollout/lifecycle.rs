@@ -11,7 +11,7 @@ use super::{
     plan::{
         Action, DEFAULT_REVISION_HISTORY_LIMIT, Draft, Facts, Observed, RsInfo, Strategy, add_secs, until,
     },
-    status::cond,
+    status::{REPLICA_SET_CREATE_ERROR, cond},
 };
 
 /// What the start of a reconcile learned about the desired template.
@@ -144,15 +144,32 @@ pub(super) fn create_new_replica_set(obs: &Observed, update: &Update, d: &mut Dr
             ro.name_any()
         ),
     );
+    if initial && replicas > 0 {
+        // Upstream creates the ReplicaSet empty and scales it at once; the event says so.
+        d.out.event(
+            "ScalingReplicaSet",
+            format!(
+                "Scaled up ReplicaSet {}-{new_hash} (revision {revision}) from 0 to {replicas}",
+                ro.name_any()
+            ),
+        );
+    }
     if let Some(message) = update.not_completed.clone() {
         d.out.event("RolloutNotCompleted", message);
     }
-    d.condition(
-        cond::PROGRESSING,
-        "True",
-        "NewReplicaSetCreated",
-        &format!("Created new replica set \"{}-{new_hash}\"", ro.name_any()),
-    );
+    // A template the API server refused keeps its condition while the creation is tried again.
+    let rs_name = format!("\"{}-{new_hash}\"", ro.name_any());
+    let refused = d
+        .get_condition(cond::PROGRESSING)
+        .is_some_and(|c| c.reason == REPLICA_SET_CREATE_ERROR && c.message.contains(&rs_name));
+    if !refused {
+        d.condition(
+            cond::PROGRESSING,
+            "True",
+            "NewReplicaSetCreated",
+            &format!("Created new replica set {rs_name}"),
+        );
+    }
     if initial {
         d.out.event(
             "RolloutCompleted",

@@ -323,7 +323,8 @@ pub(super) struct Draft {
 }
 
 impl Draft {
-    fn new(ro: &Rollout, now: Timestamp) -> Self {
+    /// The draft of a reconcile at `now`: the observed status with the current generation.
+    pub fn for_rollout(ro: &Rollout, now: Timestamp) -> Self {
         let mut st = ro.status.clone().unwrap_or_default();
         st.observed_generation = ro.metadata.generation.map(|g| g.to_string());
         let conditions = st.conditions.take().unwrap_or_default();
@@ -407,7 +408,7 @@ pub(super) struct Mode {
 /// Plans one reconcile of a Rollout.
 pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
     let ro = &obs.rollout;
-    let mut d = Draft::new(ro, now);
+    let mut d = Draft::for_rollout(ro, now);
     if let Some(message) = validate::invalid_spec(ro).or_else(|| runs::refs_invalid(obs)) {
         return progress::invalid_spec(ro, d, message);
     }

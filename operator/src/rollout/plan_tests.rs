@@ -144,14 +144,24 @@ fn first_deploy_creates_the_replica_set_at_full_size_and_skips_the_steps() {
     );
     assert_eq!(p.status.stable_rs.as_deref(), Some("new"));
     assert_eq!(p.status.current_step_index, Some(2));
+    // Upstream's order: the new ReplicaSet is scaled up from 0 before the deploy completes.
     assert_eq!(
         reasons(&p),
-        ["RolloutUpdated", "NewReplicaSetCreated", "RolloutCompleted"]
+        [
+            "RolloutUpdated",
+            "NewReplicaSetCreated",
+            "ScalingReplicaSet",
+            "RolloutCompleted"
+        ]
+    );
+    assert_eq!(
+        p.events[2].message,
+        "Scaled up ReplicaSet web-new (revision 1) from 0 to 5"
     );
     assert!(
-        p.events[2].message.ends_with("Initial deploy"),
+        p.events[3].message.ends_with("Initial deploy"),
         "{}",
-        p.events[2].message
+        p.events[3].message
     );
     assert_eq!(p.status.observed_generation.as_deref(), Some("3"));
 }
@@ -390,10 +400,9 @@ fn timed_pause_adds_a_condition_requeues_at_expiry_and_then_completes() {
     );
     assert_eq!(p2.status.current_step_index, Some(2));
     assert_eq!(p2.status.pause_conditions, None);
-    assert_eq!(
-        p2.events.last().unwrap().message,
-        "Rollout step 2/3 completed (pause: 2s)"
-    );
+    // As upstream records it: the step completes, then leaving the pause is recorded.
+    assert_eq!(reasons(&p2), ["RolloutStepCompleted", "RolloutResumed"]);
+    assert_eq!(p2.events[0].message, "Rollout step 2/3 completed (pause: 2s)");
 }
 
 #[test]
@@ -1613,4 +1622,133 @@ fn retry_after_an_analysis_abort_starts_a_new_run() {
         "{:?}",
         p.actions
     );
+}
+
+#[test]
+fn promote_full_on_an_aborted_rollout_promotes_it() {
+    let mut st = updating(0);
+    st.abort = Some(true);
+    st.promote_full = Some(true);
+    let ro = rollout(
+        10,
+        istio_canary(json!([{"setWeight": 20}, {"pause": {}}])),
+        Some(st),
+    );
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)],
+            Some("old"),
+            Some("new"),
+            Some(0),
+        ),
+        at(T0),
+    );
+    assert_eq!(p.status.abort, None);
+    assert_eq!(p.status.current_step_index, Some(2));
+    assert_eq!(scale_of(&p, "web-new"), Some(10));
+    assert_ne!(p.status.phase.as_deref(), Some("Degraded"));
+}
+
+#[test]
+fn promote_full_skips_the_analysis_and_stops_its_runs() {
+    let mut st = updating(0);
+    st.promote_full = Some(true);
+    st.canary = Some(sluice_crds::rollout::CanaryStatus {
+        current_step_analysis_run_status: Some(RolloutAnalysisRunStatus {
+            name: "web-new-2-0".into(),
+            status: "Running".into(),
+            message: None,
+        }),
+        ..Default::default()
+    });
+    let canary = json!({
+        "canaryService": "web-canary",
+        "stableService": "web-stable",
+        "trafficRouting": {"istio": {"virtualService": {"name": "web-vs", "routes": ["primary"]}}},
+        "steps": [{"analysis": {"templates": [{"templateName": "t"}]}}],
+        "analysis": {"templates": [{"templateName": "t"}]},
+    });
+    let ro = rollout(4, canary, Some(st));
+    let mut o = observed(
+        ro,
+        vec![rs("old", 1, 4, 4), rs("new", 2, 1, 1)],
+        Some("old"),
+        Some("new"),
+        Some(0),
+    );
+    o.templates.namespaced.insert(
+        "t".into(),
+        serde_json::from_value(json!({"metrics": [{"name": "m", "provider": {"web": {"url": "http://x"}}}]}))
+            .unwrap(),
+    );
+    o.analysis_runs = vec![RunInfo {
+        name: "web-new-2-0".into(),
+        phase: Phase::Running,
+        message: None,
+        terminating: false,
+        created: 1,
+    }];
+    let p = plan(&o, at(T0));
+    assert!(p.actions.contains(&Action::TerminateAnalysisRun {
+        name: "web-new-2-0".into()
+    }));
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateAnalysisRun { .. }))
+    );
+}
+
+#[test]
+fn a_pod_template_the_api_server_refuses_gives_replica_set_create_error_and_stays_a_first_deploy() {
+    let ro = rollout(3, istio_canary(json!([{"setWeight": 20}])), None);
+    let st = super::super::progress::replica_set_create_error(
+        &ro,
+        "new",
+        "ReplicaSet.apps \"web-new\" is invalid: memory: Invalid value: \"invalid\"",
+        at(T0),
+    );
+    let progressing = st
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.r#type == "Progressing")
+        .unwrap();
+    assert_eq!(
+        (progressing.status.as_str(), progressing.reason.as_str()),
+        ("False", "ReplicaSetCreateError")
+    );
+    assert!(
+        progressing
+            .message
+            .starts_with("Failed to create new replica set \"web-new\": ReplicaSet.apps")
+    );
+    assert_eq!(st.phase.as_deref(), Some("Degraded"));
+    assert!(
+        st.message
+            .as_deref()
+            .unwrap()
+            .starts_with("ReplicaSetCreateError: Failed to create")
+    );
+    assert_eq!(st.stable_rs, None, "nothing was deployed");
+    // The next reconcile tries again at full size, keeps the condition and adds no RolloutUpdated.
+    let ro = rollout(3, istio_canary(json!([{"setWeight": 20}])), Some(st.clone()));
+    let p = plan(&observed(ro, vec![], None, None, Some(0)), at(T0));
+    assert!(p.actions.contains(&Action::CreateReplicaSet {
+        hash: "new".into(),
+        replicas: 3,
+        revision: 1
+    }));
+    assert!(!reasons(&p).contains(&"RolloutUpdated"));
+    let progressing = p
+        .status
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.r#type == "Progressing")
+        .unwrap();
+    assert_eq!(progressing.reason, "ReplicaSetCreateError");
 }

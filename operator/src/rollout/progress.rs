@@ -1,13 +1,37 @@
 //! Progress and status: the Progressing condition and the progress deadline, the replica counts, the
 //! Available, Paused, Completed and Healthy conditions, and the phase and message as upstream computes them.
 
-use sluice_crds::rollout::Rollout;
+use k8s_openapi::jiff::Timestamp;
+use sluice_crds::rollout::{Rollout, RolloutStatus};
 
 use super::{
     lifecycle::Update,
     plan::{Draft, Facts, Mode, Observed, Plan, RsInfo, add_secs, restart_pending, selector_string, until},
-    status::{self, cond},
+    status::{self, REPLICA_SET_CREATE_ERROR, cond},
 };
+
+/// Upstream's message when the API server refuses the new ReplicaSet.
+pub fn replica_set_create_message(ro: &Rollout, hash: &str, error: &str) -> String {
+    format!(
+        "Failed to create new replica set \"{}-{hash}\": {error}",
+        ro.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// The status after the API server refused the new ReplicaSet: the observed status with the desired hash,
+/// Progressing False ReplicaSetCreateError and the phase that follows. Nothing else moves, so a first deploy
+/// stays a first deploy.
+pub fn replica_set_create_error(ro: &Rollout, hash: &str, error: &str, now: Timestamp) -> RolloutStatus {
+    let mut d = Draft::for_rollout(ro, now);
+    d.st.current_pod_hash = Some(hash.to_string());
+    let message = replica_set_create_message(ro, hash, error);
+    d.condition(cond::PROGRESSING, "False", REPLICA_SET_CREATE_ERROR, &message);
+    d.st.conditions = Some(std::mem::take(&mut d.conditions));
+    let (p, m) = status::phase(&d.st, &phase_inputs(ro));
+    d.st.phase = Some(p.into());
+    d.st.message = Some(m);
+    d.st
+}
 
 /// The InvalidSpec condition (and a warning event when its message is new), and no other action.
 pub(super) fn invalid_spec(ro: &Rollout, mut d: Draft, message: String) -> Plan {
@@ -155,6 +179,12 @@ pub(super) fn finish(obs: &Observed, mut d: Draft) -> Plan {
     d.condition(cond::AVAILABLE, s, "AvailableReason", m);
     let paused =
         ro.spec.paused == Some(true) || d.st.pause_conditions.as_ref().is_some_and(|p| !p.is_empty());
+    // Leaving a pause (the user's spec.paused, a timed pause step, a promotion) is recorded as upstream does.
+    let was_paused = d.get_condition(cond::PAUSED).is_some_and(|c| c.status == "True");
+    let resumed_now = d.out.events.iter().any(|e| e.reason == "RolloutResumed");
+    if was_paused && !paused && !resumed_now && d.st.aborted_at.is_none() {
+        d.out.event("RolloutResumed", "Rollout is resumed".into());
+    }
     if paused || d.get_condition(cond::PAUSED).is_some() {
         d.condition(
             cond::PAUSED,

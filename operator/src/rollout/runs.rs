@@ -199,7 +199,9 @@ pub(super) fn canary(obs: &Observed, f: &Facts, d: &mut Draft) -> AnalysisOutcom
     }
     let answered = answered(d);
     let index = (d.st.current_step_index.unwrap_or(0).max(0) as usize).min(f.steps.len());
-    let active = d.st.abort != Some(true) && !f.fully_promoted;
+    // A full promotion skips what is left, analysis included.
+    let promoting_full = d.st.promote_full == Some(true);
+    let active = d.st.abort != Some(true) && !promoting_full && !f.fully_promoted;
     let mut tracker = Tracker {
         obs,
         f,
@@ -223,7 +225,7 @@ pub(super) fn canary(obs: &Observed, f: &Facts, d: &mut Draft) -> AnalysisOutcom
                 Verdict::Waiting => {}
             }
         }
-        None if active || f.fully_promoted => cst.current_step_analysis_run_status = None,
+        None if active || f.fully_promoted || promoting_full => cst.current_step_analysis_run_status = None,
         None => {}
     }
     let background = obs
@@ -251,7 +253,9 @@ pub(super) fn canary(obs: &Observed, f: &Facts, d: &mut Draft) -> AnalysisOutcom
                 _ => {}
             }
         }
-        None if active || f.fully_promoted => cst.current_background_analysis_run_status = None,
+        None if active || f.fully_promoted || promoting_full => {
+            cst.current_background_analysis_run_status = None
+        }
         None => {}
     }
     settle(&out, pause, answered, d);

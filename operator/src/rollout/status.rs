@@ -20,6 +20,9 @@ pub mod cond {
     pub const INVALID_SPEC: &str = "InvalidSpec";
 }
 
+/// Progressing reason when the API server refuses the new ReplicaSet.
+pub const REPLICA_SET_CREATE_ERROR: &str = "ReplicaSetCreateError";
+
 /// Sets a condition. The transition time is kept when the status does not change; nothing changes when
 /// status, reason and message are all the same (so a reconcile that learns nothing writes nothing).
 pub fn set_condition(
@@ -97,7 +100,12 @@ pub fn phase_of(
         return ("Degraded", format!("InvalidSpec: {}", c.message));
     }
     for c in conditions {
-        if c.reason == "RolloutAborted" || c.reason == "ProgressDeadlineExceeded" {
+        // A template the API server refuses never progresses: Degraded too, with the reason (unlike upstream,
+        // which keeps retrying as Progressing).
+        if c.reason == "RolloutAborted"
+            || c.reason == "ProgressDeadlineExceeded"
+            || c.reason == REPLICA_SET_CREATE_ERROR
+        {
             return ("Degraded", format!("{}: {}", c.reason, c.message));
         }
     }

@@ -17,6 +17,10 @@ pub(super) fn actions(f: &Facts, analysis_abort: Option<&str>, d: &mut Draft) ->
     let was_aborted = d
         .get_condition(cond::PROGRESSING)
         .is_some_and(|c| c.reason == "RolloutAborted");
+    // A full promotion of an aborted update promotes it: that is all Argo CD's promote-full action sends.
+    if d.st.promote_full == Some(true) && !f.fully_promoted {
+        d.st.abort = None;
+    }
     let aborted = d.st.abort == Some(true) && !f.fully_promoted;
     if was_aborted && !aborted && !f.fully_promoted {
         d.condition(

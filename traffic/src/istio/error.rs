@@ -54,6 +54,28 @@ pub enum IstioError {
         /// How many unmanaged http routes it has.
         count: usize,
     },
+    /// The VirtualService has only tls/tcp routes, the Rollout selects none, and it has several tls routes.
+    #[error(
+        "VirtualService {vs:?} has no http routes and {count} tls routes; it must have exactly one when the \
+         Rollout selects none (set trafficRouting.istio.virtualService.tlsRoutes)"
+    )]
+    AmbiguousTlsRoutes {
+        /// VirtualService name.
+        vs: String,
+        /// How many tls routes it has.
+        count: usize,
+    },
+    /// The VirtualService has only tls/tcp routes, the Rollout selects none, and it has several tcp routes.
+    #[error(
+        "VirtualService {vs:?} has no http routes and {count} tcp routes; it must have exactly one when the \
+         Rollout selects none (set trafficRouting.istio.virtualService.tcpRoutes)"
+    )]
+    AmbiguousTcpRoutes {
+        /// VirtualService name.
+        vs: String,
+        /// How many tcp routes it has.
+        count: usize,
+    },
     /// A targeted route lacks the canary or stable destination.
     #[error("{route} of VirtualService {vs:?} has no destination for the {role} {target}")]
     DestinationNotFound {

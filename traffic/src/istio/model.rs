@@ -51,6 +51,8 @@ pub struct TcpMatch {
 ///
 /// With no http names and no tls/tcp selectors the VirtualService must have exactly one http route (managed
 /// routes excepted, see `weight_patch_with_managed`); with tls/tcp selectors only, just those are targeted.
+/// Route names apply to the kinds that have them: a VirtualService with tls/tcp routes but no http route ignores
+/// `http`, and without tls/tcp selectors it must have at most one tls and at most one tcp route (both shifted).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RouteSelector {
     /// Names of the http routes (`virtualService.routes`); `None` or empty = the single unmanaged http route.

@@ -55,13 +55,17 @@ fn is_managed(route: &Value, managed: &[String]) -> bool {
     name_of(route).is_some_and(|n| managed.iter().any(|m| m == n))
 }
 
-/// The http routes that carry the weights: the named ones, or the single route that is not managed.
+/// The http routes that carry the weights: the named ones, or the single route that is not managed. With no http
+/// route at all the error is `NoHttpRoutes` whether or not routes are named (a name cannot be the problem).
 pub(crate) fn weighted_http_targets(
     vs: &Value,
     routes: &RouteSelector,
     managed: &[String],
 ) -> Result<Vec<RouteRef>, IstioError> {
     let http = routes_of(vs, RouteKind::Http)?;
+    if http.is_empty() {
+        return Err(IstioError::NoHttpRoutes { vs: vs_name(vs) });
+    }
     let mut targets = Vec::new();
     match routes.http.as_ref().filter(|names| !names.is_empty()) {
         Some(names) => {
@@ -104,29 +108,62 @@ fn targets_http(routes: &RouteSelector) -> bool {
         || (routes.tls.is_empty() && routes.tcp.is_empty())
 }
 
-/// Every route whose weights the rollout owns, in order http, tls, tcp, without duplicates. Managed mirror
-/// routes are included because they carry a copy of the weighted route list (as upstream shifts them too).
-pub(crate) fn select_targets(
-    vs: &Value,
-    routes: &RouteSelector,
-    managed: &[String],
-) -> Result<Vec<RouteRef>, IstioError> {
-    let mut targets = Vec::new();
-    if targets_http(routes) {
-        targets = weighted_http_targets(vs, routes, managed)?;
-        for (index, route) in routes_of(vs, RouteKind::Http)?.iter().enumerate() {
-            if is_managed(route, managed) && route.get("mirror").is_some() {
-                push_unique(&mut targets, route_ref(RouteKind::Http, index, route));
-            }
+/// Whether the VirtualService has tls or tcp routes but no http route, so http route names can name nothing.
+fn has_only_tls_or_tcp(vs: &Value) -> Result<bool, IstioError> {
+    Ok(routes_of(vs, RouteKind::Http)?.is_empty()
+        && !(routes_of(vs, RouteKind::Tls)?.is_empty() && routes_of(vs, RouteKind::Tcp)?.is_empty()))
+}
+
+/// The weighted http routes, then the managed mirror routes that carry a copy of their destinations.
+fn http_targets(vs: &Value, routes: &RouteSelector, managed: &[String]) -> Result<Vec<RouteRef>, IstioError> {
+    let mut targets = weighted_http_targets(vs, routes, managed)?;
+    for (index, route) in routes_of(vs, RouteKind::Http)?.iter().enumerate() {
+        if is_managed(route, managed) && route.get("mirror").is_some() {
+            push_unique(&mut targets, route_ref(RouteKind::Http, index, route));
         }
     }
+    Ok(targets)
+}
+
+/// The only route of a tls or tcp section when the Rollout selects none; `None` when the section is empty.
+fn sole_route(
+    vs: &Value,
+    kind: RouteKind,
+    ambiguous: fn(String, usize) -> IstioError,
+) -> Result<Option<RouteRef>, IstioError> {
+    match routes_of(vs, kind)? {
+        [] => Ok(None),
+        [route] => Ok(Some(route_ref(kind, 0, route))),
+        many => Err(ambiguous(vs_name(vs), many.len())),
+    }
+}
+
+/// The single tls route and the single tcp route, for a VirtualService without http routes and no selectors.
+fn sole_tls_and_tcp_routes(vs: &Value) -> Result<Vec<RouteRef>, IstioError> {
+    let tls = sole_route(vs, RouteKind::Tls, |vs, count| IstioError::AmbiguousTlsRoutes {
+        vs,
+        count,
+    })?;
+    let tcp = sole_route(vs, RouteKind::Tcp, |vs, count| IstioError::AmbiguousTcpRoutes {
+        vs,
+        count,
+    })?;
+    Ok(tls.into_iter().chain(tcp).collect())
+}
+
+/// Adds the tls routes each selector matches; a selector matching none is an error.
+fn push_tls_targets(
+    vs: &Value,
+    selectors: &[TlsMatch],
+    targets: &mut Vec<RouteRef>,
+) -> Result<(), IstioError> {
     let tls = routes_of(vs, RouteKind::Tls)?;
-    for selector in &routes.tls {
+    for selector in selectors {
         let mut found = false;
         for (index, route) in tls.iter().enumerate() {
             if tls_matches(selector, route) {
                 found = true;
-                push_unique(&mut targets, route_ref(RouteKind::Tls, index, route));
+                push_unique(targets, route_ref(RouteKind::Tls, index, route));
             }
         }
         if !found {
@@ -137,13 +174,22 @@ pub(crate) fn select_targets(
             });
         }
     }
+    Ok(())
+}
+
+/// Adds the tcp routes each selector matches; a selector matching none is an error.
+fn push_tcp_targets(
+    vs: &Value,
+    selectors: &[TcpMatch],
+    targets: &mut Vec<RouteRef>,
+) -> Result<(), IstioError> {
     let tcp = routes_of(vs, RouteKind::Tcp)?;
-    for selector in &routes.tcp {
+    for selector in selectors {
         let mut found = false;
         for (index, route) in tcp.iter().enumerate() {
             if tcp_matches(selector, route) {
                 found = true;
-                push_unique(&mut targets, route_ref(RouteKind::Tcp, index, route));
+                push_unique(targets, route_ref(RouteKind::Tcp, index, route));
             }
         }
         if !found {
@@ -153,6 +199,29 @@ pub(crate) fn select_targets(
             });
         }
     }
+    Ok(())
+}
+
+/// Every route whose weights the rollout owns, in order http, tls, tcp, without duplicates. Managed mirror
+/// routes are included because they carry a copy of the weighted route list (as upstream shifts them too).
+///
+/// Route names apply to the kinds that have them: on a VirtualService with tls/tcp routes but no http route the
+/// http names are ignored, and without tls/tcp selectors its single tls route and single tcp route are targeted.
+pub(crate) fn select_targets(
+    vs: &Value,
+    routes: &RouteSelector,
+    managed: &[String],
+) -> Result<Vec<RouteRef>, IstioError> {
+    let mut targets = Vec::new();
+    if has_only_tls_or_tcp(vs)? {
+        if routes.tls.is_empty() && routes.tcp.is_empty() {
+            return sole_tls_and_tcp_routes(vs);
+        }
+    } else if targets_http(routes) {
+        targets = http_targets(vs, routes, managed)?;
+    }
+    push_tls_targets(vs, &routes.tls, &mut targets)?;
+    push_tcp_targets(vs, &routes.tcp, &mut targets)?;
     Ok(targets)
 }
 
