@@ -413,6 +413,10 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
         return progress::invalid_spec(ro, d, message);
     }
     status::remove_condition(&mut d.conditions, cond::INVALID_SPEC);
+    if let Some(feature) = validate::unsupported(ro) {
+        return progress::unsupported(obs, d, feature);
+    }
+    status::remove_condition(&mut d.conditions, cond::UNSUPPORTED);
     let update = lifecycle::begin_update(obs, &mut d);
     let Some(facts) = lifecycle::facts(obs, &update, &mut d) else {
         lifecycle::create_new_replica_set(obs, &update, &mut d);

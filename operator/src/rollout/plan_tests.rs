@@ -1752,3 +1752,78 @@ fn a_pod_template_the_api_server_refuses_gives_replica_set_create_error_and_stay
         .unwrap();
     assert_eq!(progressing.reason, "ReplicaSetCreateError");
 }
+
+#[test]
+fn an_unsupported_feature_leaves_a_healthy_rollout_alone_with_a_condition_naming_it() {
+    let st = RolloutStatus {
+        current_pod_hash: Some("new".into()),
+        stable_rs: Some("new".into()),
+        current_step_index: Some(2),
+        ..Default::default()
+    };
+    let steps =
+        json!([{"setWeight": 20}, {"experiment": {"templates": [{"name": "x", "specRef": "canary"}]}}]);
+    let ro = rollout(5, istio_canary(steps), Some(st));
+    let p = plan(
+        &observed(ro, vec![rs("new", 1, 5, 5)], Some("new"), Some("new"), Some(0)),
+        at(T0),
+    );
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(p.status.phase.as_deref(), Some("Healthy"));
+    let c = p
+        .status
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.r#type == "UnsupportedFeature")
+        .unwrap();
+    assert!(
+        c.message.contains("spec.strategy.canary.steps[1].experiment"),
+        "{}",
+        c.message
+    );
+    assert_eq!(reasons(&p), ["UnsupportedFeature"]);
+    assert!(p.events[0].warning);
+    // Told once.
+    let ro = rollout(
+        5,
+        istio_canary(
+            json!([{"setWeight": 20}, {"experiment": {"templates": [{"name": "x", "specRef": "canary"}]}}]),
+        ),
+        Some(p.status.clone()),
+    );
+    let p = plan(
+        &observed(ro, vec![rs("new", 1, 5, 5)], Some("new"), Some("new"), Some(0)),
+        at(T0),
+    );
+    assert!(reasons(&p).is_empty());
+}
+
+#[test]
+fn an_unsupported_traffic_router_is_named_and_nothing_is_torn_down() {
+    let canary = json!({
+        "canaryService": "web-canary",
+        "stableService": "web-stable",
+        "trafficRouting": {"nginx": {"stableIngress": "web"}},
+        "steps": [{"setWeight": 20}],
+    });
+    let ro = rollout(4, canary, Some(updating(0)));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 4, 4), rs("new", 2, 1, 1)],
+            Some("old"),
+            Some("new"),
+            None,
+        ),
+        at(T0),
+    );
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_ne!(p.status.phase.as_deref(), Some("Degraded"));
+    assert!(
+        p.events[0]
+            .message
+            .starts_with("traffic router nginx (spec.strategy.canary.trafficRouting.nginx)")
+    );
+}

@@ -10,6 +10,19 @@ use super::{
     status::{self, REPLICA_SET_CREATE_ERROR, cond},
 };
 
+/// A feature Sluice does not run: the UnsupportedFeature condition and a warning event (once per message),
+/// no action, so nothing already running is touched, and the phase the status already implies.
+pub(super) fn unsupported(obs: &Observed, mut d: Draft, feature: String) -> Plan {
+    if d.get_condition(cond::UNSUPPORTED)
+        .is_none_or(|c| c.message != feature)
+    {
+        tracing::warn!(rollout = %obs.rollout.metadata.name.as_deref().unwrap_or_default(), "{feature}");
+        d.out.warn(cond::UNSUPPORTED, feature.clone());
+    }
+    d.condition(cond::UNSUPPORTED, "True", cond::UNSUPPORTED, &feature);
+    finish(obs, d)
+}
+
 /// Upstream's message when the API server refuses the new ReplicaSet.
 pub fn replica_set_create_message(ro: &Rollout, hash: &str, error: &str) -> String {
     format!(

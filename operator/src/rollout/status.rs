@@ -18,6 +18,8 @@ pub mod cond {
     pub const COMPLETED: &str = "Completed";
     /// Whether the spec is invalid.
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The spec uses a feature Sluice does not run; the rollout is left as it is.
+    pub const UNSUPPORTED: &str = "UnsupportedFeature";
 }
 
 /// Progressing reason when the API server refuses the new ReplicaSet.

@@ -13,9 +13,6 @@ pub fn invalid_spec(ro: &Rollout) -> Option<String> {
     if spec.template.is_none() && spec.workload_ref.is_none() {
         return Some("Rollout has missing field '.spec.template'".into());
     }
-    if spec.workload_ref.is_some() {
-        return Some("workloadRef is not supported by this controller yet".into());
-    }
     let selector = match &spec.selector {
         None => return Some("Rollout has missing field '.spec.selector'".into()),
         Some(s) => s,
@@ -77,9 +74,6 @@ pub fn invalid_spec(ro: &Rollout) -> Option<String> {
                 "Istio traffic routing needs spec.strategy.canary.trafficRouting.istio.virtualService(s)"
                     .into(),
             );
-        }
-        if tr.istio.is_none() {
-            return Some("only Istio traffic routing is supported by this controller".into());
         }
     } else {
         if canary.scale_down_delay_seconds.is_some() {
@@ -189,8 +183,44 @@ fn invalid_step(step: &CanaryStep, traffic_routing: bool, managed: &[&str]) -> O
             );
         }
     }
-    if step.experiment.is_some() || step.plugin.is_some() {
-        return Some("experiment and plugin steps are not supported by this controller yet".into());
+    None
+}
+
+/// The first feature the spec uses that Sluice does not run (valid upstream, so not InvalidSpec), naming the
+/// field, or None.
+pub fn unsupported(ro: &Rollout) -> Option<String> {
+    if ro.spec.workload_ref.is_some() {
+        return Some("workloadRef (spec.workloadRef) is not supported by Sluice yet".into());
+    }
+    let canary = ro.spec.strategy.canary.as_ref()?;
+    if let Some(tr) = &canary.traffic_routing {
+        let others = [
+            ("nginx", tr.nginx.is_some()),
+            ("alb", tr.alb.is_some()),
+            ("smi", tr.smi.is_some()),
+            ("ambassador", tr.ambassador.is_some()),
+            ("appMesh", tr.app_mesh.is_some()),
+            ("traefik", tr.traefik.is_some()),
+            ("apisix", tr.apisix.is_some()),
+            ("plugins", tr.plugins.is_some()),
+        ];
+        if let Some((router, _)) = others.iter().find(|(_, used)| *used) {
+            return Some(format!(
+                "traffic router {router} (spec.strategy.canary.trafficRouting.{router}) is not supported by Sluice yet; only istio is"
+            ));
+        }
+    }
+    for (i, step) in canary.steps.iter().flatten().enumerate() {
+        if step.experiment.is_some() {
+            return Some(format!(
+                "experiment steps (spec.strategy.canary.steps[{i}].experiment) are not supported by Sluice yet"
+            ));
+        }
+        if step.plugin.is_some() {
+            return Some(format!(
+                "step plugins (spec.strategy.canary.steps[{i}].plugin) are not supported by Sluice yet"
+            ));
+        }
     }
     None
 }
