@@ -47,16 +47,7 @@ async fn watch_until(
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut last = String::new();
     loop {
-        while let Ok(line) = operator_log.try_recv() {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && let Some(reason) = v["fields"]["reason"].as_str()
-            {
-                println!(
-                    "      event {reason}: {}",
-                    v["fields"]["message"].as_str().unwrap_or_default()
-                );
-            }
-        }
+        print_events(operator_log);
         let ro = rollouts.get(name).await?;
         let st = ro.status.clone().unwrap_or_default();
         let route = vs
@@ -146,6 +137,7 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
     let traffic = TrafficCounters::start().await?;
     traffic.set_service("checkout-canary", 200.0, 0.99);
     traffic.set_service("checkout-stable", 200.0, 0.99);
+    traffic.set_service("cart-preview", 200.0, 0.99);
     let prom_dir = std::env::temp_dir().join(format!("sluice-demo-prometheus-{}", std::process::id()));
     let prom = Prometheus::start(&prom_dir, &[traffic.address().to_string()]).await?;
     println!(
@@ -295,6 +287,7 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
     println!("{}", events.trim_end());
 
     analysis_demo(info, &client, &traffic, &rx).await?;
+    bluegreen_demo(info, &client, &traffic, &rx).await?;
     drop(prom);
     std::fs::remove_dir_all(&prom_dir).ok();
 
@@ -409,6 +402,183 @@ async fn analysis_demo(
         started.elapsed().as_secs_f64(),
         ro.status.and_then(|s| s.message).unwrap_or_default()
     );
+    print_runs(info)?;
+    Ok(())
+}
+
+/// The hash a Service selects, or "-".
+async fn selects(services: &Api<k8s_openapi::api::core::v1::Service>, name: &str) -> String {
+    services
+        .get(name)
+        .await
+        .ok()
+        .and_then(|s| s.spec?.selector?.get("rollouts-pod-template-hash").cloned())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Prints a line whenever the blue-green rollout's phase, Services or ReplicaSets change, and the events, until
+/// `done` holds.
+async fn watch_blue_green_until(
+    client: &kube::Client,
+    name: &str,
+    operator_log: &std::sync::mpsc::Receiver<String>,
+    what: &str,
+    done: impl Fn(&Rollout) -> bool,
+) -> Result<()> {
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
+    let replica_sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(client.clone(), "default");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = String::new();
+    loop {
+        print_events(operator_log);
+        let ro = rollouts.get(name).await?;
+        let st = ro.status.clone().unwrap_or_default();
+        let mut sizes: Vec<String> = replica_sets
+            .list(&kube::api::ListParams::default().labels(&format!("app={name}")))
+            .await?
+            .items
+            .into_iter()
+            .map(|rs| {
+                let hash = rs
+                    .metadata
+                    .labels
+                    .unwrap_or_default()
+                    .remove("rollouts-pod-template-hash");
+                let available = rs.status.and_then(|s| s.available_replicas).unwrap_or(0);
+                let spec = rs.spec.and_then(|s| s.replicas).unwrap_or(0);
+                format!("{}={available}/{spec}", hash.unwrap_or_default())
+            })
+            .collect();
+        sizes.sort();
+        let line = format!(
+            "{:<11} {:<32} | active -> {:<10} preview -> {:<10} | ReplicaSets {}",
+            st.phase.clone().unwrap_or_default(),
+            st.message.clone().unwrap_or_default(),
+            selects(&services, &format!("{name}-active")).await,
+            selects(&services, &format!("{name}-preview")).await,
+            sizes.join(" "),
+        );
+        if line != last {
+            println!("    {line}");
+            last = line;
+        }
+        if done(&ro) && st.observed_generation == ro.metadata.generation.map(|g| g.to_string()) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The events the operator logged since the last call.
+fn print_events(operator_log: &std::sync::mpsc::Receiver<String>) {
+    while let Ok(line) = operator_log.try_recv() {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && let Some(reason) = v["fields"]["reason"].as_str()
+        {
+            println!(
+                "      event {reason}: {}",
+                v["fields"]["message"].as_str().unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// A blue-green release of `cart`: a one-pod preview passes a smoke analysis in Prometheus, then it is scaled up
+/// and the active Service switches; the previous version goes after its scale-down delay.
+async fn bluegreen_demo(
+    info: &crate::cluster::ClusterInfo,
+    client: &kube::Client,
+    traffic: &TrafficCounters,
+    rx: &std::sync::mpsc::Receiver<String>,
+) -> Result<()> {
+    say(
+        "A blue-green rollout: `cart`, 3 replicas, a preview of 1 pod judged by a smoke analysis before promotion",
+    );
+    let manifest = std::fs::read_to_string(crate::e2e_dir().join("manifests/demo/bluegreen.yaml"))?;
+    println!(
+        "{}",
+        kubectl(info, &["apply", "-f", "-"], Some(&manifest))?.trim_end()
+    );
+    let stable_healthy = |ro: &Rollout| {
+        phase(ro) == "Healthy"
+            && ro
+                .status
+                .as_ref()
+                .is_some_and(|s| s.stable_rs == s.current_pod_hash)
+    };
+    watch_blue_green_until(client, "cart", rx, "first deploy Healthy", stable_healthy).await?;
+    say(
+        "Release cart:2.0: the preview answers 99% of requests well; the smoke analysis passes, then the switch",
+    );
+    traffic.set_success_ratio("cart-preview", 0.99);
+    set_image(info, "cart", "cart:2.0")?;
+    watch_blue_green_until(client, "cart", rx, "cart:2.0 promoted", |ro| {
+        stable_healthy(ro)
+            && ro
+                .spec
+                .template
+                .as_ref()
+                .and_then(|t| t.spec.as_ref())
+                .map(|s| s.containers[0].image.clone())
+                == Some(Some("cart:2.0".into()))
+    })
+    .await?;
+    say("The previous version is scaled down after scaleDownDelaySeconds (5 s)");
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let old = kubectl(
+        info,
+        &[
+            "get",
+            "replicasets",
+            "-n",
+            "default",
+            "-l",
+            "app=cart",
+            "-o",
+            "custom-columns=NAME:.metadata.name,DESIRED:.spec.replicas,AVAILABLE:.status.availableReplicas,DEADLINE:.metadata.annotations.scale-down-deadline",
+        ],
+        None,
+    )?;
+    println!("{}", old.trim_end());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ro = rollouts.get("cart").await?;
+        let sets = kubectl(
+            info,
+            &[
+                "get",
+                "replicasets",
+                "-n",
+                "default",
+                "-l",
+                "app=cart",
+                "-o",
+                "jsonpath={.items[*].spec.replicas}",
+            ],
+            None,
+        )?;
+        if sets.split_whitespace().filter(|r| *r == "0").count() == 1 {
+            print_events(rx);
+            println!(
+                "    previous version scaled to 0; {} stays on {}",
+                "cart-active",
+                ro.status
+                    .and_then(|s| s.blue_green)
+                    .and_then(|b| b.active_selector)
+                    .unwrap_or_default()
+            );
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the previous version was not scaled down");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     print_runs(info)?;
     Ok(())
 }
