@@ -565,8 +565,7 @@ async fn bluegreen_demo(
         if sets.split_whitespace().filter(|r| *r == "0").count() == 1 {
             print_events(rx);
             println!(
-                "    previous version scaled to 0; {} stays on {}",
-                "cart-active",
+                "    previous version scaled to 0; cart-active stays on {}",
                 ro.status
                     .and_then(|s| s.blue_green)
                     .and_then(|b| b.active_selector)
