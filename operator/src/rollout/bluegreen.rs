@@ -152,7 +152,7 @@ fn scale(obs: &Observed, f: &Facts, mode: &Mode, bg: &BlueGreenStrategy, d: &mut
     d.out.scale(f.new_rs, want);
     // Older ReplicaSets not selected by a Service, newest first.
     let preview = selector(&obs.canary_service);
-    let mut stale: Vec<&RsInfo> = f
+    let stale: Vec<&RsInfo> = f
         .others
         .iter()
         .copied()
@@ -171,18 +171,10 @@ fn scale(obs: &Observed, f: &Facts, mode: &Mode, bg: &BlueGreenStrategy, d: &mut
     if inconclusive {
         return;
     }
-    stale.sort_by_key(|rs| std::cmp::Reverse(rs.revision));
-    let limit = bg
-        .scale_down_delay_revision_limit
-        .map_or(usize::MAX, |l| l.max(0) as usize);
-    let (kept, extra) = stale.split_at(stale.len().min(limit));
-    for rs in extra {
-        d.out.scale(rs, 0);
-    }
     let delay = bg
         .scale_down_delay_seconds
         .map_or(DEFAULT_SCALE_DOWN_DELAY, i64::from);
-    lifecycle::scale_down_after_delay(kept, delay, d);
+    lifecycle::scale_down_old(stale, delay, bg.scale_down_delay_revision_limit, d);
 }
 
 /// The preview Service selects the new pods once the new ReplicaSet is fully available at its desired size.

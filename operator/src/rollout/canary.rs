@@ -47,7 +47,7 @@ pub(super) fn plan(obs: &Observed, f: &Facts, mode: &Mode, analysis_done: bool, 
         } else {
             0
         };
-        lifecycle::scale_down_after_delay(&stale, delay, d);
+        lifecycle::scale_down_old(stale, delay, canary.scale_down_delay_revision_limit, d);
     }
     services(obs, f, mode, canary, d);
     let canary_subset = subsets(obs, f, mode, d);

@@ -36,7 +36,7 @@ use tracing::{info, warn};
 use super::{
     DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, MANAGED_BY_ANNOTATION, REVISION_ANNOTATION,
     SCALE_DOWN_DEADLINE_ANNOTATION, TEMPLATE_HASH_ANNOTATION,
-    hash::{adoptable, pod_template_hash},
+    hash::{adoptable, pod_template_hash, same_template},
     plan::{self, Action, Observed, RsInfo, ServiceState, TrafficState},
 };
 
@@ -435,7 +435,14 @@ fn observe_replica_sets(ro: &Rollout, ctx: &Context) -> (String, Vec<RsInfo>) {
             })
             .collect();
         foreign.sort_by_key(|rs| std::cmp::Reverse(rs_info(rs).revision));
-        if let Some(rs) = foreign.first() {
+        // An undo writes back a ReplicaSet's stored template: that ReplicaSet runs it.
+        let undone = owned.iter().find(|rs| {
+            rs.spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .is_some_and(|t| same_template(template, t))
+        });
+        if let Some(rs) = foreign.first().copied().or(undone) {
             desired_hash = rs.labels().get(HASH_LABEL).cloned().unwrap_or(desired_hash);
         }
     }
@@ -821,6 +828,7 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
         Action::CreateReplicaSet { .. }
         | Action::ScaleReplicaSet { .. }
         | Action::SetScaleDownDeadline { .. }
+        | Action::SetReplicaSetRevision { .. }
         | Action::DeleteReplicaSet { .. } => execute_replica_set(ro, action, ctx).await?,
         Action::SwitchService { service, to, .. } => {
             let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
@@ -962,6 +970,15 @@ async fn execute_replica_set(ro: &Rollout, action: &Action, ctx: &Context) -> Re
                 .map(|d| Value::String(d.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()))
                 .unwrap_or(Value::Null);
             let patch = json!({"metadata": {"annotations": {SCALE_DOWN_DEADLINE_ANNOTATION: value}}});
+            rs_api
+                .patch(rs_name, &PatchParams::default(), &Patch::Merge(patch))
+                .await?;
+        }
+        Action::SetReplicaSetRevision {
+            name: rs_name,
+            revision,
+        } => {
+            let patch = json!({"metadata": {"annotations": {REVISION_ANNOTATION: revision.to_string()}}});
             rs_api
                 .patch(rs_name, &PatchParams::default(), &Patch::Merge(patch))
                 .await?;

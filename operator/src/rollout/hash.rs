@@ -64,14 +64,26 @@ fn contained(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 /// and can be adopted instead of starting a new revision. Its own hash label and the defaults the API server
 /// added are ignored.
 pub fn adoptable(template: &PodTemplateSpec, rs_template: &PodTemplateSpec) -> bool {
-    let strip = |t: &PodTemplateSpec| {
-        let mut t = t.clone();
-        if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+    contained(&without_hash_label(template), &without_hash_label(rs_template))
+}
+
+/// Whether a ReplicaSet's template is the Rollout's template, its hash label aside: what `kubectl argo rollouts
+/// undo` writes back (the stored template, with the API server's defaults) names that ReplicaSet again.
+pub fn same_template(template: &PodTemplateSpec, rs_template: &PodTemplateSpec) -> bool {
+    without_hash_label(template) == without_hash_label(rs_template)
+}
+
+fn without_hash_label(t: &PodTemplateSpec) -> serde_json::Value {
+    let mut t = t.clone();
+    if let Some(meta) = t.metadata.as_mut() {
+        if let Some(labels) = meta.labels.as_mut() {
             labels.remove(crate::rollout::HASH_LABEL);
         }
-        serde_json::to_value(t).unwrap_or_default()
-    };
-    contained(&strip(template), &strip(rs_template))
+        if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
+            meta.labels = None;
+        }
+    }
+    serde_json::to_value(t).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -160,5 +172,28 @@ mod adoption_tests {
             "spec": {"containers": [{"name": "web", "image": "nginx:1"}, {"name": "sidecar", "image": "envoy"}]}
         }));
         assert!(!adoptable(&more, &stored));
+    }
+
+    #[test]
+    fn undo_names_the_replica_set_whose_template_it_copied() {
+        let stored = template(serde_json::json!({
+            "metadata": {"labels": {"app": "web", "rollouts-pod-template-hash": "abc"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:1", "imagePullPolicy": "IfNotPresent"}],
+                     "dnsPolicy": "ClusterFirst"}
+        }));
+        // What undo writes into the Rollout: the stored template without its hash label.
+        let undone = template(serde_json::json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:1", "imagePullPolicy": "IfNotPresent"}],
+                     "dnsPolicy": "ClusterFirst"}
+        }));
+        assert!(same_template(&undone, &stored));
+        // A template that only lost a field is another template, even though the stored one contains it.
+        let fewer = template(serde_json::json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:1", "imagePullPolicy": "IfNotPresent"}]}
+        }));
+        assert!(!same_template(&fewer, &stored));
+        assert!(adoptable(&fewer, &stored), "containment would have taken it");
     }
 }

@@ -52,11 +52,18 @@ pub(super) fn begin_update(obs: &Observed, d: &mut Draft) -> Update {
     let steps = steps(obs);
     let new_hash = obs.desired_hash.clone();
     let max_revision = obs.replica_sets.iter().map(|rs| rs.revision).max().unwrap_or(0);
-    let revision = obs
-        .replica_sets
-        .iter()
-        .find(|rs| rs.hash == new_hash)
-        .map_or(max_revision + 1, |rs| rs.revision);
+    // A ReplicaSet that runs the desired template again (an undo, a revert in Git) gets the next revision.
+    let existing = obs.replica_sets.iter().find(|rs| rs.hash == new_hash);
+    let revision = match existing {
+        Some(rs) if rs.revision >= max_revision => rs.revision,
+        _ => max_revision + 1,
+    };
+    if let Some(rs) = existing.filter(|rs| rs.revision != revision) {
+        d.out.actions.push(Action::SetReplicaSetRevision {
+            name: rs.name.clone(),
+            revision,
+        });
+    }
     let st = &mut d.st;
     let template_changed = st.current_pod_hash.as_deref() != Some(new_hash.as_str());
     let mut not_completed = None;
@@ -214,9 +221,27 @@ pub(super) fn facts<'a>(obs: &'a Observed, update: &Update, d: &mut Draft) -> Op
     })
 }
 
+/// ReplicaSets that lost their role (`stale`), scaled down after `delay` seconds; beyond `revision_limit`
+/// (scaleDownDelayRevisionLimit, newest first) at once.
+pub(super) fn scale_down_old(
+    mut stale: Vec<&RsInfo>,
+    delay: i64,
+    revision_limit: Option<i32>,
+    d: &mut Draft,
+) {
+    stale.retain(|rs| rs.spec_replicas > 0);
+    stale.sort_by_key(|rs| std::cmp::Reverse(rs.revision));
+    let limit = revision_limit.map_or(usize::MAX, |l| l.max(0) as usize);
+    let (kept, extra) = stale.split_at(stale.len().min(limit));
+    for rs in extra {
+        d.out.scale(rs, 0);
+    }
+    scale_down_after_delay(kept, delay, d);
+}
+
 /// ReplicaSets that lost their role (`stale`), scaled down once their `scale-down-deadline` passes; the
 /// deadline is set `delay` seconds from now the first time. A delay of 0 or less scales them down at once.
-pub(super) fn scale_down_after_delay(stale: &[&RsInfo], delay: i64, d: &mut Draft) {
+fn scale_down_after_delay(stale: &[&RsInfo], delay: i64, d: &mut Draft) {
     for rs in stale {
         if rs.spec_replicas == 0 {
             continue;

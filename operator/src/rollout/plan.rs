@@ -172,6 +172,13 @@ pub enum Action {
         /// Hash for the stable subset.
         stable: String,
     },
+    /// Give a ReplicaSet that runs the desired template again the next revision number.
+    SetReplicaSetRevision {
+        /// Name.
+        name: String,
+        /// Its new revision.
+        revision: i64,
+    },
     /// Delete a ReplicaSet beyond the revision history limit.
     DeleteReplicaSet {
         /// Name.

@@ -1827,3 +1827,68 @@ fn an_unsupported_traffic_router_is_named_and_nothing_is_torn_down() {
             .starts_with("traffic router nginx (spec.strategy.canary.trafficRouting.nginx)")
     );
 }
+
+#[test]
+fn a_replica_set_that_runs_the_template_again_gets_the_next_revision() {
+    // v1 (revision 1) is stable and v2 (revision 2) was promoted; the template goes back to v1.
+    let st = RolloutStatus {
+        current_pod_hash: Some("old".into()),
+        stable_rs: Some("old".into()),
+        current_step_index: Some(1),
+        ..Default::default()
+    };
+    let ro = rollout(4, istio_canary(json!([{"setWeight": 50}])), Some(st));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("new", 1, 0, 0), rs("old", 2, 4, 4)],
+            Some("old"),
+            Some("old"),
+            Some(0),
+        ),
+        at(T0),
+    );
+    assert!(p.actions.contains(&Action::SetReplicaSetRevision {
+        name: "web-new".into(),
+        revision: 3
+    }));
+    assert!(p.actions.contains(&Action::AnnotateRevision { revision: 3 }));
+    assert_eq!(p.events[0].message, "Rollout updated to revision 3");
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateReplicaSet { .. }))
+    );
+}
+
+#[test]
+fn scale_down_delay_revision_limit_scales_extra_old_canaries_at_once() {
+    let st = RolloutStatus {
+        current_pod_hash: Some("new".into()),
+        stable_rs: Some("new".into()),
+        current_step_index: Some(1),
+        ..Default::default()
+    };
+    let mut canary = istio_canary(json!([{"setWeight": 50}]));
+    canary["scaleDownDelayRevisionLimit"] = json!(1);
+    let ro = rollout(4, canary, Some(st));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("first", 1, 4, 4), rs("second", 2, 4, 4), rs("new", 3, 4, 4)],
+            Some("new"),
+            Some("new"),
+            Some(0),
+        ),
+        at(T0),
+    );
+    assert_eq!(scale_of(&p, "web-first"), Some(0), "beyond the limit: at once");
+    assert_eq!(
+        scale_of(&p, "web-second"),
+        None,
+        "within the limit: after its delay"
+    );
+    assert!(p.actions.iter().any(
+        |a| matches!(a, Action::SetScaleDownDeadline { name, deadline: Some(_) } if name == "web-second")
+    ));
+}
