@@ -4,15 +4,21 @@
 
 use std::{
     collections::BTreeMap,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use anyhow::anyhow;
+use futures::StreamExt;
 use k8s_openapi::{
     api::{apps::v1::ReplicaSet, core::v1::Service},
     jiff::Timestamp,
 };
-use kube::{Api, ResourceExt, api::ListParams};
+use kube::{
+    Api, ResourceExt,
+    api::ListParams,
+    runtime::{WatchStreamExt, watcher},
+};
 use serde_json::Value;
 use sluice_crds::{
     analysis::AnalysisRun,
@@ -150,19 +156,26 @@ fn manifest(name: &str, replicas: i32, extra: &str) -> String {
     )
 }
 
+fn hash_of(rs: &ReplicaSet) -> String {
+    rs.labels().get(HASH).cloned().unwrap_or_default()
+}
+
+/// (spec.replicas, status.availableReplicas).
+fn sizes(rs: &ReplicaSet) -> (i32, i32) {
+    let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    let avail = rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+    (spec, avail)
+}
+
+/// (spec.replicas, status.availableReplicas) of the app's ReplicaSets by hash.
 async fn replica_sets(ns: &TestNamespace, app: &str) -> BTreeMap<String, (i32, i32)> {
     let rss: Api<ReplicaSet> = ns.api();
     rss.list(&ListParams::default().labels(&format!("app={app}")))
         .await
         .unwrap()
         .items
-        .into_iter()
-        .map(|rs| {
-            let hash = rs.labels().get(HASH).cloned().unwrap_or_default();
-            let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-            let avail = rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
-            (hash, (spec, avail))
-        })
+        .iter()
+        .map(|rs| (hash_of(rs), sizes(rs)))
         .collect()
 }
 
@@ -198,6 +211,101 @@ async fn wait_selector(ns: &TestNamespace, svc: &str, hash: &str, secs: u64) {
     )
     .await
     .unwrap();
+}
+
+/// Records every distinct consecutive view of one object, from a watch of it: changes that come and go
+/// between two polls are seen too.
+struct Watch<T> {
+    seen: Arc<Mutex<Vec<T>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<T: Clone + PartialEq + Send + 'static> Watch<T> {
+    /// Starts watching the named object and returns once its current view is recorded.
+    async fn start<K>(ns: &TestNamespace, name: &str, view: fn(K) -> T) -> Self
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + 'static,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let api: Api<K> = ns.api();
+        let (seen2, field) = (seen.clone(), format!("metadata.name={name}"));
+        let task = tokio::spawn(async move {
+            let stream = watcher(api, watcher::Config::default().fields(&field)).applied_objects();
+            futures::pin_mut!(stream);
+            while let Some(Ok(obj)) = stream.next().await {
+                let v = view(obj);
+                let mut s = seen2.lock().unwrap();
+                if s.last() != Some(&v) {
+                    s.push(v);
+                }
+            }
+        });
+        let watch = Self { seen, task };
+        wait_for(
+            &format!("the watch of {name}"),
+            Duration::from_secs(10),
+            || async {
+                if watch.seen().is_empty() {
+                    Err(anyhow!("nothing seen yet"))
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .await
+        .unwrap();
+        watch
+    }
+
+    /// The views so far, each change once.
+    fn seen(&self) -> Vec<T> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl<T> Drop for Watch<T> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The hashes a Service's selector shows.
+type SelectorWatch = Watch<Option<String>>;
+
+impl SelectorWatch {
+    async fn selector(ns: &TestNamespace, svc: &str) -> Self {
+        Self::start::<Service>(ns, svc, |svc| {
+            svc.spec
+                .and_then(|s| s.selector)
+                .and_then(|s| s.get(HASH).cloned())
+        })
+        .await
+    }
+
+    /// Waits until the hashes seen are `want` (a watch event may arrive after the poll that saw the change).
+    async fn wait_seen(&self, want: &[&str]) {
+        let want: Vec<Option<String>> = want.iter().map(|h| Some(h.to_string())).collect();
+        wait_for(
+            "the selectors seen by the watch",
+            Duration::from_secs(10),
+            || async {
+                let seen = self.seen();
+                if seen == want {
+                    Ok(())
+                } else {
+                    Err(anyhow!("seen {seen:?}, want {want:?}"))
+                }
+            },
+        )
+        .await
+        .unwrap();
+    }
 }
 
 /// (reason, message) of the events of an object.
@@ -280,6 +388,8 @@ struct Sample {
     active: Option<String>,
     preview: Option<String>,
     rss: BTreeMap<String, (i32, i32)>,
+    /// The `scale-down-deadline` of each ReplicaSet that has one, by hash.
+    deadlines: BTreeMap<String, Timestamp>,
     runs: Vec<AnalysisRun>,
 }
 
@@ -293,7 +403,17 @@ async fn sample(ns: &TestNamespace, name: &str) -> Option<Sample> {
     let ro = ns.api::<Rollout>().get(name).await.ok()?;
     let active = selector_hash(ns, &format!("{name}-active")).await;
     let preview = selector_hash(ns, &format!("{name}-preview")).await;
-    let rss = replica_sets(ns, name).await;
+    let list = ns
+        .api::<ReplicaSet>()
+        .list(&ListParams::default().labels(&format!("app={name}")))
+        .await
+        .ok()?
+        .items;
+    let rss = list.iter().map(|rs| (hash_of(rs), sizes(rs))).collect();
+    let deadlines = list
+        .iter()
+        .filter_map(|rs| Some((hash_of(rs), rs.annotations().get(DEADLINE)?.parse().ok()?)))
+        .collect();
     let runs = ns
         .api::<AnalysisRun>()
         .list(&ListParams::default())
@@ -307,6 +427,7 @@ async fn sample(ns: &TestNamespace, name: &str) -> Option<Sample> {
         active,
         preview,
         rss,
+        deadlines,
         runs,
     })
 }
@@ -442,6 +563,8 @@ async fn auto_promotion_switches_preview_then_active_to_the_fully_available_new_
         &manifest("auto", 4, "      scaleDownDelaySeconds: 3\n"),
     )
     .await;
+    let active_watch = SelectorWatch::selector(&ns, "auto-active").await;
+    let preview_watch = SelectorWatch::selector(&ns, "auto-preview").await;
     set_image(&ns, "auto", "app:v2");
     let samples = follow(&ns, "auto", "Healthy on v2", 60, |s| {
         healthy_after(&s.ro, &v1) && s.active.as_deref() != Some(v1.as_str())
@@ -529,6 +652,8 @@ async fn auto_promotion_switches_preview_then_active_to_the_fully_available_new_
     )
     .await
     .unwrap();
+    active_watch.wait_seen(&[&v1, &v2]).await;
+    preview_watch.wait_seen(&[&v1, &v2]).await;
     let late = Timestamp::now().duration_since(until).as_secs_f64();
     assert!(
         late >= -1.0,
@@ -587,33 +712,62 @@ async fn manual_promotion_holds_a_one_pod_preview_until_promoted_then_scales_it_
         assert_eq!(s.rss.get(&v2).map(|r| r.0), Some(1));
     }
 
+    // Every blue-green status written from here on: (scaleUpPreviewCheckPoint, activeSelector).
+    let statuses = Watch::start::<Rollout>(&ns, "manual", |ro| {
+        let bg = bg(&ro);
+        (bg.scale_up_preview_check_point, bg.active_selector)
+    })
+    .await;
     promote(&ns, "manual");
     let samples = follow(&ns, "manual", "Healthy on v2 after promote", 60, |s| {
         healthy_after(&s.ro, &v1) && s.active.as_deref() == Some(v2.as_str())
     })
     .await;
     let active_at = switch_index(&samples, &v2);
-    assert!(
-        samples[..active_at].iter().any(|s| {
-            s.rss.get(&v2).is_some_and(|r| r.0 == 3)
-                && bg(&s.ro).scale_up_preview_check_point == Some(true)
-                && s.active.as_deref() == Some(v1.as_str())
-        }),
-        "the preview was scaled to 3 with scaleUpPreviewCheckPoint set before the active switch: {:?}",
-        samples[..active_at]
-            .iter()
-            .map(|s| (s.rss.get(&v2).copied(), bg(&s.ro).scale_up_preview_check_point))
-            .collect::<Vec<_>>()
-    );
     assert_eq!(samples[active_at].rss[&v2], (3, 3));
     let ro = &samples.last().unwrap().ro;
     let st = status(ro);
     assert_eq!(st.stable_rs.as_deref(), Some(v2.as_str()));
     assert_eq!(st.pause_conditions.unwrap_or_default(), Vec::new());
-    assert_ne!(
-        bg(ro).scale_up_preview_check_point,
-        Some(true),
-        "cleared once promoted"
+    let settled = follow(&ns, "manual", "two seconds after the promotion", 10, |s| {
+        s.at.duration_since(samples.last().unwrap().at) >= Duration::from_secs(2)
+    })
+    .await;
+    // The checkpoint is written while the active Service is still on the old pods; the preview is scaled up
+    // to 3 and all available before the switch (checked by `follow`).
+    let seen = statuses.seen();
+    let checkpoint = seen
+        .iter()
+        .position(|(c, a)| *c == Some(true) && a.as_deref() == Some(v1.as_str()));
+    let switched = seen.iter().position(|(_, a)| a.as_deref() == Some(v2.as_str()));
+    assert!(
+        checkpoint.is_some() && checkpoint < switched,
+        "scaleUpPreviewCheckPoint set before the active switch; (checkpoint, activeSelector) written: {seen:?}"
+    );
+    // Once promoted, the checkpoint is cleared and stays cleared.
+    let stuck: Vec<String> = samples[active_at..]
+        .iter()
+        .chain(&settled)
+        .filter(|s| healthy(&s.ro) && bg(&s.ro).scale_up_preview_check_point == Some(true))
+        .map(|s| format!("{:?}", s.ro.status.as_ref().and_then(|st| st.blue_green.clone())))
+        .collect();
+
+    // The next update is held for promotion again, on a one-pod preview.
+    set_image(&ns, "manual", "app:v3");
+    let samples = follow(&ns, "manual", "BlueGreenPause on v3", 60, |s| {
+        paused_for_promotion(&s.ro) && status(&s.ro).current_pod_hash.is_some_and(|h| h != v1 && h != v2)
+    })
+    .await;
+    let last = samples.last().unwrap();
+    let v3 = status(&last.ro).current_pod_hash.unwrap();
+    assert_eq!(last.rss[&v3], (1, 1), "{:?}", last.rss);
+    for s in &samples {
+        assert_eq!(s.active.as_deref(), Some(v2.as_str()), "active stays on v2");
+    }
+    assert_eq!(
+        stuck,
+        Vec::<String>::new(),
+        "scaleUpPreviewCheckPoint is cleared once promoted (Healthy)"
     );
 }
 
@@ -721,6 +875,7 @@ async fn a_failing_pre_promotion_analysis_aborts_and_the_active_service_never_le
         args: [{name: service-name, value: prebad-preview}]
 ";
     let v1 = deploy_v1(ns, "prebad", &manifest("prebad", 3, extra)).await;
+    let watch = SelectorWatch::selector(ns, "prebad-active").await;
     set_image(ns, "prebad", "app:v2");
     let samples = follow(ns, "prebad", "Degraded after the failed analysis", 90, |s| {
         phase(&s.ro).0 == "Degraded"
@@ -754,6 +909,11 @@ async fn a_failing_pre_promotion_analysis_aborts_and_the_active_service_never_le
             "the active Service never left the old pods"
         );
     }
+    assert_eq!(
+        watch.seen(),
+        [Some(v1.clone())],
+        "the watch of the active Service saw only the old hash"
+    );
     let last = after.last().unwrap();
     assert_eq!(last.preview.as_deref(), Some(v2.as_str()));
     assert_eq!(phase(&last.ro).0, "Degraded");
@@ -771,6 +931,7 @@ async fn a_failing_post_promotion_analysis_switches_the_active_service_back_to_t
         args: [{name: service-name, value: postbad-active}]
 ";
     let v1 = deploy_v1(ns, "postbad", &manifest("postbad", 3, extra)).await;
+    let watch = SelectorWatch::selector(ns, "postbad-active").await;
     set_image(ns, "postbad", "app:v2");
     let samples = follow(ns, "postbad", "Degraded after the failed analysis", 90, |s| {
         phase(&s.ro).0 == "Degraded"
@@ -780,13 +941,23 @@ async fn a_failing_post_promotion_analysis_switches_the_active_service_back_to_t
     let v2 = status(ro).current_pod_hash.unwrap();
     assert_ne!(v1, v2);
     let run_name = format!("postbad-{v2}-2-post");
-    let active_at = switch_index(&samples, &v2);
-    // The Services are read before the runs: the sample just before the switch may already show the run.
-    for s in &samples[..active_at.saturating_sub(1)] {
-        assert!(
-            s.run(&run_name).is_none(),
-            "the post-promotion run starts only after the switch"
-        );
+    // With kwok's pods the switch and the switch back can both fall between two polls; the watch sees them.
+    watch.wait_seen(&[&v1, &v2, &v1]).await;
+    wait_event(ns, "postbad", "SwitchService", |m| {
+        m == format!("Switched selector for service 'postbad-active' from '{v1}' to '{v2}'")
+    })
+    .await;
+    if let Some(active_at) = samples
+        .iter()
+        .position(|s| s.active.as_deref() == Some(v2.as_str()))
+    {
+        // The Services are read before the runs: the sample just before the switch may already show the run.
+        for s in &samples[..active_at.saturating_sub(1)] {
+            assert!(
+                s.run(&run_name).is_none(),
+                "the post-promotion run starts only after the switch"
+            );
+        }
     }
     for s in &samples {
         assert_eq!(
@@ -828,6 +999,7 @@ async fn abort_keeps_the_old_pods_active_scales_the_preview_down_after_its_delay
     let (ns, _op) = setup("bg-abort").await;
     let extra = "      autoPromotionEnabled: false\n      abortScaleDownDelaySeconds: 2\n      scaleDownDelaySeconds: 3\n";
     let v1 = deploy_v1(&ns, "abort", &manifest("abort", 2, extra)).await;
+    let watch = SelectorWatch::selector(&ns, "abort-active").await;
     set_image(&ns, "abort", "app:v2");
     let paused = follow(&ns, "abort", "BlueGreenPause", 60, |s| {
         paused_for_promotion(&s.ro)
@@ -836,12 +1008,12 @@ async fn abort_keeps_the_old_pods_active_scales_the_preview_down_after_its_delay
     let v2 = status(&paused.last().unwrap().ro).current_pod_hash.unwrap();
     assert_eq!(paused.last().unwrap().rss[&v2], (2, 2));
 
+    let abort_at = Timestamp::now();
     patch_status(&ns, "abort", r#"{"status":{"abort":true}}"#);
     let aborted = follow(&ns, "abort", "Degraded after abort", 30, |s| {
         phase(&s.ro).0 == "Degraded"
     })
     .await;
-    let seen_degraded = aborted.last().unwrap().at;
     let ro = &aborted.last().unwrap().ro;
     assert!(
         phase(ro)
@@ -855,10 +1027,23 @@ async fn abort_keeps_the_old_pods_active_scales_the_preview_down_after_its_delay
         s.rss.get(&v2).is_some_and(|r| r.0 == 0)
     })
     .await;
-    let after = down.last().unwrap().at.duration_since(seen_degraded);
+    // The new pods are kept until a deadline abortScaleDownDelaySeconds (2) after the abort (the annotation
+    // has whole seconds), and scaled down once it has passed.
+    let until = aborted
+        .iter()
+        .chain(&down)
+        .find_map(|s| s.deadlines.get(&v2).filter(|_| s.rss[&v2].0 == 2))
+        .copied()
+        .unwrap_or_else(|| panic!("no sample shows the new pods kept with a {DEADLINE}"));
+    let delay = until.duration_since(abort_at).as_secs_f64();
     assert!(
-        after >= Duration::from_millis(1500),
-        "the new pods are kept abortScaleDownDelaySeconds (2) after the abort, not {after:?}"
+        (1.0..=3.5).contains(&delay),
+        "the deadline {until} is {delay:.1}s after the abort"
+    );
+    let zero_at = down.last().unwrap().wall;
+    assert!(
+        zero_at >= until,
+        "scaled to 0 at {zero_at}, before its deadline {until}"
     );
     for s in paused.iter().chain(&aborted).chain(&down) {
         assert_eq!(s.active.as_deref(), Some(v1.as_str()), "active on the old pods");
@@ -877,6 +1062,11 @@ async fn abort_keeps_the_old_pods_active_scales_the_preview_down_after_its_delay
     assert_eq!(status(&last.ro).current_pod_hash.as_deref(), Some(v2.as_str()));
     assert_eq!(last.rss[&v2], (2, 2), "the new ReplicaSet is back");
     assert_eq!(last.active.as_deref(), Some(v1.as_str()));
+    assert_eq!(
+        watch.seen(),
+        [Some(v1.clone())],
+        "the active Service stayed on the old pods through abort and retry"
+    );
 
     promote(&ns, "abort");
     let done = follow(&ns, "abort", "Healthy on v2 after promote", 60, |s| {
@@ -887,6 +1077,7 @@ async fn abort_keeps_the_old_pods_active_scales_the_preview_down_after_its_delay
         status(&done.last().unwrap().ro).stable_rs.as_deref(),
         Some(v2.as_str())
     );
+    watch.wait_seen(&[&v1, &v2]).await;
 }
 
 #[tokio::test]
@@ -920,6 +1111,7 @@ async fn undo_within_the_scale_down_delay_switches_back_to_the_old_replica_set_a
     .await
     .unwrap();
 
+    let watch = SelectorWatch::selector(&ns, "undo-active").await;
     set_image(&ns, "undo", "app:v1");
     let undone = Instant::now();
     let samples = follow(&ns, "undo", "Healthy on v1 again", 30, |s| {
@@ -941,6 +1133,7 @@ async fn undo_within_the_scale_down_delay_switches_back_to_the_old_replica_set_a
     let ro = &samples.last().unwrap().ro;
     assert_eq!(status(ro).current_pod_hash.as_deref(), Some(v1.as_str()));
     assert_eq!(phase(ro).0, "Healthy");
+    watch.wait_seen(&[&v2, &v1]).await;
     wait_selector(&ns, "undo-preview", &v1, 10).await;
     wait_event(&ns, "undo", "SwitchService", |m| {
         m == format!("Switched selector for service 'undo-active' from '{v2}' to '{v1}'")

@@ -102,6 +102,10 @@ pub(super) fn plan(obs: &Observed, f: &Facts, mode: &Mode, analysis: &AnalysisOu
         && (analysis.post_promotion_done || d.st.promote_full == Some(true))
     {
         promote(f, d);
+    } else if f.fully_promoted {
+        d.st.blue_green
+            .get_or_insert_with(Default::default)
+            .scale_up_preview_check_point = None;
     } else {
         let checkpoint = scale_up_checkpoint(obs, f, mode, pause_done && analysis.pre_promotion_done);
         d.st.blue_green

@@ -80,6 +80,7 @@ fn observed(ro: Rollout, rss: Vec<RsInfo>, active: Option<&str>, preview: Option
         managed_routes_present: Vec::new(),
         analysis_runs: Vec::new(),
         templates: Default::default(),
+        workload: None,
     }
 }
 
@@ -464,6 +465,23 @@ fn promote_scales_the_preview_up_then_switches_the_active_service() {
     assert_eq!(switch_of(&p, "web-active").as_deref(), Some("new"));
     assert_eq!(p.status.stable_rs.as_deref(), Some("new"));
     assert_eq!(bg_status(&p).scale_up_preview_check_point, None);
+    // Promoted: the checkpoint stays cleared.
+    let ro = rollout(
+        3,
+        json!({"autoPromotionEnabled": false, "previewReplicaCount": 1}),
+        Some(p.status.clone()),
+    );
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 3, 3), rs("new", 2, 3, 3)],
+            Some("new"),
+            Some("new"),
+        ),
+        at(T0),
+    );
+    assert_eq!(bg_status(&p).scale_up_preview_check_point, None);
+    assert_eq!(p.status.phase.as_deref(), Some("Healthy"));
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use futures::StreamExt;
 use k8s_openapi::{
     api::{
-        apps::v1::ReplicaSet,
+        apps::v1::{Deployment, ReplicaSet},
         core::v1::{Pod, Service},
     },
     jiff::Timestamp,
@@ -13,7 +13,8 @@ use k8s_openapi::{
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{
-        ApiResource, DynamicObject, EvictParams, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+        ApiResource, DynamicObject, EvictParams, GroupVersionKind, ListParams, PartialObjectMeta, Patch,
+        PatchParams, PostParams,
     },
     runtime::{
         Controller, WatchStreamExt,
@@ -37,7 +38,7 @@ use super::{
     DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, MANAGED_BY_ANNOTATION, REVISION_ANNOTATION,
     SCALE_DOWN_DEADLINE_ANNOTATION, TEMPLATE_HASH_ANNOTATION,
     hash::{adoptable, pod_template_hash, same_template},
-    plan::{self, Action, Observed, RsInfo, ServiceState, TrafficState},
+    plan::{self, Action, Observed, RsInfo, ServiceState, TrafficState, WorkloadState},
 };
 
 /// Errors of one reconcile; each is retried with backoff and never stops the controller.
@@ -181,6 +182,16 @@ pub async fn run(
         seen: Default::default(),
     });
     let _ = metrics.caches().rollouts.set(ro_store.clone());
+    // Deployments named by a workloadRef: metadata only (a changed template bumps the generation); the
+    // reconcile reads the one it needs.
+    let deployments: Api<PartialObjectMeta<Deployment>> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let deployment_stream = watcher(deployments, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    let for_workloads = ro_store.clone();
     let (for_templates, for_cluster_templates) = (ro_store.clone(), ro_store.clone());
     Controller::for_stream(ro_stream, ro_store)
         .owns_stream(rs_stream)
@@ -194,6 +205,21 @@ pub async fn run(
                 .state()
                 .into_iter()
                 .filter(|ro| ro.namespace() == ns && references(ro, &name, false))
+                .map(|ro| reflector::ObjectRef::from_obj(&*ro))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(deployment_stream, move |d: PartialObjectMeta<Deployment>| {
+            let ns = d.namespace();
+            let name = d.name_any();
+            for_workloads
+                .state()
+                .into_iter()
+                .filter(|ro| ro.namespace() == ns)
+                .filter(|ro| {
+                    ro.spec.workload_ref.as_ref().is_some_and(|w| {
+                        w.name.as_deref() == Some(name.as_str()) && w.kind.as_deref() == Some("Deployment")
+                    })
+                })
                 .map(|ro| reflector::ObjectRef::from_obj(&*ro))
                 .collect::<Vec<_>>()
         })
@@ -272,7 +298,7 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
         .await;
     }
     for action in &plan.actions {
-        match execute(&ro, action, &ctx).await {
+        match execute(&observed.rollout, action, &ctx).await {
             Ok(()) => {}
             Err(Error::Kube(kube::Error::Api(e))) if refused(action, &e) => {
                 return replica_set_refused(&ro, &ctx, &observed.desired_hash, &e.message).await;
@@ -355,7 +381,53 @@ async fn write_status(
     Ok(())
 }
 
+/// A Rollout whose workloadRef names a Deployment, with that Deployment's template (and its selector when the
+/// Rollout has none) in place of its own, and the Deployment's state.
+async fn resolve_workload(ro: &Rollout, ctx: &Context) -> Result<(Rollout, Option<WorkloadState>), Error> {
+    let Some(wref) = ro.spec.workload_ref.as_ref() else {
+        return Ok((ro.clone(), None));
+    };
+    let name = wref.name.clone().unwrap_or_default();
+    let mut state = WorkloadState {
+        name: name.clone(),
+        ..Default::default()
+    };
+    let kind = wref.kind.as_deref().unwrap_or_default();
+    if ro
+        .spec
+        .template
+        .as_ref()
+        .is_some_and(|t| *t != Default::default())
+    {
+        state.error = Some("template must be empty for workload reference rollout".into());
+        return Ok((ro.clone(), Some(state)));
+    }
+    if kind != "Deployment" {
+        state.error = Some(format!(
+            "workloadRef kind \"{kind}\" is not supported by Sluice yet; only Deployment is"
+        ));
+        return Ok((ro.clone(), Some(state)));
+    }
+    let deployments: Api<Deployment> =
+        Api::namespaced(ctx.client.clone(), &ro.namespace().unwrap_or_default());
+    let Some(deployment) = deployments.get_opt(&name).await? else {
+        state.error = Some(format!("deployments.apps \"{name}\" not found"));
+        return Ok((ro.clone(), Some(state)));
+    };
+    state.generation = deployment.metadata.generation.unwrap_or(0);
+    let spec = deployment.spec.unwrap_or_default();
+    state.replicas = spec.replicas.unwrap_or(1);
+    let mut resolved = ro.clone();
+    resolved.spec.template = Some(spec.template);
+    if resolved.spec.selector.is_none() {
+        resolved.spec.selector = Some(spec.selector);
+    }
+    Ok((resolved, Some(state)))
+}
+
 async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
+    let (resolved, workload) = resolve_workload(ro, ctx).await?;
+    let ro = &resolved;
     let (desired_hash, replica_sets) = observe_replica_sets(ro, ctx);
     let canary = ro.spec.strategy.canary.as_ref();
     // Blue-green: the active Service plays the stable one's part, the preview Service the canary one's.
@@ -392,6 +464,7 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
         subsets,
         pods_to_restart,
         managed_routes_present,
+        workload,
     })
 }
 
@@ -841,6 +914,16 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
                 .await?;
         }
         Action::SetCanaryWeight { weight } => set_weight(ro, *weight, ctx).await?,
+        Action::ScaleWorkload {
+            name: deployment,
+            replicas,
+        } => {
+            let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+            let patch = json!({"spec": {"replicas": replicas}});
+            deployments
+                .patch(deployment, &PatchParams::default(), &Patch::Merge(patch))
+                .await?;
+        }
         Action::SetSubsets { canary, stable } => {
             if let Some((dr, dr_ns)) = destination_rule(ro) {
                 let api = dr_api(ctx, &dr_ns);

@@ -319,3 +319,41 @@ pub(super) fn aborted_target(f: &Facts, setting: Option<i32>, default: i64, d: &
     }
     target
 }
+
+/// workloadRef.scaleDown: `onsuccess` scales the Deployment to 0 once the Rollout is fully promoted and whole,
+/// `progressively` by as many pods as the Rollout has available, `never` (the default) leaves it alone.
+pub(super) fn scale_down_workload(obs: &Observed, f: &Facts, d: &mut Draft) {
+    let Some(workload) = obs.workload.as_ref() else {
+        return;
+    };
+    let mode =
+        f.ro.spec
+            .workload_ref
+            .as_ref()
+            .and_then(|w| w.scale_down.as_deref());
+    let promoted = d.st.stable_rs.as_deref() == Some(f.new_hash.as_str());
+    let whole = promoted && f.new_rs.available >= f.replicas;
+    let want = match mode {
+        Some("onsuccess") if whole => 0,
+        Some("progressively") => {
+            let available: i32 = obs.replica_sets.iter().map(|rs| rs.available).sum();
+            (workload.replicas - available).clamp(0, workload.replicas)
+        }
+        _ => return,
+    };
+    if want < workload.replicas {
+        d.out.actions.push(Action::ScaleWorkload {
+            name: workload.name.clone(),
+            replicas: want,
+        });
+        d.out.event(
+            "WorkloadScaledDown",
+            format!(
+                "Scaled down Deployment {} from {} to {want} (workloadRef.scaleDown: {})",
+                workload.name,
+                workload.replicas,
+                mode.unwrap_or_default()
+            ),
+        );
+    }
+}

@@ -109,6 +109,21 @@ pub struct Observed {
     pub analysis_runs: Vec<RunInfo>,
     /// The analysis templates it may reference.
     pub templates: Templates,
+    /// The Deployment spec.workloadRef names, when it is set (its template is already the Rollout's).
+    pub workload: Option<WorkloadState>,
+}
+
+/// The Deployment a Rollout's workloadRef names, as the planner needs it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkloadState {
+    /// Its name.
+    pub name: String,
+    /// Why it cannot be used (not found, another kind, a template in the Rollout too), if it cannot.
+    pub error: Option<String>,
+    /// Its metadata.generation.
+    pub generation: i64,
+    /// Its spec.replicas.
+    pub replicas: i32,
 }
 
 /// Whether spec.restartAt asks for pods to be restarted that have not been yet.
@@ -171,6 +186,13 @@ pub enum Action {
         canary: String,
         /// Hash for the stable subset.
         stable: String,
+    },
+    /// Scale the Deployment a workloadRef names (workloadRef.scaleDown).
+    ScaleWorkload {
+        /// Deployment name.
+        name: String,
+        /// Wanted spec.replicas.
+        replicas: i32,
     },
     /// Give a ReplicaSet that runs the desired template again the next revision number.
     SetReplicaSetRevision {
@@ -416,7 +438,11 @@ pub(super) struct Mode {
 pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
     let ro = &obs.rollout;
     let mut d = Draft::for_rollout(ro, now);
-    if let Some(message) = validate::invalid_spec(ro).or_else(|| runs::refs_invalid(obs)) {
+    let workload_error = obs.workload.as_ref().and_then(|w| w.error.clone());
+    if let Some(message) = workload_error
+        .or_else(|| validate::invalid_spec(ro))
+        .or_else(|| runs::refs_invalid(obs))
+    {
         return progress::invalid_spec(ro, d, message);
     }
     status::remove_condition(&mut d.conditions, cond::INVALID_SPEC);
@@ -424,6 +450,9 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
         return progress::unsupported(obs, d, feature);
     }
     status::remove_condition(&mut d.conditions, cond::UNSUPPORTED);
+    if let Some(w) = &obs.workload {
+        d.st.workload_observed_generation = Some(w.generation.to_string());
+    }
     let update = lifecycle::begin_update(obs, &mut d);
     let Some(facts) = lifecycle::facts(obs, &update, &mut d) else {
         lifecycle::create_new_replica_set(obs, &update, &mut d);
@@ -439,6 +468,7 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
         Strategy::BlueGreen => bluegreen::plan(obs, &facts, &mode, &analysis, &mut d),
     }
     user::restart(obs, &facts, &mode, &mut d);
+    lifecycle::scale_down_workload(obs, &facts, &mut d);
     lifecycle::history_limit(&facts, &mut d);
     progress::progressing(obs, &facts, &mode, &update, &mut d);
     progress::finish(obs, d)

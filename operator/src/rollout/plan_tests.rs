@@ -96,6 +96,7 @@ fn observed(
         managed_routes_present: Vec::new(),
         analysis_runs: Vec::new(),
         templates: Default::default(),
+        workload: None,
     };
     if !routed {
         o.stable_service = None;
@@ -1891,4 +1892,80 @@ fn scale_down_delay_revision_limit_scales_extra_old_canaries_at_once() {
     assert!(p.actions.iter().any(
         |a| matches!(a, Action::SetScaleDownDeadline { name, deadline: Some(_) } if name == "web-second")
     ));
+}
+
+fn with_workload(mut o: Observed, scale_down: Option<&str>, replicas: i32) -> Observed {
+    o.rollout.spec.workload_ref = Some(sluice_crds::rollout::ObjectRef {
+        api_version: Some("apps/v1".into()),
+        kind: Some("Deployment".into()),
+        name: Some("web-deploy".into()),
+        scale_down: scale_down.map(String::from),
+    });
+    o.workload = Some(WorkloadState {
+        name: "web-deploy".into(),
+        error: None,
+        generation: 4,
+        replicas,
+    });
+    o
+}
+
+fn workload_scale(p: &Plan) -> Option<i32> {
+    p.actions.iter().find_map(|a| match a {
+        Action::ScaleWorkload { replicas, .. } => Some(*replicas),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_workload_ref_rollout_reports_the_deployment_generation_and_honours_scale_down() {
+    let healthy = RolloutStatus {
+        current_pod_hash: Some("new".into()),
+        stable_rs: Some("new".into()),
+        current_step_index: Some(1),
+        ..Default::default()
+    };
+    let steps = json!([{"setWeight": 50}]);
+    let obs = |status: RolloutStatus, available: i32, mode: Option<&str>| {
+        let ro = rollout(4, istio_canary(steps.clone()), Some(status));
+        with_workload(
+            observed(
+                ro,
+                vec![rs("new", 1, 4, available)],
+                Some("new"),
+                Some("new"),
+                Some(0),
+            ),
+            mode,
+            4,
+        )
+    };
+    let p = plan(&obs(healthy.clone(), 4, None), at(T0));
+    assert_eq!(p.status.workload_observed_generation.as_deref(), Some("4"));
+    assert_eq!(workload_scale(&p), None, "never is the default");
+    let p = plan(&obs(healthy.clone(), 4, Some("never")), at(T0));
+    assert_eq!(workload_scale(&p), None);
+    let p = plan(&obs(healthy.clone(), 4, Some("onsuccess")), at(T0));
+    assert_eq!(workload_scale(&p), Some(0), "fully promoted and whole");
+    let p = plan(&obs(healthy.clone(), 3, Some("onsuccess")), at(T0));
+    assert_eq!(workload_scale(&p), None, "not whole yet");
+    let p = plan(&obs(healthy, 3, Some("progressively")), at(T0));
+    assert_eq!(
+        workload_scale(&p),
+        Some(1),
+        "as many fewer as the Rollout has available"
+    );
+}
+
+#[test]
+fn a_workload_ref_that_cannot_be_used_is_invalid_spec_with_upstreams_message() {
+    let ro = rollout(4, istio_canary(json!([{"setWeight": 50}])), None);
+    let mut o = with_workload(observed(ro, vec![], None, None, Some(0)), None, 4);
+    o.workload.as_mut().unwrap().error = Some("template must be empty for workload reference rollout".into());
+    let p = plan(&o, at(T0));
+    assert_eq!(
+        p.status.message.as_deref(),
+        Some("InvalidSpec: template must be empty for workload reference rollout")
+    );
+    assert!(p.actions.is_empty());
 }

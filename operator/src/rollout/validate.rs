@@ -189,9 +189,6 @@ fn invalid_step(step: &CanaryStep, traffic_routing: bool, managed: &[&str]) -> O
 /// The first feature the spec uses that Sluice does not run (valid upstream, so not InvalidSpec), naming the
 /// field, or None.
 pub fn unsupported(ro: &Rollout) -> Option<String> {
-    if ro.spec.workload_ref.is_some() {
-        return Some("workloadRef (spec.workloadRef) is not supported by Sluice yet".into());
-    }
     let canary = ro.spec.strategy.canary.as_ref()?;
     if let Some(tr) = &canary.traffic_routing {
         let others = [
