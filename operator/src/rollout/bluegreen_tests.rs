@@ -50,6 +50,7 @@ fn rs(hash: &str, revision: i64, spec: i32, available: i32) -> RsInfo {
         ready: available,
         available,
         scale_down_deadline: None,
+        ephemeral: None,
     }
 }
 

@@ -14,7 +14,10 @@ use sluice_crds::{
     rollout::Rollout,
 };
 
-use super::{DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, REVISION_ANNOTATION, TEMPLATE_HASH_ANNOTATION};
+use super::{
+    DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, REVISION_ANNOTATION, TEMPLATE_HASH_ANNOTATION,
+    ephemeral::{self, EPHEMERAL_METADATA_ANNOTATION, Role},
+};
 
 /// The controller owner reference a Rollout puts on what it creates.
 fn owner(ro: &Rollout) -> OwnerReference {
@@ -41,8 +44,36 @@ pub fn replica_set(ro: &Rollout, hash: &str, initial: i32, revision: i64) -> Rep
         .match_labels
         .get_or_insert_with(BTreeMap::new)
         .insert(HASH_LABEL.into(), hash.into());
+    // Pods are born with the metadata of their role: stable on a first deploy, canary (preview) otherwise.
+    let stable = ro
+        .status
+        .as_ref()
+        .and_then(|s| s.stable_rs.as_deref())
+        .is_none_or(|s| s == hash);
+    let role = if stable { Role::Stable } else { Role::Canary };
+    let injected = ephemeral::for_role(ro, role);
+    for (k, v) in injected.iter().flat_map(|m| m.labels.iter().flatten()) {
+        meta.labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(k.clone(), v.clone());
+    }
+    for (k, v) in injected.iter().flat_map(|m| m.annotations.iter().flatten()) {
+        meta.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(k.clone(), v.clone());
+    }
     let labels = meta.labels.clone();
     let replicas = ro.spec.replicas.unwrap_or(1);
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(TEMPLATE_HASH_ANNOTATION.into(), hash.into());
+    annotations.insert(REVISION_ANNOTATION.into(), revision.to_string().into());
+    annotations.insert(DESIRED_REPLICAS_ANNOTATION.into(), replicas.to_string().into());
+    if let Some(m) = &injected {
+        annotations.insert(
+            EPHEMERAL_METADATA_ANNOTATION.into(),
+            serde_json::to_string(m).unwrap_or_default().into(),
+        );
+    }
     serde_json::from_value(json!({
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -50,11 +81,7 @@ pub fn replica_set(ro: &Rollout, hash: &str, initial: i32, revision: i64) -> Rep
             "name": format!("{}-{hash}", ro.name_any()),
             "namespace": ro.namespace(),
             "labels": labels,
-            "annotations": {
-                TEMPLATE_HASH_ANNOTATION: hash,
-                REVISION_ANNOTATION: revision.to_string(),
-                DESIRED_REPLICAS_ANNOTATION: replicas.to_string(),
-            },
+            "annotations": annotations,
             "ownerReferences": [owner(ro)],
         },
         "spec": {
@@ -159,6 +186,42 @@ mod tests {
         let _ = replica_set(&ro, "abc", 1, 1);
         let labels = ro.spec.template.unwrap().metadata.unwrap().labels.unwrap();
         assert!(!labels.contains_key(HASH_LABEL));
+    }
+
+    #[test]
+    fn replica_set_pods_are_born_with_the_metadata_of_their_role() {
+        let mut ro = rollout();
+        ro.spec.strategy.canary.as_mut().unwrap().canary_metadata =
+            serde_json::from_value(json!({"labels": {"role": "canary"}})).ok();
+        ro.spec.strategy.canary.as_mut().unwrap().stable_metadata =
+            serde_json::from_value(json!({"labels": {"role": "stable"}})).ok();
+        let labels = |rs: &ReplicaSet| {
+            rs.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .as_ref()
+                .unwrap()
+                .metadata
+                .as_ref()
+                .unwrap()
+                .labels
+                .clone()
+                .unwrap()
+        };
+        let first = replica_set(&ro, "abc", 4, 1);
+        assert_eq!(labels(&first)["role"], "stable", "a first deploy is stable");
+        ro.status = Some(sluice_crds::rollout::RolloutStatus {
+            stable_rs: Some("abc".into()),
+            ..Default::default()
+        });
+        let next = replica_set(&ro, "def", 0, 2);
+        assert_eq!(labels(&next)["role"], "canary");
+        assert_eq!(
+            next.annotations()[EPHEMERAL_METADATA_ANNOTATION],
+            r#"{"labels":{"role":"canary"}}"#
+        );
+        assert_eq!(labels(&next)[HASH_LABEL], "def");
     }
 
     #[test]

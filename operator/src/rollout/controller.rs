@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use sluice_analysis::Phase;
 use sluice_crds::{
     analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate},
-    rollout::{IstioDestinationRule, IstioVirtualService, Rollout},
+    rollout::{IstioDestinationRule, IstioVirtualService, PodTemplateMetadata, Rollout},
 };
 use sluice_traffic::istio;
 
@@ -36,7 +36,7 @@ use tracing::{info, warn};
 
 use super::{
     DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, MANAGED_BY_ANNOTATION, REVISION_ANNOTATION,
-    SCALE_DOWN_DEADLINE_ANNOTATION, TEMPLATE_HASH_ANNOTATION,
+    SCALE_DOWN_DEADLINE_ANNOTATION, TEMPLATE_HASH_ANNOTATION, ephemeral,
     hash::{adoptable, pod_template_hash, same_template},
     plan::{self, Action, Observed, RsInfo, ServiceState, TrafficState, WorkloadState},
 };
@@ -653,6 +653,7 @@ fn rs_info(rs: &ReplicaSet) -> RsInfo {
             .annotations()
             .get(SCALE_DOWN_DEADLINE_ANNOTATION)
             .and_then(|d| d.parse().ok()),
+        ephemeral: ephemeral::recorded(rs.annotations().get(ephemeral::EPHEMERAL_METADATA_ANNOTATION)),
     }
 }
 
@@ -903,6 +904,12 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
         | Action::SetScaleDownDeadline { .. }
         | Action::SetReplicaSetRevision { .. }
         | Action::DeleteReplicaSet { .. } => execute_replica_set(ro, action, ctx).await?,
+        Action::SetEphemeralMetadata {
+            name: rs_name,
+            hash,
+            recorded,
+            wanted,
+        } => set_ephemeral_metadata(ro, ctx, rs_name, hash, recorded.as_ref(), wanted.as_ref()).await?,
         Action::SwitchService { service, to, .. } => {
             let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
             let patch = json!({
@@ -1074,6 +1081,49 @@ async fn execute_replica_set(ro: &Rollout, action: &Action, ctx: &Context) -> Re
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// Puts a role's ephemeral metadata on a ReplicaSet's pod template (recording what was injected) and on its
+/// live pods, which a template change does not restart.
+async fn set_ephemeral_metadata(
+    ro: &Rollout,
+    ctx: &Context,
+    rs_name: &str,
+    hash: &str,
+    recorded: Option<&PodTemplateMetadata>,
+    wanted: Option<&PodTemplateMetadata>,
+) -> Result<(), Error> {
+    let ns = ro.namespace().unwrap_or_default();
+    let metadata = ephemeral::metadata_patch(recorded, wanted);
+    let record = wanted.map_or(Value::Null, |w| {
+        Value::String(serde_json::to_string(w).unwrap_or_default())
+    });
+    let rs_patch = json!({
+        "metadata": {"annotations": {ephemeral::EPHEMERAL_METADATA_ANNOTATION: record}},
+        "spec": {"template": {"metadata": metadata}},
+    });
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    rs_api
+        .patch(rs_name, &PatchParams::default(), &Patch::Merge(rs_patch))
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let selector = format!("{HASH_LABEL}={hash}");
+    for pod in pods
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await?
+        .items
+    {
+        let patch = json!({"metadata": metadata});
+        match pods
+            .patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }

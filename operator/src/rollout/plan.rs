@@ -18,7 +18,7 @@ pub use super::analysis::{RunInfo, Templates};
 #[cfg(test)]
 use super::hash::steps_hash;
 use super::{
-    bluegreen, canary, lifecycle, progress, runs,
+    bluegreen, canary, ephemeral, lifecycle, progress, runs,
     status::{self, cond, set_condition},
     user, validate,
 };
@@ -59,6 +59,8 @@ pub struct RsInfo {
     pub available: i32,
     /// Its `scale-down-deadline` annotation.
     pub scale_down_deadline: Option<Timestamp>,
+    /// The ephemeral metadata injected into its pods (its `rollout.argoproj.io/ephemeral-metadata`).
+    pub ephemeral: Option<sluice_crds::rollout::PodTemplateMetadata>,
 }
 
 /// The selector hash a Service has, if the Service exists.
@@ -186,6 +188,17 @@ pub enum Action {
         canary: String,
         /// Hash for the stable subset.
         stable: String,
+    },
+    /// Put the ephemeral metadata of its role on a ReplicaSet's pod template and its live pods.
+    SetEphemeralMetadata {
+        /// ReplicaSet name.
+        name: String,
+        /// Its pod-template hash (selects its pods).
+        hash: String,
+        /// What was injected so far (removed where no longer wanted).
+        recorded: Option<sluice_crds::rollout::PodTemplateMetadata>,
+        /// What its role asks for now.
+        wanted: Option<sluice_crds::rollout::PodTemplateMetadata>,
     },
     /// Scale the Deployment a workloadRef names (workloadRef.scaleDown).
     ScaleWorkload {
@@ -467,6 +480,7 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
         Strategy::Canary => canary::plan(obs, &facts, &mode, analysis.step_done, &mut d),
         Strategy::BlueGreen => bluegreen::plan(obs, &facts, &mode, &analysis, &mut d),
     }
+    ephemeral::plan(&facts, &mut d);
     user::restart(obs, &facts, &mode, &mut d);
     lifecycle::scale_down_workload(obs, &facts, &mut d);
     lifecycle::history_limit(&facts, &mut d);

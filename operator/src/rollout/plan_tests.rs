@@ -54,6 +54,7 @@ fn rs(hash: &str, revision: i64, spec: i32, available: i32) -> RsInfo {
         ready: available,
         available,
         scale_down_deadline: None,
+        ephemeral: None,
     }
 }
 
@@ -1968,4 +1969,65 @@ fn a_workload_ref_that_cannot_be_used_is_invalid_spec_with_upstreams_message() {
         Some("InvalidSpec: template must be empty for workload reference rollout")
     );
     assert!(p.actions.is_empty());
+}
+
+fn ephemeral_of(p: &Plan, name: &str) -> Option<Option<sluice_crds::rollout::PodTemplateMetadata>> {
+    p.actions.iter().find_map(|a| match a {
+        Action::SetEphemeralMetadata { name: n, wanted, .. } if n == name => Some(wanted.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn canary_metadata_is_on_the_canary_until_promotion_then_the_stable_metadata() {
+    let mut canary = istio_canary(json!([{"setWeight": 20}, {"pause": {}}]));
+    canary["canaryMetadata"] = json!({"labels": {"role": "canary"}});
+    canary["stableMetadata"] = json!({"labels": {"role": "stable"}});
+    let ro = rollout(4, canary.clone(), Some(updating(1)));
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 4, 4), rs("new", 2, 1, 1)],
+            Some("old"),
+            Some("new"),
+            Some(20),
+        ),
+        at(T0),
+    );
+    let label = |m: Option<Option<sluice_crds::rollout::PodTemplateMetadata>>| {
+        m.flatten().and_then(|m| m.labels).map(|l| l["role"].clone())
+    };
+    assert_eq!(label(ephemeral_of(&p, "web-new")).as_deref(), Some("canary"));
+    assert_eq!(label(ephemeral_of(&p, "web-old")).as_deref(), Some("stable"));
+    // Once recorded, nothing more to do.
+    let ro = rollout(4, canary.clone(), Some(updating(1)));
+    let mut new = rs("new", 2, 1, 1);
+    new.ephemeral = serde_json::from_value(json!({"labels": {"role": "canary"}})).ok();
+    let mut old = rs("old", 1, 4, 4);
+    old.ephemeral = serde_json::from_value(json!({"labels": {"role": "stable"}})).ok();
+    let p = plan(
+        &observed(ro, vec![old, new.clone()], Some("old"), Some("new"), Some(20)),
+        at(T0),
+    );
+    assert_eq!(ephemeral_of(&p, "web-new"), None);
+    assert_eq!(ephemeral_of(&p, "web-old"), None);
+    // Promoted: the new pods get the stable metadata.
+    let st = RolloutStatus {
+        stable_rs: Some("new".into()),
+        ..updating(2)
+    };
+    let ro = rollout(4, canary, Some(st));
+    let mut whole = rs("new", 2, 4, 4);
+    whole.ephemeral = new.ephemeral.clone();
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 4, 4), whole],
+            Some("new"),
+            Some("new"),
+            Some(0),
+        ),
+        at(T0),
+    );
+    assert_eq!(label(ephemeral_of(&p, "web-new")).as_deref(), Some("stable"));
 }
