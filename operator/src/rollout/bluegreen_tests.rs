@@ -813,6 +813,14 @@ fn invalid_blue_green_specs_get_upstream_messages() {
             "InvalidSpec: This rollout uses the same service for the active and preview services, but two different services are required.",
         ),
         (
+            json!({"antiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": {"weight": 0}}}),
+            "InvalidSpec: AntiAffinity weight must be between 1-100",
+        ),
+        (
+            json!({"antiAffinity": {}}),
+            "InvalidSpec: AntiAffinity must have exactly one strategy listed",
+        ),
+        (
             json!({"scaleDownDelayRevisionLimit": 11}),
             "InvalidSpec: This rollout's revision history limit can not be smaller than the rollout's scale down limit",
         ),

@@ -4,20 +4,69 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
-    api::apps::v1::ReplicaSet,
-    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+    api::{
+        apps::v1::ReplicaSet,
+        core::v1::{PodAffinityTerm, PodTemplateSpec, WeightedPodAffinityTerm},
+    },
+    apimachinery::pkg::apis::meta::v1::{
+        LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference,
+    },
 };
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use sluice_crds::{
     analysis::{AnalysisRun, AnalysisRunSpec},
-    rollout::Rollout,
+    rollout::{PodTemplateMetadata, Rollout},
 };
 
 use super::{
     DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, REVISION_ANNOTATION, TEMPLATE_HASH_ANNOTATION,
     ephemeral::{self, EPHEMERAL_METADATA_ANNOTATION, Role},
 };
+
+/// The pod anti-affinity a strategy's antiAffinity asks for between new pods and the stable ones.
+enum AntiAffinityRule {
+    /// preferredDuringSchedulingIgnoredDuringExecution with its weight.
+    Preferred(WeightedPodAffinityTerm),
+    /// requiredDuringSchedulingIgnoredDuringExecution.
+    Required(PodAffinityTerm),
+}
+
+/// Upstream's injected rule: keep new pods off the nodes (kubernetes.io/hostname) of the stable pods.
+fn anti_affinity(ro: &Rollout, stable_hash: &str) -> Option<AntiAffinityRule> {
+    let strategy = &ro.spec.strategy;
+    let spec = strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.anti_affinity.as_ref())
+        .or_else(|| {
+            strategy
+                .blue_green
+                .as_ref()
+                .and_then(|b| b.anti_affinity.as_ref())
+        })?;
+    let term = PodAffinityTerm {
+        label_selector: Some(LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: HASH_LABEL.into(),
+                operator: "In".into(),
+                values: Some(vec![stable_hash.to_string()]),
+            }]),
+            ..Default::default()
+        }),
+        topology_key: "kubernetes.io/hostname".into(),
+        ..Default::default()
+    };
+    if let Some(preferred) = &spec.preferred_during_scheduling_ignored_during_execution {
+        return Some(AntiAffinityRule::Preferred(WeightedPodAffinityTerm {
+            weight: preferred.weight,
+            pod_affinity_term: term,
+        }));
+    }
+    spec.required_during_scheduling_ignored_during_execution
+        .as_ref()
+        .map(|_| AntiAffinityRule::Required(term))
+}
 
 /// The controller owner reference a Rollout puts on what it creates.
 fn owner(ro: &Rollout) -> OwnerReference {
@@ -31,38 +80,55 @@ fn owner(ro: &Rollout) -> OwnerReference {
     }
 }
 
-/// The ReplicaSet `<rollout>-<hash>` of the Rollout's template: the hash label on its labels, selector and
-/// pod template, the revision and desired-replicas annotations, minReadySeconds and the owner reference.
-pub fn replica_set(ro: &Rollout, hash: &str, initial: i32, revision: i64) -> ReplicaSet {
+/// The pod template of the ReplicaSet `hash`: the Rollout's, with the hash label, the ephemeral metadata of its
+/// role (stable on a first deploy, canary or preview otherwise) and, for new pods beside stable ones, the
+/// strategy's anti-affinity against the stable pods.
+fn pod_template(ro: &Rollout, hash: &str) -> (PodTemplateSpec, Option<PodTemplateMetadata>) {
     let mut template = ro.spec.template.clone().unwrap_or_default();
+    let stable_hash = ro.status.as_ref().and_then(|s| s.stable_rs.as_deref());
+    let stable = stable_hash.is_none_or(|s| s == hash);
+    if let Some(stable_hash) = stable_hash.filter(|_| !stable)
+        && let Some(rule) = anti_affinity(ro, stable_hash)
+    {
+        let spec = template.spec.get_or_insert_with(Default::default);
+        let affinity = spec.affinity.get_or_insert_with(Default::default);
+        let pod_anti = affinity.pod_anti_affinity.get_or_insert_with(Default::default);
+        match rule {
+            AntiAffinityRule::Preferred(term) => pod_anti
+                .preferred_during_scheduling_ignored_during_execution
+                .get_or_insert_with(Vec::new)
+                .push(term),
+            AntiAffinityRule::Required(term) => pod_anti
+                .required_during_scheduling_ignored_during_execution
+                .get_or_insert_with(Vec::new)
+                .push(term),
+        }
+    }
     let meta = template.metadata.get_or_insert_with(Default::default);
-    meta.labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(HASH_LABEL.into(), hash.into());
-    let mut selector = ro.spec.selector.clone().unwrap_or_default();
-    selector
-        .match_labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(HASH_LABEL.into(), hash.into());
-    // Pods are born with the metadata of their role: stable on a first deploy, canary (preview) otherwise.
-    let stable = ro
-        .status
-        .as_ref()
-        .and_then(|s| s.stable_rs.as_deref())
-        .is_none_or(|s| s == hash);
-    let role = if stable { Role::Stable } else { Role::Canary };
-    let injected = ephemeral::for_role(ro, role);
+    let labels = meta.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(HASH_LABEL.into(), hash.into());
+    let injected = ephemeral::for_role(ro, if stable { Role::Stable } else { Role::Canary });
     for (k, v) in injected.iter().flat_map(|m| m.labels.iter().flatten()) {
-        meta.labels
-            .get_or_insert_with(BTreeMap::new)
-            .insert(k.clone(), v.clone());
+        labels.insert(k.clone(), v.clone());
     }
     for (k, v) in injected.iter().flat_map(|m| m.annotations.iter().flatten()) {
         meta.annotations
             .get_or_insert_with(BTreeMap::new)
             .insert(k.clone(), v.clone());
     }
-    let labels = meta.labels.clone();
+    (template, injected)
+}
+
+/// The ReplicaSet `<rollout>-<hash>` of the Rollout's template: the hash label on its labels, selector and
+/// pod template, the revision and desired-replicas annotations, minReadySeconds and the owner reference.
+pub fn replica_set(ro: &Rollout, hash: &str, initial: i32, revision: i64) -> ReplicaSet {
+    let (template, injected) = pod_template(ro, hash);
+    let mut selector = ro.spec.selector.clone().unwrap_or_default();
+    selector
+        .match_labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(HASH_LABEL.into(), hash.into());
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.clone());
     let replicas = ro.spec.replicas.unwrap_or(1);
     let mut annotations = serde_json::Map::new();
     annotations.insert(TEMPLATE_HASH_ANNOTATION.into(), hash.into());
@@ -222,6 +288,62 @@ mod tests {
             r#"{"labels":{"role":"canary"}}"#
         );
         assert_eq!(labels(&next)[HASH_LABEL], "def");
+    }
+
+    #[test]
+    fn new_pods_beside_stable_ones_get_the_anti_affinity_against_the_stable_hash() {
+        let mut ro = rollout();
+        ro.spec.strategy.canary.as_mut().unwrap().anti_affinity = serde_json::from_value(
+            json!({"preferredDuringSchedulingIgnoredDuringExecution": {"weight": 40}}),
+        )
+        .ok();
+        let affinity = |rs: &ReplicaSet| {
+            let spec = rs
+                .spec
+                .as_ref()
+                .unwrap()
+                .template
+                .as_ref()
+                .unwrap()
+                .spec
+                .as_ref()
+                .unwrap();
+            spec.affinity.as_ref().and_then(|a| a.pod_anti_affinity.clone())
+        };
+        assert_eq!(
+            affinity(&replica_set(&ro, "abc", 4, 1)),
+            None,
+            "no stable pods to avoid"
+        );
+        ro.status = Some(sluice_crds::rollout::RolloutStatus {
+            stable_rs: Some("abc".into()),
+            ..Default::default()
+        });
+        let anti = affinity(&replica_set(&ro, "def", 0, 2)).unwrap();
+        let preferred = &anti.preferred_during_scheduling_ignored_during_execution.unwrap()[0];
+        assert_eq!(preferred.weight, 40);
+        assert_eq!(preferred.pod_affinity_term.topology_key, "kubernetes.io/hostname");
+        let expr = &preferred
+            .pod_affinity_term
+            .label_selector
+            .as_ref()
+            .unwrap()
+            .match_expressions
+            .as_ref()
+            .unwrap()[0];
+        assert_eq!(
+            (expr.key.as_str(), expr.operator.as_str(), expr.values.clone()),
+            (HASH_LABEL, "In", Some(vec!["abc".to_string()]))
+        );
+        ro.spec.strategy.canary.as_mut().unwrap().anti_affinity =
+            serde_json::from_value(json!({"requiredDuringSchedulingIgnoredDuringExecution": {}})).ok();
+        let anti = affinity(&replica_set(&ro, "def", 0, 2)).unwrap();
+        assert_eq!(
+            anti.required_during_scheduling_ignored_during_execution
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

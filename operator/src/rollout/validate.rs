@@ -1,7 +1,7 @@
 //! Spec validation with upstream's InvalidSpec messages. A Rollout that fails gets the InvalidSpec condition
 //! and no other action.
 
-use sluice_crds::rollout::{BlueGreenStrategy, CanaryStep, Rollout};
+use sluice_crds::rollout::{AntiAffinity, BlueGreenStrategy, CanaryStep, Rollout};
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -37,6 +37,19 @@ pub fn invalid_spec(ro: &Rollout) -> Option<String> {
         return Some("Rollout replicas must be greater than or equal to 0".into());
     }
     let strategy = &spec.strategy;
+    let anti_affinity = strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.anti_affinity.as_ref())
+        .or_else(|| {
+            strategy
+                .blue_green
+                .as_ref()
+                .and_then(|b| b.anti_affinity.as_ref())
+        });
+    if let Some(message) = anti_affinity.and_then(invalid_anti_affinity) {
+        return Some(message);
+    }
     match (&strategy.canary, &strategy.blue_green) {
         (Some(_), Some(_)) => return Some("Multiple Strategies can not be listed".into()),
         (None, None) => {
@@ -104,6 +117,18 @@ pub fn invalid_spec(ro: &Rollout) -> Option<String> {
             "This rollout's revision history limit can not be smaller than the rollout's scale down limit"
                 .into(),
         );
+    }
+    None
+}
+
+fn invalid_anti_affinity(a: &AntiAffinity) -> Option<String> {
+    let preferred = a.preferred_during_scheduling_ignored_during_execution.as_ref();
+    let required = a.required_during_scheduling_ignored_during_execution.as_ref();
+    if preferred.is_some() == required.is_some() {
+        return Some("AntiAffinity must have exactly one strategy listed".into());
+    }
+    if preferred.is_some_and(|p| !(1..=100).contains(&p.weight)) {
+        return Some("AntiAffinity weight must be between 1-100".into());
     }
     None
 }
