@@ -210,3 +210,48 @@ fn managed_by_annotation_is_added_once() {
     let after = apply(&annotated, &managed_by_patch(&annotated, "web").expect("patch"));
     assert_eq!(after["metadata"]["annotations"]["owner"], json!("platform"));
 }
+
+#[test]
+fn release_removes_only_the_hash_labels_and_the_managed_by_annotation() {
+    let dr: serde_json::Value = serde_yaml::from_str(
+        r#"
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata:
+  name: web
+  annotations: {argo-rollouts.argoproj.io/managed-by-rollouts: web, team: shop}
+spec:
+  host: web
+  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+  subsets:
+  - name: canary
+    labels: {app: web, rollouts-pod-template-hash: abc}
+  - name: stable
+    labels: {app: web, rollouts-pod-template-hash: def}
+  - name: legacy
+    labels: {app: web-legacy}
+"#,
+    )
+    .unwrap();
+    let patch = sluice_traffic::istio::release_patch(&dr).unwrap();
+    let mut after = dr.clone();
+    json_patch::patch(&mut after, &patch).unwrap();
+    assert_eq!(
+        after["spec"]["subsets"][0]["labels"],
+        serde_json::json!({"app": "web"})
+    );
+    assert_eq!(
+        after["spec"]["subsets"][1]["labels"],
+        serde_json::json!({"app": "web"})
+    );
+    assert_eq!(after["spec"]["subsets"][2], dr["spec"]["subsets"][2]);
+    assert_eq!(after["spec"]["trafficPolicy"], dr["spec"]["trafficPolicy"]);
+    assert_eq!(
+        after["metadata"]["annotations"],
+        serde_json::json!({"team": "shop"})
+    );
+    assert!(
+        sluice_traffic::istio::release_patch(&after).unwrap().0.is_empty(),
+        "nothing left to release"
+    );
+}

@@ -87,6 +87,8 @@ fn fast_tracked(obs: &Observed, f: &Facts, st: &RolloutStatus) -> bool {
 /// The blue-green part of a reconcile.
 pub(super) fn plan(obs: &Observed, f: &Facts, mode: &Mode, analysis: &AnalysisOutcome, d: &mut Draft) {
     let bg = strategy(f);
+    // Blue-green now: nothing canary to report.
+    d.st.canary = None;
     if !f.user_paused {
         scale(obs, f, mode, bg, d);
     }

@@ -82,6 +82,7 @@ fn observed(ro: Rollout, rss: Vec<RsInfo>, active: Option<&str>, preview: Option
         analysis_runs: Vec::new(),
         templates: Default::default(),
         workload: None,
+        orphans: Vec::new(),
     }
 }
 

@@ -77,7 +77,12 @@ pub(super) fn plan(obs: &Observed, f: &Facts, mode: &Mode, analysis_done: bool, 
     }
     if routed {
         record_weights(f, canary, observed_weight, d);
+    } else if let Some(c) = d.st.canary.as_mut() {
+        // No router (any more): no weights to report.
+        c.weights = None;
     }
+    // A canary now: nothing blue-green to report.
+    d.st.blue_green = None;
 }
 
 /// The replica targets of the canary and stable ReplicaSets, and for a basic canary the stage this reconcile

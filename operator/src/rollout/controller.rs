@@ -465,7 +465,68 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
         pods_to_restart,
         managed_routes_present,
         workload,
+        orphans: observe_orphans(ro, ctx).await?,
     })
+}
+
+/// After a spec change, the Services and DestinationRules of the namespace marked as managed by this Rollout
+/// that its spec no longer names (trafficRouting or a Service removed). Nothing is listed otherwise.
+async fn observe_orphans(ro: &Rollout, ctx: &Context) -> Result<Vec<plan::Orphan>, Error> {
+    let generation = ro.metadata.generation.map(|g| g.to_string());
+    let status = ro.status.clone().unwrap_or_default();
+    let strategy = &ro.spec.strategy;
+    let canary = strategy.canary.as_ref();
+    let bg = strategy.blue_green.as_ref();
+    // Only a spec that dropped traffic routing (whose weights the status still records) or blue-green can
+    // leave something behind.
+    let dropped_routing = status.canary.as_ref().is_some_and(|c| c.weights.is_some())
+        && canary.is_none_or(|c| c.traffic_routing.is_none());
+    let dropped_blue_green = status
+        .blue_green
+        .as_ref()
+        .is_some_and(|b| b.active_selector.is_some())
+        && bg.is_none();
+    if status.observed_generation == generation || !(dropped_routing || dropped_blue_green) {
+        return Ok(Vec::new());
+    }
+    let name = ro.name_any();
+    let ns = ro.namespace().unwrap_or_default();
+    let named: Vec<String> = [
+        canary.and_then(|c| c.stable_service.clone()),
+        canary.and_then(|c| c.canary_service.clone()),
+        bg.map(|b| b.active_service.clone()),
+        bg.and_then(|b| b.preview_service.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let managed = |annotations: &std::collections::BTreeMap<String, String>| {
+        annotations.get(MANAGED_BY_ANNOTATION) == Some(&name)
+    };
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut orphans: Vec<plan::Orphan> = services
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|svc| managed(svc.annotations()) && !named.contains(&svc.name_any()))
+        .map(|svc| plan::Orphan::Service(svc.name_any()))
+        .collect();
+    let routed_dr = destination_rule(ro)
+        .filter(|(_, dr_ns)| *dr_ns == ns)
+        .map(|(dr, _)| dr.name);
+    match dr_api(ctx, &ns).list(&ListParams::default()).await {
+        Ok(list) => orphans.extend(
+            list.items
+                .into_iter()
+                .filter(|dr| managed(dr.annotations()) && Some(dr.name_any()) != routed_dr)
+                .map(|dr| plan::Orphan::DestinationRule(dr.name_any())),
+        ),
+        // No DestinationRule kind in this cluster: nothing to release.
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(orphans)
 }
 
 /// The hash of the desired template and the ReplicaSets the Rollout owns. A ReplicaSet another controller made
@@ -921,6 +982,7 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
                 .await?;
         }
         Action::SetCanaryWeight { weight } => set_weight(ro, *weight, ctx).await?,
+        Action::Release { orphan } => release(ro, ctx, orphan).await?,
         Action::ScaleWorkload {
             name: deployment,
             replicas,
@@ -1083,6 +1145,43 @@ async fn execute_replica_set(ro: &Rollout, action: &Action, ctx: &Context) -> Re
         _ => {}
     }
     Ok(())
+}
+
+/// Takes back the hash and the managed-by annotation Sluice put on an object the Rollout no longer names.
+async fn release(ro: &Rollout, ctx: &Context, orphan: &plan::Orphan) -> Result<(), Error> {
+    let ns = ro.namespace().unwrap_or_default();
+    let result = match orphan {
+        plan::Orphan::Service(name) => {
+            let patch = json!({
+                "metadata": {"annotations": {MANAGED_BY_ANNOTATION: null}},
+                "spec": {"selector": {HASH_LABEL: null}},
+            });
+            let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+            services
+                .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .map(|_| ())
+        }
+        plan::Orphan::DestinationRule(name) => {
+            let api = dr_api(ctx, &ns);
+            let doc = serde_json::to_value(api.get(name).await?).unwrap_or_default();
+            let patch = istio::release_patch(&doc).map_err(|e| Error::Traffic(format!("{name}: {e}")))?;
+            if patch.0.is_empty() {
+                return Ok(());
+            }
+            api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                .await
+                .map(|_| ())
+        }
+    };
+    match result {
+        Ok(()) => {
+            info!(rollout = %ro.name_any(), namespace = %ns, object = ?orphan, "released");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Puts a role's ephemeral metadata on a ReplicaSet's pod template (recording what was injected) and on its

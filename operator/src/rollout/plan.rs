@@ -113,6 +113,17 @@ pub struct Observed {
     pub templates: Templates,
     /// The Deployment spec.workloadRef names, when it is set (its template is already the Rollout's).
     pub workload: Option<WorkloadState>,
+    /// Objects marked as managed by this Rollout that its spec no longer names (looked for after a spec change).
+    pub orphans: Vec<Orphan>,
+}
+
+/// An object Sluice marked as managed by a Rollout whose spec no longer names it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Orphan {
+    /// A Service (its selector still carries a pod-template hash).
+    Service(String),
+    /// A DestinationRule of the Rollout's namespace (its subsets still carry pod-template hashes).
+    DestinationRule(String),
 }
 
 /// The Deployment a Rollout's workloadRef names, as the planner needs it.
@@ -199,6 +210,12 @@ pub enum Action {
         recorded: Option<sluice_crds::rollout::PodTemplateMetadata>,
         /// What its role asks for now.
         wanted: Option<sluice_crds::rollout::PodTemplateMetadata>,
+    },
+    /// Take back what Sluice put on an object the Rollout no longer names: the hash from a Service's selector
+    /// or a DestinationRule's subsets, and the managed-by annotation.
+    Release {
+        /// The object.
+        orphan: Orphan,
     },
     /// Scale the Deployment a workloadRef names (workloadRef.scaleDown).
     ScaleWorkload {
@@ -465,6 +482,11 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
     status::remove_condition(&mut d.conditions, cond::UNSUPPORTED);
     if let Some(w) = &obs.workload {
         d.st.workload_observed_generation = Some(w.generation.to_string());
+    }
+    for orphan in &obs.orphans {
+        d.out.actions.push(Action::Release {
+            orphan: orphan.clone(),
+        });
     }
     let update = lifecycle::begin_update(obs, &mut d);
     let Some(facts) = lifecycle::facts(obs, &update, &mut d) else {

@@ -98,6 +98,7 @@ fn observed(
         analysis_runs: Vec::new(),
         templates: Default::default(),
         workload: None,
+        orphans: Vec::new(),
     };
     if !routed {
         o.stable_service = None;
@@ -2030,4 +2031,29 @@ fn canary_metadata_is_on_the_canary_until_promotion_then_the_stable_metadata() {
         at(T0),
     );
     assert_eq!(label(ephemeral_of(&p, "web-new")).as_deref(), Some("stable"));
+}
+
+#[test]
+fn objects_the_rollout_no_longer_names_are_released() {
+    let st = RolloutStatus {
+        current_pod_hash: Some("new".into()),
+        stable_rs: Some("new".into()),
+        current_step_index: Some(1),
+        ..Default::default()
+    };
+    let canary = json!({"steps": [{"setWeight": 50}]});
+    let ro = rollout(4, canary, Some(st));
+    let mut o = observed(ro, vec![rs("new", 1, 4, 4)], None, None, None);
+    o.orphans = vec![
+        Orphan::Service("web-canary".into()),
+        Orphan::DestinationRule("web-dr".into()),
+    ];
+    let p = plan(&o, at(T0));
+    assert!(p.actions.contains(&Action::Release {
+        orphan: Orphan::Service("web-canary".into())
+    }));
+    assert!(p.actions.contains(&Action::Release {
+        orphan: Orphan::DestinationRule("web-dr".into())
+    }));
+    assert!(p.status.canary.as_ref().is_none_or(|c| c.weights.is_none()));
 }

@@ -123,3 +123,35 @@ pub fn managed_by_patch(obj: &Value, rollout_name: &str) -> Result<Patch, IstioE
     };
     Ok(Patch(vec![op]))
 }
+
+/// JSON patch releasing a DestinationRule a Rollout no longer routes through: the `rollouts-pod-template-hash`
+/// label of every subset and the managed-by annotation go; everything else stays. Empty when there is nothing.
+pub fn release_patch(dr: &Value) -> Result<Patch, IstioError> {
+    let subsets = spec_list(dr, "subsets", DR_KIND)?;
+    let mut ops: Vec<PatchOperation> = Vec::new();
+    for (index, subset) in subsets.iter().enumerate() {
+        let labelled =
+            subset_labels(dr, subset, index)?.is_some_and(|l| l.contains_key(POD_TEMPLATE_HASH_LABEL));
+        if labelled {
+            let idx = index.to_string();
+            if let Some(name) = name_of(subset) {
+                ops.push(test(ptr(&["spec", "subsets", &idx, "name"]), json!(name)));
+            }
+            ops.push(remove(ptr(&[
+                "spec",
+                "subsets",
+                &idx,
+                "labels",
+                POD_TEMPLATE_HASH_LABEL,
+            ])));
+        }
+    }
+    if dr
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(MANAGED_BY_ANNOTATION))
+        .is_some()
+    {
+        ops.push(remove(ptr(&["metadata", "annotations", MANAGED_BY_ANNOTATION])));
+    }
+    Ok(Patch(ops))
+}

@@ -15,7 +15,7 @@ mod ops;
 mod select;
 mod weights;
 
-pub use destination_rule::{managed_by_patch, observed_subset_hashes, subset_patch};
+pub use destination_rule::{managed_by_patch, observed_subset_hashes, release_patch, subset_patch};
 pub use error::IstioError;
 pub use managed::{header_route_patch, mirror_route_patch, remove_managed_routes_patch};
 pub use model::{
