@@ -337,7 +337,8 @@ pub(super) fn scale_down_workload(obs: &Observed, f: &Facts, d: &mut Draft) {
         Some("onsuccess") if whole => 0,
         Some("progressively") => {
             let available: i32 = obs.replica_sets.iter().map(|rs| rs.available).sum();
-            (workload.replicas - available).clamp(0, workload.replicas)
+            // What the Rollout cannot serve yet, never more than the Deployment runs now.
+            (f.replicas - available).clamp(0, workload.replicas)
         }
         _ => return,
     };

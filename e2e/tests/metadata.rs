@@ -1,0 +1,258 @@
+//! Ephemeral metadata on live pods, revision bookkeeping and what Sluice gives back when a Rollout stops
+//! routing traffic, end to end against the real API server with kwok pods.
+
+use std::time::Duration;
+
+use k8s_openapi::api::{
+    apps::v1::ReplicaSet,
+    core::v1::{Pod, Service},
+};
+use kube::{Api, ResourceExt, api::ListParams};
+use sluice_e2e::{
+    cluster::wait_for,
+    harness::{Operator, TestNamespace, install_crds},
+    rollouts::{healthy, promote, services_and_vs, set_image, wait_rollout},
+};
+
+const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
+const HASH: &str = "rollouts-pod-template-hash";
+
+async fn setup(test: &str) -> (TestNamespace, Operator) {
+    let ns = TestNamespace::new(SUPERVISOR, test).await.expect("namespace");
+    install_crds(&ns.info, &ns.client).await.expect("CRDs");
+    let op = Operator::start(&ns).expect("operator starts");
+    (ns, op)
+}
+
+/// The `role` label of each running pod of `app`, by pod-template hash.
+async fn roles(ns: &TestNamespace, app: &str) -> Vec<(String, Option<String>)> {
+    let pods: Api<Pod> = ns.api();
+    let mut out: Vec<(String, Option<String>)> = pods
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            let labels = p.labels();
+            (
+                labels.get(HASH).cloned().unwrap_or_default(),
+                labels.get("role").cloned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn canary_with_metadata(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: {name}
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: app
+        image: {image}
+  strategy:
+    canary:
+      canaryService: {name}-canary
+      stableService: {name}-stable
+      canaryMetadata:
+        labels: {{role: canary}}
+      stableMetadata:
+        labels: {{role: stable}}
+      trafficRouting:
+        istio:
+          virtualService:
+            name: {name}-vs
+            routes: [primary]
+      steps:
+      - setWeight: 34
+      - pause: {{}}
+"
+    )
+}
+
+#[tokio::test]
+async fn canary_metadata_is_on_the_canary_pods_during_the_canary_and_gone_after_promotion() {
+    let (ns, _op) = setup("metadata").await;
+    ns.apply(&services_and_vs("shop")).expect("services");
+    ns.apply(&canary_with_metadata("shop", "shop:1"))
+        .expect("rollout");
+    let ro = wait_rollout(&ns, "shop", "Healthy", 60, healthy).await;
+    let v1 = ro.status.unwrap().stable_rs.unwrap();
+    wait_for(
+        "stable pods labelled role=stable",
+        Duration::from_secs(20),
+        || async {
+            let r = roles(&ns, "shop").await;
+            (r.len() == 3 && r.iter().all(|(_, role)| role.as_deref() == Some("stable")))
+                .then_some(())
+                .ok_or_else(|| anyhow::anyhow!("{r:?}"))
+        },
+    )
+    .await
+    .expect("stable metadata on the first pods");
+
+    set_image(&ns, "shop", "shop:2");
+    let ro = wait_rollout(&ns, "shop", "paused at the canary", 60, |ro| {
+        ro.status
+            .as_ref()
+            .is_some_and(|s| s.pause_conditions.as_ref().is_some_and(|p| !p.is_empty()))
+    })
+    .await;
+    let v2 = ro.status.unwrap().current_pod_hash.unwrap();
+    wait_for(
+        "canary pods labelled role=canary",
+        Duration::from_secs(20),
+        || async {
+            let r = roles(&ns, "shop").await;
+            let canary: Vec<_> = r.iter().filter(|(h, _)| *h == v2).collect();
+            let stable: Vec<_> = r.iter().filter(|(h, _)| *h == v1).collect();
+            (!canary.is_empty()
+                && canary.iter().all(|(_, role)| role.as_deref() == Some("canary"))
+                && stable.len() == 3
+                && stable.iter().all(|(_, role)| role.as_deref() == Some("stable")))
+            .then_some(())
+            .ok_or_else(|| anyhow::anyhow!("{r:?}"))
+        },
+    )
+    .await
+    .expect("canary pods carry the canary metadata, stable pods the stable one");
+    // The canary Service selects the pods an analysis of role=canary would measure.
+    let services: Api<Service> = ns.api();
+    let canary_svc = services.get("shop-canary").await.unwrap();
+    assert_eq!(canary_svc.spec.unwrap().selector.unwrap().get(HASH), Some(&v2));
+
+    promote(&ns, "shop");
+    wait_rollout(&ns, "shop", "Healthy on v2", 60, healthy).await;
+    wait_for(
+        "promoted pods relabelled role=stable",
+        Duration::from_secs(20),
+        || async {
+            let r = roles(&ns, "shop").await;
+            let promoted: Vec<_> = r.iter().filter(|(h, _)| *h == v2).collect();
+            (promoted.len() == 3 && promoted.iter().all(|(_, role)| role.as_deref() == Some("stable")))
+                .then_some(())
+                .ok_or_else(|| anyhow::anyhow!("{r:?}"))
+        },
+    )
+    .await
+    .expect("the canary metadata is gone once promoted, replaced by the stable one");
+    let rss: Api<ReplicaSet> = ns.api();
+    let rs = rss.get(&format!("shop-{v2}")).await.unwrap();
+    assert_eq!(
+        rs.annotations()
+            .get("rollout.argoproj.io/ephemeral-metadata")
+            .map(String::as_str),
+        Some(r#"{"labels":{"role":"stable"}}"#)
+    );
+}
+
+#[tokio::test]
+async fn a_template_that_returns_reuses_its_replica_set_with_the_next_revision() {
+    let (ns, _op) = setup("revisions").await;
+    ns.apply(&services_and_vs("cart")).expect("services");
+    let manifest = canary_with_metadata("cart", "cart:1").replace("      - pause: {}\n", "");
+    ns.apply(&manifest).expect("rollout");
+    let v1 = wait_rollout(&ns, "cart", "Healthy", 60, healthy)
+        .await
+        .status
+        .unwrap()
+        .stable_rs
+        .unwrap();
+    set_image(&ns, "cart", "cart:2");
+    wait_rollout(&ns, "cart", "Healthy on v2", 60, |ro| {
+        healthy(ro) && ro.status.as_ref().and_then(|s| s.stable_rs.as_deref()) != Some(v1.as_str())
+    })
+    .await;
+    set_image(&ns, "cart", "cart:1");
+    let ro = wait_rollout(&ns, "cart", "Healthy on v1 again", 60, |ro| {
+        healthy(ro) && ro.status.as_ref().and_then(|s| s.stable_rs.as_deref()) == Some(v1.as_str())
+    })
+    .await;
+    let rss: Api<ReplicaSet> = ns.api();
+    let all = rss
+        .list(&ListParams::default().labels("app=cart"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(all.len(), 2, "the first ReplicaSet was reused, no third one");
+    let revision = |rs: &ReplicaSet| rs.annotations().get("rollout.argoproj.io/revision").cloned();
+    let first = all.iter().find(|rs| rs.labels().get(HASH) == Some(&v1)).unwrap();
+    assert_eq!(revision(first).as_deref(), Some("3"));
+    assert_eq!(
+        ro.annotations()
+            .get("rollout.argoproj.io/revision")
+            .map(String::as_str),
+        Some("3")
+    );
+}
+
+#[tokio::test]
+async fn removing_traffic_routing_gives_back_the_services_selectors_and_annotations() {
+    let (ns, _op) = setup("release").await;
+    ns.apply(&services_and_vs("web")).expect("services");
+    let manifest = canary_with_metadata("web", "web:1").replace("      - pause: {}\n", "");
+    ns.apply(&manifest).expect("rollout");
+    wait_rollout(&ns, "web", "Healthy", 60, healthy).await;
+    let services: Api<Service> = ns.api();
+    let managed = |svc: &Service| {
+        (
+            svc.annotations()
+                .get("argo-rollouts.argoproj.io/managed-by-rollouts")
+                .cloned(),
+            svc.spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .and_then(|s| s.get(HASH).cloned()),
+        )
+    };
+    wait_for("services managed", Duration::from_secs(20), || async {
+        let svc = services.get("web-canary").await?;
+        (managed(&svc).0.as_deref() == Some("web"))
+            .then_some(())
+            .ok_or_else(|| anyhow::anyhow!("not yet"))
+    })
+    .await
+    .expect("the canary Service is managed");
+    // A plain rolling canary now: no router, no canary or stable Service.
+    ns.kubectl(
+        &[
+            "patch",
+            "rollout",
+            "web",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/strategy/canary/trafficRouting"},{"op":"remove","path":"/spec/strategy/canary/canaryService"},{"op":"remove","path":"/spec/strategy/canary/stableService"}]"#,
+        ],
+        None,
+    )
+    .expect("remove traffic routing");
+    wait_for("services released", Duration::from_secs(30), || async {
+        let canary = managed(&services.get("web-canary").await?);
+        let stable = managed(&services.get("web-stable").await?);
+        (canary == (None, None) && stable == (None, None))
+            .then_some(())
+            .ok_or_else(|| anyhow::anyhow!("canary {canary:?}, stable {stable:?}"))
+    })
+    .await
+    .expect("selectors and annotations taken back");
+    let svc = services.get("web-canary").await.unwrap();
+    assert_eq!(
+        svc.spec.unwrap().selector.unwrap().get("app").map(String::as_str),
+        Some("web"),
+        "the user's selector stays"
+    );
+    wait_rollout(&ns, "web", "Healthy without a router", 60, healthy).await;
+}
