@@ -1,6 +1,7 @@
-//! `sluice-e2e bench rollouts`: N Rollouts of 3 replicas through a 3-step canary with 0-second pauses on the
-//! local control plane. Prints the wall time until all are Healthy, the operator's peak RSS and CPU seconds,
-//! and its API requests per rollout. A measurement, not a test: it asserts nothing about speed.
+//! `sluice-e2e bench`: N Rollouts of 3 replicas through a 3-step canary with 0-second pauses (or a blue-green
+//! update with an active Service each) on the local control plane. Prints the wall time until all are
+//! Healthy, the operator's peak RSS and CPU seconds, and its API requests per rollout. A measurement, not a
+//! test: it asserts nothing about speed.
 
 use std::{
     path::{Path, PathBuf},
@@ -56,7 +57,24 @@ pub fn proc_stats(pid: u32) -> Option<(f64, f64)> {
     Some((hwm_kib / 1024.0, cpu))
 }
 
-fn rollout(name: &str, image: &str) -> serde_json::Value {
+/// The strategy the benchmark's Rollouts run.
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+pub enum Strategy {
+    /// setWeight 34, pause 0 s, setWeight 67 (basic canary).
+    Canary,
+    /// Blue-green with an active Service, automatic promotion.
+    BlueGreen,
+}
+
+fn rollout(name: &str, image: &str, strategy: Strategy) -> serde_json::Value {
+    let strategy = match strategy {
+        Strategy::Canary => json!({"canary": {"steps": [
+            {"setWeight": 34},
+            {"pause": {"duration": 0}},
+            {"setWeight": 67}
+        ]}}),
+        Strategy::BlueGreen => json!({"blueGreen": {"activeService": format!("{name}-active")}}),
+    };
     json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",
@@ -69,13 +87,20 @@ fn rollout(name: &str, image: &str) -> serde_json::Value {
                 "metadata": {"labels": {"app": name}},
                 "spec": {"containers": [{"name": "app", "image": image}]}
             },
-            "strategy": {"canary": {"steps": [
-                {"setWeight": 34},
-                {"pause": {"duration": 0}},
-                {"setWeight": 67}
-            ]}}
+            "strategy": strategy
         }
     })
+}
+
+/// The active Service of a blue-green benchmark Rollout.
+fn active_service(name: &str) -> k8s_openapi::api::core::v1::Service {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": format!("{name}-active")},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}
+    }))
+    .expect("valid service")
 }
 
 async fn wait_all_healthy(api: &Api<Rollout>, count: usize, image: &str, started: Instant) -> Result<f64> {
@@ -111,7 +136,7 @@ async fn wait_all_healthy(api: &Api<Rollout>, count: usize, image: &str, started
 }
 
 /// Runs the benchmark with `count` rollouts.
-pub async fn run(bin_dir: PathBuf, sluice: &Path, count: usize) -> Result<Report> {
+pub async fn run(bin_dir: PathBuf, sluice: &Path, count: usize, strategy: Strategy) -> Result<Report> {
     let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
     eprintln!("bench: starting a control plane");
     let mut cp = ControlPlane::start(&Options {
@@ -120,13 +145,19 @@ pub async fn run(bin_dir: PathBuf, sluice: &Path, count: usize) -> Result<Report
         nodes: 10,
     })
     .await?;
-    let result = measure(&cp, sluice, count, &dir).await;
+    let result = measure(&cp, sluice, count, strategy, &dir).await;
     cp.stop().await;
     std::fs::remove_dir_all(&dir).ok();
     result
 }
 
-async fn measure(cp: &ControlPlane, sluice: &Path, count: usize, dir: &Path) -> Result<Report> {
+async fn measure(
+    cp: &ControlPlane,
+    sluice: &Path,
+    count: usize,
+    strategy: Strategy,
+    dir: &Path,
+) -> Result<Report> {
     let info = &cp.info;
     let client = info.client().await?;
     install_crds(info, &client).await?;
@@ -150,10 +181,22 @@ async fn measure(cp: &ControlPlane, sluice: &Path, count: usize, dir: &Path) -> 
     eprintln!("bench: creating {count} rollouts");
     let started = Instant::now();
     let names: Vec<String> = (0..count).map(|i| format!("ro-{i:05}")).collect();
+    if strategy == Strategy::BlueGreen {
+        let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "bench");
+        for chunk in names.chunks(50) {
+            let creates = chunk.iter().map(|n| {
+                let services = services.clone();
+                async move { services.create(&PostParams::default(), &active_service(n)).await }
+            });
+            for r in futures::future::join_all(creates).await {
+                r?;
+            }
+        }
+    }
     for chunk in names.chunks(50) {
         let creates = chunk.iter().map(|n| {
             let api = api.clone();
-            let obj: Rollout = serde_json::from_value(rollout(n, "app:v1")).expect("valid rollout");
+            let obj: Rollout = serde_json::from_value(rollout(n, "app:v1", strategy)).expect("valid rollout");
             async move { api.create(&PostParams::default(), &obj).await }
         });
         for r in futures::future::join_all(creates).await {

@@ -28,6 +28,9 @@ enum Cmd {
         /// Number of rollouts per run; repeat for several runs (e.g. --count 200 --count 1000).
         #[arg(long, default_values_t = [200usize])]
         count: Vec<usize>,
+        /// The strategy of the Rollouts: a 3-step canary, or blue-green with an active Service each.
+        #[arg(long, value_enum, default_value_t = sluice_e2e::bench::Strategy::Canary)]
+        strategy: sluice_e2e::bench::Strategy,
         /// Directory of the control-plane binaries (default: built or found by e2e/scripts/build-bins.sh).
         #[arg(long, env = "SLUICE_BIN_DIR")]
         bin_dir: Option<PathBuf>,
@@ -115,13 +118,14 @@ fn main() -> Result<()> {
         } => down(&dir),
         Cmd::Bench {
             count,
+            strategy,
             bin_dir,
             sluice,
         } => {
             let (bin_dir, sluice) = binaries(bin_dir, sluice)?;
-            println!("rollouts  first-deploy-s  canary-walk-s  peak-rss-MiB  cpu-s  api-requests/rollout");
+            println!("rollouts  first-deploy-s  update-walk-s  peak-rss-MiB  cpu-s  api-requests/rollout");
             for n in count {
-                let r = rt.block_on(sluice_e2e::bench::run(bin_dir.clone(), &sluice, n))?;
+                let r = rt.block_on(sluice_e2e::bench::run(bin_dir.clone(), &sluice, n, strategy))?;
                 println!(
                     "{:>8}  {:>14.1}  {:>13.1}  {:>12.1}  {:>5.1}  {:>20.1}",
                     r.count, r.deploy_secs, r.update_secs, r.peak_rss_mib, r.cpu_secs, r.requests_per_rollout
