@@ -10,6 +10,7 @@ pub mod pki;
 pub mod process;
 pub mod prometheus;
 pub mod rollouts;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 

@@ -125,3 +125,33 @@ spec:
 "
     )
 }
+
+/// The pod-template hash a Service's selector carries, if the Service exists and has one.
+pub async fn selector_hash(ns: &TestNamespace, svc: &str) -> Option<String> {
+    let api: Api<k8s_openapi::api::core::v1::Service> = ns.api();
+    api.get(svc)
+        .await
+        .ok()?
+        .spec?
+        .selector?
+        .get("rollouts-pod-template-hash")
+        .cloned()
+}
+
+/// Polls until the Service selects `hash`; panics after `secs`.
+pub async fn wait_selector(ns: &TestNamespace, svc: &str, hash: &str, secs: u64) {
+    crate::cluster::wait_for(
+        &format!("service {svc} to select {hash}"),
+        Duration::from_secs(secs),
+        || async {
+            let got = selector_hash(ns, svc).await;
+            if got.as_deref() == Some(hash) {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("it selects {got:?}"))
+            }
+        },
+    )
+    .await
+    .unwrap();
+}

@@ -4,21 +4,15 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use anyhow::anyhow;
-use futures::StreamExt;
 use k8s_openapi::{
     api::{apps::v1::ReplicaSet, core::v1::Service},
     jiff::Timestamp,
 };
-use kube::{
-    Api, ResourceExt,
-    api::ListParams,
-    runtime::{WatchStreamExt, watcher},
-};
+use kube::{Api, ResourceExt, api::ListParams};
 use serde_json::Value;
 use sluice_crds::{
     analysis::AnalysisRun,
@@ -28,7 +22,10 @@ use sluice_e2e::{
     cluster::wait_for,
     harness::{Operator, TestNamespace, install_crds},
     prometheus::{Prometheus, SUCCESS_RATE_TEMPLATE_QUERY, TrafficCounters, success_rate_query},
-    rollouts::{healthy, patch_status, phase, promote, set_image, wait_rollout},
+    rollouts::{
+        healthy, patch_status, phase, promote, selector_hash, set_image, wait_rollout, wait_selector,
+    },
+    watch::Watch,
 };
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
@@ -179,11 +176,6 @@ async fn replica_sets(ns: &TestNamespace, app: &str) -> BTreeMap<String, (i32, i
         .collect()
 }
 
-async fn selector_hash(ns: &TestNamespace, svc: &str) -> Option<String> {
-    let api: Api<Service> = ns.api();
-    api.get(svc).await.ok()?.spec?.selector?.get(HASH).cloned()
-}
-
 /// The `scale-down-deadline` annotation of a ReplicaSet, parsed.
 async fn deadline(ns: &TestNamespace, rs: &str) -> Option<Timestamp> {
     let api: Api<ReplicaSet> = ns.api();
@@ -196,117 +188,8 @@ async fn deadline(ns: &TestNamespace, rs: &str) -> Option<Timestamp> {
     )
 }
 
-async fn wait_selector(ns: &TestNamespace, svc: &str, hash: &str, secs: u64) {
-    wait_for(
-        &format!("service {svc} to select {hash}"),
-        Duration::from_secs(secs),
-        || async {
-            let got = selector_hash(ns, svc).await;
-            if got.as_deref() == Some(hash) {
-                Ok(())
-            } else {
-                Err(anyhow!("it selects {got:?}"))
-            }
-        },
-    )
-    .await
-    .unwrap();
-}
-
-/// Records every distinct consecutive view of one object, from a watch of it: changes that come and go
-/// between two polls are seen too.
-struct Watch<T> {
-    seen: Arc<Mutex<Vec<T>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl<T: Clone + PartialEq + Send + 'static> Watch<T> {
-    /// Starts watching the named object and returns once its current view is recorded.
-    async fn start<K>(ns: &TestNamespace, name: &str, view: fn(K) -> T) -> Self
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned
-            + Send
-            + 'static,
-        <K as kube::Resource>::DynamicType: Default,
-    {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let api: Api<K> = ns.api();
-        let (seen2, field) = (seen.clone(), format!("metadata.name={name}"));
-        let task = tokio::spawn(async move {
-            let stream = watcher(api, watcher::Config::default().fields(&field)).applied_objects();
-            futures::pin_mut!(stream);
-            while let Some(Ok(obj)) = stream.next().await {
-                let v = view(obj);
-                let mut s = seen2.lock().unwrap();
-                if s.last() != Some(&v) {
-                    s.push(v);
-                }
-            }
-        });
-        let watch = Self { seen, task };
-        wait_for(
-            &format!("the watch of {name}"),
-            Duration::from_secs(10),
-            || async {
-                if watch.seen().is_empty() {
-                    Err(anyhow!("nothing seen yet"))
-                } else {
-                    Ok(())
-                }
-            },
-        )
-        .await
-        .unwrap();
-        watch
-    }
-
-    /// The views so far, each change once.
-    fn seen(&self) -> Vec<T> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl<T> Drop for Watch<T> {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// The hashes a Service's selector shows.
 type SelectorWatch = Watch<Option<String>>;
-
-impl SelectorWatch {
-    async fn selector(ns: &TestNamespace, svc: &str) -> Self {
-        Self::start::<Service>(ns, svc, |svc| {
-            svc.spec
-                .and_then(|s| s.selector)
-                .and_then(|s| s.get(HASH).cloned())
-        })
-        .await
-    }
-
-    /// Waits until the hashes seen are `want` (a watch event may arrive after the poll that saw the change).
-    async fn wait_seen(&self, want: &[&str]) {
-        let want: Vec<Option<String>> = want.iter().map(|h| Some(h.to_string())).collect();
-        wait_for(
-            "the selectors seen by the watch",
-            Duration::from_secs(10),
-            || async {
-                let seen = self.seen();
-                if seen == want {
-                    Ok(())
-                } else {
-                    Err(anyhow!("seen {seen:?}, want {want:?}"))
-                }
-            },
-        )
-        .await
-        .unwrap();
-    }
-}
 
 /// (reason, message) of the events of an object.
 fn events(ns: &TestNamespace, name: &str) -> Vec<(String, String)> {

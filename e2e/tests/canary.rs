@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::anyhow;
 use futures::StreamExt;
-use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Service};
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::{
     Api, ResourceExt,
     api::{ApiResource, DynamicObject, GroupVersionKind, ListParams},
@@ -20,7 +20,9 @@ use sluice_crds::rollout::Rollout;
 use sluice_e2e::{
     cluster::wait_for,
     harness::{Operator, TestNamespace, install_crds},
-    rollouts::{healthy, patch_status, phase, promote, services_and_vs, set_image, step, wait_rollout},
+    rollouts::{
+        healthy, patch_status, phase, promote, selector_hash, services_and_vs, set_image, step, wait_rollout,
+    },
 };
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
@@ -103,11 +105,6 @@ fn weights(vs: &DynamicObject) -> (i64, i64) {
         route[0]["weight"].as_i64().unwrap_or(-1),
         route[1]["weight"].as_i64().unwrap_or(-1),
     )
-}
-
-async fn selector_hash(ns: &TestNamespace, svc: &str) -> Option<String> {
-    let api: Api<Service> = ns.api();
-    api.get(svc).await.ok()?.spec?.selector?.get(HASH).cloned()
 }
 
 /// Records every canary weight the VirtualService shows, and checks at each change that the canary

@@ -3,28 +3,17 @@
 //! seen and scales the Deployment down as workloadRef.scaleDown says. The Deployment's own pods are real
 //! (kube-controller-manager) and made Ready by kwok.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::anyhow;
-use futures::StreamExt;
-use k8s_openapi::api::{
-    apps::v1::{Deployment, ReplicaSet},
-    core::v1::Service,
-};
-use kube::{
-    Api, ResourceExt,
-    api::ListParams,
-    runtime::{WatchStreamExt, watcher},
-};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::{Api, ResourceExt, api::ListParams};
 use sluice_crds::rollout::Rollout;
 use sluice_e2e::{
     cluster::wait_for,
     harness::{Operator, TestNamespace, install_crds},
-    rollouts::{healthy, phase, promote, step, wait_rollout},
+    rollouts::{healthy, phase, promote, step, wait_rollout, wait_selector},
+    watch::Watch,
 };
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
@@ -153,95 +142,9 @@ fn set_deployment_image(ns: &TestNamespace, deployment: &str, image: &str) {
     .expect("set image");
 }
 
-async fn selector_hash(ns: &TestNamespace, svc: &str) -> Option<String> {
-    let api: Api<Service> = ns.api();
-    api.get(svc).await.ok()?.spec?.selector?.get(HASH).cloned()
-}
-
-async fn wait_selector(ns: &TestNamespace, svc: &str, hash: &str) {
-    wait_for(
-        &format!("service {svc} to select {hash}"),
-        Duration::from_secs(30),
-        || async {
-            let got = selector_hash(ns, svc).await;
-            if got.as_deref() == Some(hash) {
-                Ok(())
-            } else {
-                Err(anyhow!("it selects {got:?}"))
-            }
-        },
-    )
-    .await
-    .unwrap();
-}
-
 /// Every distinct consecutive spec.replicas of a Deployment, from a watch of it.
-struct ReplicasWatch {
-    seen: Arc<Mutex<Vec<i32>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl ReplicasWatch {
-    /// Starts watching the Deployment and returns once its current spec.replicas is recorded.
-    async fn start(ns: &TestNamespace, name: &str) -> Self {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let api: Api<Deployment> = ns.api();
-        let (seen2, field) = (seen.clone(), format!("metadata.name={name}"));
-        let task = tokio::spawn(async move {
-            let stream = watcher(api, watcher::Config::default().fields(&field)).applied_objects();
-            futures::pin_mut!(stream);
-            while let Some(Ok(d)) = stream.next().await {
-                let replicas = d.spec.and_then(|s| s.replicas).unwrap_or(1);
-                let mut s = seen2.lock().unwrap();
-                if s.last() != Some(&replicas) {
-                    s.push(replicas);
-                }
-            }
-        });
-        let watch = Self { seen, task };
-        wait_for(
-            &format!("the watch of {name}"),
-            Duration::from_secs(10),
-            || async {
-                if watch.seen().is_empty() {
-                    Err(anyhow!("nothing seen yet"))
-                } else {
-                    Ok(())
-                }
-            },
-        )
-        .await
-        .unwrap();
-        watch
-    }
-
-    fn seen(&self) -> Vec<i32> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// Waits until the watch has seen spec.replicas at `want`.
-    async fn wait_last(&self, want: i32, secs: u64) {
-        wait_for(
-            &format!("the Deployment's spec.replicas at {want}"),
-            Duration::from_secs(secs),
-            || async {
-                let seen = self.seen();
-                if seen.last() == Some(&want) {
-                    Ok(())
-                } else {
-                    Err(anyhow!("seen {seen:?}"))
-                }
-            },
-        )
-        .await
-        .unwrap();
-    }
-}
-
-impl Drop for ReplicasWatch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+async fn replicas_watch(ns: &TestNamespace, name: &str) -> Watch<i32> {
+    Watch::start::<Deployment>(ns, name, |d| d.spec.and_then(|s| s.replicas).unwrap_or(1)).await
 }
 
 #[tokio::test]
@@ -322,7 +225,7 @@ spec:
         .unwrap();
     let ro = wait_rollout(&ns, "bg", "first deploy Healthy", 60, healthy).await;
     let v1 = stable(&ro).unwrap();
-    wait_selector(&ns, "bg-active", &v1).await;
+    wait_selector(&ns, "bg-active", &v1, 30).await;
     assert_eq!(replica_sets(&ns, "bg").await[&v1], (3, 3, "bg:v1".into()));
 
     set_deployment_image(&ns, "bg-deploy", "bg:v2");
@@ -333,7 +236,7 @@ spec:
     .await;
     let v2 = stable(&ro).unwrap();
     assert_eq!(workload_generation(&ro), Some(generation2.to_string()));
-    wait_selector(&ns, "bg-active", &v2).await;
+    wait_selector(&ns, "bg-active", &v2, 30).await;
     let rss = replica_sets(&ns, "bg").await;
     assert_eq!(rss[&v2], (3, 3, "bg:v2".into()), "{rss:?}");
 }
@@ -342,7 +245,7 @@ spec:
 async fn scale_down_onsuccess_scales_the_deployment_to_zero_once_healthy() {
     let (ns, _op) = setup("wref-onsuccess").await;
     ns.apply(&deployment_yaml("ok-deploy", "ok", 3, "ok:v1")).unwrap();
-    let watch = ReplicasWatch::start(&ns, "ok-deploy").await;
+    let watch = replicas_watch(&ns, "ok-deploy").await;
     ns.apply(&rollout_yaml(
         "ok",
         3,
@@ -353,7 +256,7 @@ async fn scale_down_onsuccess_scales_the_deployment_to_zero_once_healthy() {
     .unwrap();
     let ro = wait_rollout(&ns, "ok", "Healthy", 60, healthy).await;
     let v1 = stable(&ro).unwrap();
-    watch.wait_last(0, 30).await;
+    watch.wait_last(&0, 30).await;
     assert_eq!(watch.seen(), [3, 0], "straight to 0 once the Rollout is whole");
     assert_eq!(replica_sets(&ns, "ok").await[&v1], (3, 3, "ok:v1".into()));
     assert_eq!(generation_and_replicas(&ns, "ok-deploy").await.1, 0);
@@ -364,7 +267,7 @@ async fn scale_down_progressively_scales_the_deployment_down_as_rollout_pods_bec
     let (ns, _op) = setup("wref-progressive").await;
     ns.apply(&deployment_yaml("step-deploy", "step", 3, "step:v1"))
         .unwrap();
-    let watch = ReplicasWatch::start(&ns, "step-deploy").await;
+    let watch = replicas_watch(&ns, "step-deploy").await;
     ns.apply(&rollout_yaml(
         "step",
         3,
@@ -374,7 +277,7 @@ async fn scale_down_progressively_scales_the_deployment_down_as_rollout_pods_bec
     ))
     .unwrap();
     wait_rollout(&ns, "step", "Healthy", 60, healthy).await;
-    watch.wait_last(0, 30).await;
+    watch.wait_last(&0, 30).await;
     let seen = watch.seen();
     eprintln!("the Deployment's spec.replicas: {seen:?}");
     assert_eq!(seen.first(), Some(&3), "{seen:?}");
