@@ -147,8 +147,49 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
     );
 
     say("Starting the operator: ARGO_ROLLOUTS_PROMETHEUS_ADDRESS=<prometheus> sluice run");
+    let (mut operator, rx) = start_operator(info, sluice, &prom.url).await?;
+    say(
+        "Applying the upstream example manifests unchanged (canary with Istio and analysis, blue-green, Application)",
+    );
+    for file in ["canary-istio.yaml", "bluegreen.yaml", "application.yaml"] {
+        let manifest = std::fs::read_to_string(crate::e2e_dir().join("manifests/examples").join(file))?;
+        let ns = file.trim_end_matches(".yaml");
+        kubectl(info, &["create", "namespace", ns], None)?;
+        println!(
+            "{}",
+            kubectl(info, &["apply", "-n", ns, "-f", "-"], Some(&manifest))?.trim_end()
+        );
+    }
+
+    manual_canary(info, &client, &rx).await?;
+    analysis_demo(info, &client, &traffic, &rx).await?;
+    bluegreen_demo(info, &client, &traffic, &rx).await?;
+    drop(prom);
+    std::fs::remove_dir_all(&prom_dir).ok();
+
+    say("Stopping the operator with SIGTERM");
+    if let Some(pid) = operator.id() {
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()?;
+    }
+    let status = tokio::time::timeout(Duration::from_secs(10), operator.wait()).await??;
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+        println!("    sluice | {line}");
+    }
+    println!("    operator exited: {status}");
+    Ok(())
+}
+
+/// Starts `sluice run` against the cluster with the Prometheus address; returns it with its log lines, once
+/// it watches rollouts.
+async fn start_operator(
+    info: &crate::cluster::ClusterInfo,
+    sluice: &Path,
+    prometheus: &str,
+) -> Result<(tokio::process::Child, std::sync::mpsc::Receiver<String>)> {
     let mut cmd = Command::new(sluice);
-    cmd.env("ARGO_ROLLOUTS_PROMETHEUS_ADDRESS", &prom.url);
+    cmd.env("ARGO_ROLLOUTS_PROMETHEUS_ADDRESS", prometheus);
     cmd.arg("run")
         .arg("--kubeconfig")
         .arg(&info.kubeconfig)
@@ -188,19 +229,15 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
         }
     }
 
-    say(
-        "Applying the upstream example manifests unchanged (canary with Istio and analysis, blue-green, Application)",
-    );
-    for file in ["canary-istio.yaml", "bluegreen.yaml", "application.yaml"] {
-        let manifest = std::fs::read_to_string(crate::e2e_dir().join("manifests/examples").join(file))?;
-        let ns = file.trim_end_matches(".yaml");
-        kubectl(info, &["create", "namespace", ns], None)?;
-        println!(
-            "{}",
-            kubectl(info, &["apply", "-n", ns, "-f", "-"], Some(&manifest))?.trim_end()
-        );
-    }
+    Ok((operator, rx))
+}
 
+/// The canary walked by hand: release, the pause {} step, promote, and what it left (objects, events).
+async fn manual_canary(
+    info: &crate::cluster::ClusterInfo,
+    client: &kube::Client,
+    rx: &std::sync::mpsc::Receiver<String>,
+) -> Result<()> {
     say(
         "A canary with Istio traffic routing: 5 replicas, setWeight 20 -> pause 2s -> setWeight 50 -> pause {}",
     );
@@ -210,8 +247,8 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
         kubectl(info, &["apply", "-f", "-"], Some(&manifest))?.trim_end()
     );
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
-    let vs = vs_api(&client);
-    watch_until("demo", &rollouts, &vs, &rx, "first deploy Healthy", |ro| {
+    let vs = vs_api(client);
+    watch_until("demo", &rollouts, &vs, rx, "first deploy Healthy", |ro| {
         phase(ro) == "Healthy"
     })
     .await?;
@@ -223,7 +260,7 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
         &["patch", "rollout", "demo", "--type=json", "-p", patch],
         None,
     )?;
-    watch_until("demo", &rollouts, &vs, &rx, "the pause {} step", |ro| {
+    watch_until("demo", &rollouts, &vs, rx, "the pause {} step", |ro| {
         phase(ro) == "Paused" && ro.status.as_ref().and_then(|s| s.current_step_index) == Some(3)
     })
     .await?;
@@ -246,7 +283,7 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
         "demo",
         &rollouts,
         &vs,
-        &rx,
+        rx,
         "Healthy on the new version with the weight back to 0",
         |ro| {
             phase(ro) == "Healthy"
@@ -286,22 +323,6 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
     say("Events of the rollout, in order");
     println!("{}", events.trim_end());
 
-    analysis_demo(info, &client, &traffic, &rx).await?;
-    bluegreen_demo(info, &client, &traffic, &rx).await?;
-    drop(prom);
-    std::fs::remove_dir_all(&prom_dir).ok();
-
-    say("Stopping the operator with SIGTERM");
-    if let Some(pid) = operator.id() {
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()?;
-    }
-    let status = tokio::time::timeout(Duration::from_secs(10), operator.wait()).await??;
-    while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
-        println!("    sluice | {line}");
-    }
-    println!("    operator exited: {status}");
     Ok(())
 }
 

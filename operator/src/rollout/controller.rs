@@ -132,12 +132,7 @@ pub async fn run(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let (ro_store, ro_writer) = reflector::store();
-    let ro_stream = watcher(rollouts, watcher::Config::default())
-        .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear())
-        .reflect(ro_writer)
-        .touched_objects();
+    let (ro_store, ro_stream) = reflected(rollouts, watcher::Config::default());
     // Only ReplicaSets that belong to a Rollout carry this label: Deployments' ReplicaSets stay out of the cache.
     let (rs_store, rs_writer) = reflector::store();
     let rs_stream = watcher(replica_sets, watcher::Config::default().labels(HASH_LABEL))
@@ -154,21 +149,11 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let (tpl_store, tpl_writer) = reflector::store();
-    let tpl_stream = watcher(templates_api, watcher::Config::default())
-        .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear())
-        .reflect(tpl_writer)
-        .touched_objects();
-    let (ctpl_store, ctpl_writer) = reflector::store();
-    let ctpl_stream = watcher(
+    let (tpl_store, tpl_stream) = reflected(templates_api, watcher::Config::default());
+    let (ctpl_store, ctpl_stream) = reflected(
         Api::<ClusterAnalysisTemplate>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(|o| o.managed_fields_mut().clear())
-    .reflect(ctpl_writer)
-    .touched_objects();
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
@@ -199,29 +184,17 @@ pub async fn run(
         // A template created or changed brings back the Rollouts of its namespace that use it (e.g. one
         // waiting with InvalidSpec for it).
         .watches_stream(tpl_stream, move |t: AnalysisTemplate| {
-            let ns = t.namespace();
-            let name = t.name_any();
-            for_templates
-                .state()
-                .into_iter()
-                .filter(|ro| ro.namespace() == ns && references(ro, &name, false))
-                .map(|ro| reflector::ObjectRef::from_obj(&*ro))
-                .collect::<Vec<_>>()
+            rollouts_where(&for_templates, t.namespace(), |ro| {
+                references(ro, &t.name_any(), false)
+            })
         })
         .watches_stream(deployment_stream, move |d: PartialObjectMeta<Deployment>| {
-            let ns = d.namespace();
-            let name = d.name_any();
-            for_workloads
-                .state()
-                .into_iter()
-                .filter(|ro| ro.namespace() == ns)
-                .filter(|ro| {
-                    ro.spec.workload_ref.as_ref().is_some_and(|w| {
-                        w.name.as_deref() == Some(name.as_str()) && w.kind.as_deref() == Some("Deployment")
-                    })
+            rollouts_where(&for_workloads, d.namespace(), |ro| {
+                ro.spec.workload_ref.as_ref().is_some_and(|w| {
+                    w.name.as_deref() == Some(d.name_any().as_str())
+                        && w.kind.as_deref() == Some("Deployment")
                 })
-                .map(|ro| reflector::ObjectRef::from_obj(&*ro))
-                .collect::<Vec<_>>()
+            })
         })
         .watches_stream(ctpl_stream, move |t: ClusterAnalysisTemplate| {
             let name = t.name_any();
@@ -240,6 +213,38 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// A watch of `api` kept in a store, managed fields dropped; the stream yields the objects that changed.
+fn reflected<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>>)
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects();
+    (store, stream)
+}
+
+/// The Rollouts of `namespace` in the store for which `wanted` holds, to reconcile.
+fn rollouts_where(
+    store: &Store<Rollout>,
+    namespace: Option<String>,
+    wanted: impl Fn(&Rollout) -> bool,
+) -> Vec<reflector::ObjectRef<Rollout>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|ro| ro.namespace() == namespace && wanted(ro))
+        .map(|ro| reflector::ObjectRef::from_obj(&*ro))
+        .collect()
 }
 
 fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Requeue {
