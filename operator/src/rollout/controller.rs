@@ -408,10 +408,8 @@ async fn resolve_workload(ro: &Rollout, ctx: &Context) -> Result<(Rollout, Optio
         return Ok((ro.clone(), Some(state)));
     }
     if kind != "Deployment" {
-        state.error = Some(format!(
-            "workloadRef kind \"{kind}\" is not supported by Sluice yet; only Deployment is"
-        ));
-        return Ok((ro.clone(), Some(state)));
+        // Named by the planner as an unsupported feature.
+        return Ok((ro.clone(), None));
     }
     let deployments: Api<Deployment> =
         Api::namespaced(ctx.client.clone(), &ro.namespace().unwrap_or_default());

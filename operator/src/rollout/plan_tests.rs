@@ -2057,3 +2057,27 @@ fn objects_the_rollout_no_longer_names_are_released() {
     }));
     assert!(p.status.canary.as_ref().is_none_or(|c| c.weights.is_none()));
 }
+
+#[test]
+fn a_workload_ref_to_another_kind_is_an_unsupported_feature_and_one_without_a_kind_is_invalid() {
+    let ro = rollout(4, istio_canary(json!([{"setWeight": 50}])), None);
+    let mut o = with_workload(observed(ro, vec![], None, None, Some(0)), None, 4);
+    o.workload = None;
+    o.rollout.spec.template = None;
+    o.rollout.spec.workload_ref.as_mut().unwrap().kind = Some("PodTemplate".into());
+    let p = plan(&o, at(T0));
+    assert!(p.actions.is_empty());
+    assert!(
+        p.events[0]
+            .message
+            .starts_with("workloadRef kind PodTemplate (spec.workloadRef.kind) is not supported"),
+        "{}",
+        p.events[0].message
+    );
+    o.rollout.spec.workload_ref.as_mut().unwrap().kind = None;
+    let p = plan(&o, at(T0));
+    assert_eq!(
+        p.status.message.as_deref(),
+        Some("InvalidSpec: Rollout has missing field '.spec.workloadRef.kind'")
+    );
+}

@@ -13,6 +13,13 @@ pub fn invalid_spec(ro: &Rollout) -> Option<String> {
     if spec.template.is_none() && spec.workload_ref.is_none() {
         return Some("Rollout has missing field '.spec.template'".into());
     }
+    if let Some(w) = &spec.workload_ref {
+        for (field, value) in [("kind", &w.kind), ("name", &w.name)] {
+            if value.as_deref().is_none_or(str::is_empty) {
+                return Some(format!("Rollout has missing field '.spec.workloadRef.{field}'"));
+            }
+        }
+    }
     let selector = match &spec.selector {
         None => return Some("Rollout has missing field '.spec.selector'".into()),
         Some(s) => s,
@@ -27,9 +34,11 @@ pub fn invalid_spec(ro: &Rollout) -> Option<String> {
         .and_then(|t| t.metadata.as_ref())
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
-    if match_labels
-        .iter()
-        .any(|(k, v)| template_labels.get(k) != Some(v))
+    // A workloadRef whose template could not be read has none to compare (its own condition says why).
+    if spec.template.is_some()
+        && match_labels
+            .iter()
+            .any(|(k, v)| template_labels.get(k) != Some(v))
     {
         return Some("The Rollout \"selector\" does not match the template \"labels\".".into());
     }
@@ -214,6 +223,17 @@ fn invalid_step(step: &CanaryStep, traffic_routing: bool, managed: &[&str]) -> O
 /// The first feature the spec uses that Sluice does not run (valid upstream, so not InvalidSpec), naming the
 /// field, or None.
 pub fn unsupported(ro: &Rollout) -> Option<String> {
+    if let Some(kind) = ro
+        .spec
+        .workload_ref
+        .as_ref()
+        .and_then(|w| w.kind.as_deref())
+        .filter(|k| *k != "Deployment")
+    {
+        return Some(format!(
+            "workloadRef kind {kind} (spec.workloadRef.kind) is not supported by Sluice yet; only Deployment is"
+        ));
+    }
     let canary = ro.spec.strategy.canary.as_ref()?;
     if let Some(tr) = &canary.traffic_routing {
         let others = [
