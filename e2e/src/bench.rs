@@ -98,7 +98,8 @@ fn active_service(name: &str) -> k8s_openapi::api::core::v1::Service {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": format!("{name}-active")},
-        "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}
+        // Headless: the local control plane's Service IP range holds a few hundred.
+        "spec": {"clusterIP": "None", "selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}
     }))
     .expect("valid service")
 }

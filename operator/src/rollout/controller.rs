@@ -285,10 +285,7 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
     let observed = observe(&ro, &ctx).await?;
     let plan = plan::plan(&observed, Timestamp::now());
     tracing::debug!(rollout = %name, namespace = %ns, traffic = ?observed.traffic, subsets = ?observed.subsets, actions = ?plan.actions, requeue = ?plan.requeue_after, "planned");
-    let first_sight = ctx
-        .seen
-        .lock()
-        .is_ok_and(|mut seen| seen.insert(ro.uid().unwrap_or_default()));
+    let first_sight = first_sight(&ctx, &ro);
     if first_sight {
         let message = format!("Rollout resource added to informer: {ns}/{name}");
         publish(
@@ -320,6 +317,24 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
         after = after.min(Duration::from_millis(250));
     }
     Ok(Requeue::requeue(after))
+}
+
+/// Whether this process reconciles the Rollout for the first time (upstream's RolloutAddedToInformer). Rollouts
+/// gone from the cache are forgotten now and then, so the set does not grow with churn.
+fn first_sight(ctx: &Context, ro: &Rollout) -> bool {
+    let Ok(mut seen) = ctx.seen.lock() else {
+        return false;
+    };
+    let first = seen.insert(ro.uid().unwrap_or_default());
+    // Every 256 new Rollouts, the ones deleted meanwhile are dropped.
+    if first
+        && seen.len() % 256 == 0
+        && let Some(store) = ctx.metrics.caches().rollouts.get()
+    {
+        let live: std::collections::HashSet<String> = store.state().iter().filter_map(|r| r.uid()).collect();
+        seen.retain(|uid| live.contains(uid));
+    }
+    first
 }
 
 /// The API server refused to create the new ReplicaSet because of what the template says (invalid, forbidden by
