@@ -256,3 +256,218 @@ async fn removing_traffic_routing_gives_back_the_services_selectors_and_annotati
     );
     wait_rollout(&ns, "web", "Healthy without a router", 60, healthy).await;
 }
+
+#[tokio::test]
+async fn removing_traffic_routing_gives_back_the_destination_rule_subsets() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let (ns, _op) = setup("release-dr").await;
+    ns.apply(
+        "apiVersion: v1
+kind: Service
+metadata: {name: sub}
+spec:
+  selector: {app: sub}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {name: sub-dr}
+spec:
+  host: sub
+  subsets:
+  - name: canary
+    labels: {app: sub}
+  - name: stable
+    labels: {app: sub}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: sub-vs}
+spec:
+  hosts: [sub]
+  http:
+  - route:
+    - destination: {host: sub, subset: stable}
+      weight: 100
+    - destination: {host: sub, subset: canary}
+      weight: 0
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: sub}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: sub}
+  template:
+    metadata:
+      labels: {app: sub}
+    spec:
+      containers: [{name: app, image: sub:1}]
+  strategy:
+    canary:
+      trafficRouting:
+        istio:
+          virtualService: {name: sub-vs}
+          destinationRule: {name: sub-dr, canarySubsetName: canary, stableSubsetName: stable}
+      steps: [{setWeight: 50}]
+",
+    )
+    .expect("manifests");
+    wait_rollout(&ns, "sub", "Healthy", 60, healthy).await;
+    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "DestinationRule");
+    let drs = Api::<DynamicObject>::namespaced_with(
+        ns.client.clone(),
+        &ns.name,
+        &ApiResource::from_gvk_with_plural(&gvk, "destinationrules"),
+    );
+    let marks = |dr: &DynamicObject| {
+        let hashes: Vec<Option<String>> = (0..2)
+            .map(|i| {
+                dr.data["spec"]["subsets"][i]["labels"][HASH]
+                    .as_str()
+                    .map(String::from)
+            })
+            .collect();
+        let managed = dr
+            .annotations()
+            .get("argo-rollouts.argoproj.io/managed-by-rollouts")
+            .cloned();
+        (hashes, managed)
+    };
+    wait_for("subsets marked", Duration::from_secs(20), || async {
+        let (hashes, managed) = marks(&drs.get("sub-dr").await?);
+        (hashes.iter().all(Option::is_some) && managed.as_deref() == Some("sub"))
+            .then_some(())
+            .ok_or_else(|| anyhow::anyhow!("{hashes:?} {managed:?}"))
+    })
+    .await
+    .expect("the DestinationRule is managed");
+    ns.kubectl(
+        &[
+            "patch",
+            "rollout",
+            "sub",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/strategy/canary/trafficRouting"}]"#,
+        ],
+        None,
+    )
+    .expect("remove traffic routing");
+    wait_for("subsets released", Duration::from_secs(30), || async {
+        let (hashes, managed) = marks(&drs.get("sub-dr").await?);
+        (hashes.iter().all(Option::is_none) && managed.is_none())
+            .then_some(())
+            .ok_or_else(|| anyhow::anyhow!("{hashes:?} {managed:?}"))
+    })
+    .await
+    .expect("the subsets' hash labels and the annotation are taken back");
+    let dr = drs.get("sub-dr").await.unwrap();
+    assert_eq!(
+        dr.data["spec"]["subsets"][0]["labels"]["app"], "sub",
+        "the user's labels stay"
+    );
+}
+
+#[tokio::test]
+async fn preview_and_active_metadata_follow_the_blue_green_promotion() {
+    let (ns, _op) = setup("bg-metadata").await;
+    let manifest = "apiVersion: v1
+kind: Service
+metadata: {name: bgm-active}
+spec:
+  selector: {app: bgm}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bgm-preview}
+spec:
+  selector: {app: bgm}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: bgm}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: bgm}
+  template:
+    metadata:
+      labels: {app: bgm}
+    spec:
+      containers: [{name: app, image: bgm:1}]
+  strategy:
+    blueGreen:
+      activeService: bgm-active
+      previewService: bgm-preview
+      autoPromotionEnabled: false
+      previewMetadata:
+        labels: {role: preview}
+      activeMetadata:
+        labels: {role: active}
+";
+    ns.apply(manifest).expect("manifests");
+    let v1 = wait_rollout(&ns, "bgm", "Healthy", 60, healthy)
+        .await
+        .status
+        .unwrap()
+        .stable_rs
+        .unwrap();
+    set_image(&ns, "bgm", "bgm:2");
+    let ro = wait_rollout(&ns, "bgm", "paused for promotion", 60, |ro| {
+        ro.status
+            .as_ref()
+            .is_some_and(|s| s.pause_conditions.as_ref().is_some_and(|p| !p.is_empty()))
+    })
+    .await;
+    let v2 = ro.status.unwrap().current_pod_hash.unwrap();
+    let expect = |want: Vec<(String, Option<String>)>| {
+        let ns = &ns;
+        async move {
+            wait_for("pod roles", Duration::from_secs(20), || async {
+                let got = roles(ns, "bgm").await;
+                (got == want)
+                    .then_some(())
+                    .ok_or_else(|| anyhow::anyhow!("{got:?}"))
+            })
+            .await
+        }
+    };
+    let role = |hash: &str, r: &str| (hash.to_string(), Some(r.to_string()));
+    let mut want = vec![
+        role(&v1, "active"),
+        role(&v1, "active"),
+        role(&v2, "preview"),
+        role(&v2, "preview"),
+    ];
+    want.sort();
+    expect(want).await.expect("preview pods beside active ones");
+    promote(&ns, "bgm");
+    wait_rollout(&ns, "bgm", "Healthy on v2", 60, |ro| {
+        healthy(ro) && ro.status.as_ref().and_then(|s| s.stable_rs.as_deref()) == Some(v2.as_str())
+    })
+    .await;
+    let promoted: Vec<_> = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let r: Vec<_> = roles(&ns, "bgm")
+                .await
+                .into_iter()
+                .filter(|(h, _)| *h == v2)
+                .collect();
+            if r.len() == 2 && r.iter().all(|(_, role)| role.as_deref() == Some("active")) {
+                break r;
+            }
+            assert!(std::time::Instant::now() < deadline, "promoted pods: {r:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    assert_eq!(
+        promoted.len(),
+        2,
+        "the preview metadata is gone, the active one is on the promoted pods"
+    );
+}
