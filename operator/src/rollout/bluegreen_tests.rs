@@ -863,3 +863,34 @@ fn status_counts_come_from_the_active_replica_set() {
         .unwrap();
     assert_eq!(available.status, "True");
 }
+
+#[test]
+fn a_restart_evicts_within_the_blue_green_max_unavailable_stable_pods_first() {
+    let st = RolloutStatus {
+        current_pod_hash: Some("new".into()),
+        stable_rs: Some("new".into()),
+        blue_green: Some(BlueGreenStatus {
+            active_selector: Some("new".into()),
+            preview_selector: Some("new".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut ro = rollout(4, json!({"maxUnavailable": 2}), Some(st));
+    ro.spec.restart_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(T0)));
+    let mut o = observed(ro, vec![rs("new", 1, 4, 4)], Some("new"), Some("new"));
+    o.pods_to_restart = (0..4)
+        .map(|i| (format!("web-new-{i}"), "new".to_string()))
+        .collect();
+    let p = plan(&o, secs_after(1));
+    let evicted: Vec<_> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::EvictPod { name } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evicted, ["web-new-0", "web-new-1"], "maxUnavailable 2 at a time");
+    assert_eq!(p.status.message.as_deref(), Some("rollout is restarting"));
+}
