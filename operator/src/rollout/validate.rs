@@ -1,7 +1,7 @@
 //! Spec validation with upstream's InvalidSpec messages. A Rollout that fails gets the InvalidSpec condition
 //! and no other action.
 
-use sluice_crds::rollout::{AntiAffinity, BlueGreenStrategy, CanaryStep, Rollout};
+use sluice_crds::rollout::{AntiAffinity, BlueGreenStrategy, CanaryStep, CanaryStrategy, Rollout};
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -66,10 +66,12 @@ pub fn invalid_spec(ro: &Rollout) -> Option<String> {
                 "Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'".into(),
             );
         }
-        (None, Some(bg)) => return invalid_blue_green(bg, spec.revision_history_limit),
-        (Some(_), None) => {}
+        (None, Some(bg)) => invalid_blue_green(bg, spec.revision_history_limit),
+        (Some(canary), None) => invalid_canary(canary, spec.revision_history_limit),
     }
-    let canary = strategy.canary.as_ref()?;
+}
+
+fn invalid_canary(canary: &CanaryStrategy, revision_history_limit: Option<i32>) -> Option<String> {
     if canary.max_surge.as_ref().is_some_and(is_zero) && canary.max_unavailable.as_ref().is_some_and(is_zero)
     {
         return Some("MaxSurge and MaxUnavailable both can not be zero".into());
@@ -117,10 +119,8 @@ pub fn invalid_spec(ro: &Rollout) -> Option<String> {
             return Some(msg);
         }
     }
-    if let (Some(limit), Some(sdl)) = (
-        spec.revision_history_limit,
-        canary.scale_down_delay_revision_limit,
-    ) && limit < sdl
+    if let (Some(limit), Some(sdl)) = (revision_history_limit, canary.scale_down_delay_revision_limit)
+        && limit < sdl
     {
         return Some(
             "This rollout's revision history limit can not be smaller than the rollout's scale down limit"
