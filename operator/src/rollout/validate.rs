@@ -60,11 +60,9 @@ pub fn invalid_spec(ro: &Rollout) -> Option<String> {
         return Some(message);
     }
     match (&strategy.canary, &strategy.blue_green) {
-        (Some(_), Some(_)) => return Some("Multiple Strategies can not be listed".into()),
+        (Some(_), Some(_)) => Some("Multiple Strategies can not be listed".into()),
         (None, None) => {
-            return Some(
-                "Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'".into(),
-            );
+            Some("Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'".into())
         }
         (None, Some(bg)) => invalid_blue_green(bg, spec.revision_history_limit),
         (Some(canary), None) => invalid_canary(canary, spec.revision_history_limit),
