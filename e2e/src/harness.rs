@@ -355,3 +355,17 @@ impl Drop for Operator {
         let _ = std::fs::remove_file(&self.log);
     }
 }
+
+/// A namespace of its own on the shared cluster, the CRDs installed, and an operator of its own: what each
+/// end-to-end test starts from. `dump_kinds` are listed too when the test fails.
+pub async fn namespace_with_operator(
+    supervisor: &str,
+    test: &str,
+    dump_kinds: &[&str],
+) -> (TestNamespace, Operator) {
+    let mut ns = TestNamespace::new(supervisor, test).await.expect("namespace");
+    ns.dump_kinds.extend(dump_kinds.iter().map(|k| k.to_string()));
+    install_crds(&ns.info, &ns.client).await.expect("CRDs");
+    let op = Operator::start(&ns).expect("operator starts");
+    (ns, op)
+}

@@ -155,3 +155,28 @@ pub async fn wait_selector(ns: &TestNamespace, svc: &str, hash: &str, secs: u64)
     .await
     .unwrap();
 }
+
+/// A canary Rollout of `replicas` running `image`, with the given canary strategy (YAML indented by six).
+pub fn canary_rollout_yaml(name: &str, replicas: i32, image: &str, canary: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  revisionHistoryLimit: 3
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: app
+        image: {image}
+  strategy:
+    canary:
+{canary}"
+    )
+}

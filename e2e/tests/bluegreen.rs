@@ -20,7 +20,7 @@ use sluice_crds::{
 };
 use sluice_e2e::{
     cluster::wait_for,
-    harness::{Operator, TestNamespace, install_crds},
+    harness::{Operator, TestNamespace, install_crds, namespace_with_operator},
     prometheus::{Prometheus, SUCCESS_RATE_TEMPLATE_QUERY, TrafficCounters, success_rate_query},
     rollouts::{
         healthy, patch_status, phase, promote, selector_hash, set_image, wait_rollout, wait_selector,
@@ -33,11 +33,7 @@ const HASH: &str = "rollouts-pod-template-hash";
 const DEADLINE: &str = "scale-down-deadline";
 
 async fn setup(test: &str) -> (TestNamespace, Operator) {
-    let mut ns = TestNamespace::new(SUPERVISOR, test).await.expect("namespace");
-    ns.dump_kinds.push("analysisruns".into());
-    install_crds(&ns.info, &ns.client).await.expect("CRDs");
-    let op = Operator::start(&ns).expect("operator starts");
-    (ns, op)
+    namespace_with_operator(SUPERVISOR, test, &["analysisruns"]).await
 }
 
 /// A namespace with the CRDs, traffic counters for one service, a Prometheus scraping them and an operator

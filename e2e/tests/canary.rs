@@ -19,9 +19,10 @@ use serde_json::Value;
 use sluice_crds::rollout::Rollout;
 use sluice_e2e::{
     cluster::wait_for,
-    harness::{Operator, TestNamespace, install_crds},
+    harness::{Operator, TestNamespace, install_crds, namespace_with_operator},
     rollouts::{
-        healthy, patch_status, phase, promote, selector_hash, services_and_vs, set_image, step, wait_rollout,
+        canary_rollout_yaml, healthy, patch_status, phase, promote, selector_hash, services_and_vs,
+        set_image, step, wait_rollout,
     },
 };
 
@@ -29,34 +30,7 @@ const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
 const HASH: &str = "rollouts-pod-template-hash";
 
 async fn setup(test: &str) -> (TestNamespace, Operator) {
-    let ns = TestNamespace::new(SUPERVISOR, test).await.expect("namespace");
-    install_crds(&ns.info, &ns.client).await.expect("CRDs");
-    let op = Operator::start(&ns).expect("operator starts");
-    (ns, op)
-}
-
-fn rollout_yaml(name: &str, replicas: i32, image: &str, canary: &str) -> String {
-    format!(
-        "apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  revisionHistoryLimit: 3
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-      - name: app
-        image: {image}
-  strategy:
-    canary:
-{canary}"
-    )
+    namespace_with_operator(SUPERVISOR, test, &[]).await
 }
 
 fn istio_strategy(name: &str, steps: &str) -> String {
@@ -201,7 +175,8 @@ async fn basic_canary_of_ten_replicas_walks_its_steps_and_is_promoted() {
       - setWeight: 50
       - pause: {}
 ";
-    ns.apply(&rollout_yaml("basic", 10, "app:v1", steps)).unwrap();
+    ns.apply(&canary_rollout_yaml("basic", 10, "app:v1", steps))
+        .unwrap();
     let ro = wait_rollout(&ns, "basic", "first deploy Healthy", 60, healthy).await;
     let v1 = ro.status.unwrap().stable_rs.unwrap();
     assert_eq!(replica_sets(&ns, "basic").await.get(&v1), Some(&(10, 10)));
@@ -270,8 +245,13 @@ async fn istio_host_split_moves_weights_only_when_canary_pods_are_ready_and_keep
       - setWeight: 50
       - pause: {}
 ";
-    ns.apply(&rollout_yaml("web", 10, "web:v1", &istio_strategy("web", steps)))
-        .unwrap();
+    ns.apply(&canary_rollout_yaml(
+        "web",
+        10,
+        "web:v1",
+        &istio_strategy("web", steps),
+    ))
+    .unwrap();
     let ro = wait_rollout(&ns, "web", "first deploy Healthy", 60, healthy).await;
     let v1 = ro.status.unwrap().stable_rs.unwrap();
     assert_eq!(
@@ -354,7 +334,7 @@ async fn abort_sends_traffic_back_at_once_retry_restarts_and_promote_full_finish
       - setWeight: 60
       - pause: {}
 ";
-    ns.apply(&rollout_yaml(
+    ns.apply(&canary_rollout_yaml(
         "shop",
         5,
         "shop:v1",
@@ -429,7 +409,7 @@ async fn undo_to_the_stable_template_is_a_fast_rollback_and_pause_resume_holds_s
     let steps = "      - setWeight: 40
       - pause: {}
 ";
-    ns.apply(&rollout_yaml(
+    ns.apply(&canary_rollout_yaml(
         "cart",
         5,
         "cart:v1",
@@ -521,8 +501,13 @@ async fn operator_killed_mid_step_resumes_the_same_step_without_touching_weights
       - setWeight: 60
       - pause: {duration: 1}
 ";
-    ns.apply(&rollout_yaml("pay", 5, "pay:v1", &istio_strategy("pay", steps)))
-        .unwrap();
+    ns.apply(&canary_rollout_yaml(
+        "pay",
+        5,
+        "pay:v1",
+        &istio_strategy("pay", steps),
+    ))
+    .unwrap();
     wait_rollout(&ns, "pay", "first deploy Healthy", 60, healthy).await;
     set_image(&ns, "pay", "pay:v2");
     wait_rollout(&ns, "pay", "the first pause", 60, |r| {
@@ -598,9 +583,9 @@ async fn invalid_specs_get_their_message_and_do_not_block_other_rollouts() {
         ),
     ];
     for (name, canary, _) in &invalid {
-        ns.apply(&rollout_yaml(name, 2, "x:v1", canary)).unwrap();
+        ns.apply(&canary_rollout_yaml(name, 2, "x:v1", canary)).unwrap();
     }
-    ns.apply(&rollout_yaml(
+    ns.apply(&canary_rollout_yaml(
         "good",
         3,
         "good:v1",
@@ -679,7 +664,8 @@ spec:
       - setWeight: 25
       - pause: {}
 ";
-    ns.apply(&rollout_yaml("sub", 4, "sub:v1", strategy)).unwrap();
+    ns.apply(&canary_rollout_yaml("sub", 4, "sub:v1", strategy))
+        .unwrap();
     let ro = wait_rollout(&ns, "sub", "first deploy Healthy", 60, healthy).await;
     let v1 = ro.status.unwrap().stable_rs.unwrap();
     let dr_api = {
@@ -770,7 +756,7 @@ spec:
 ",
     )
     .unwrap();
-    ns.apply(&rollout_yaml(
+    ns.apply(&canary_rollout_yaml(
         "api",
         3,
         "api:v1",
@@ -865,7 +851,8 @@ async fn header_and_mirror_routes_are_managed_on_top_and_removed_at_promotion() 
           - method: {exact: GET}
       - pause: {}
 ";
-    ns.apply(&rollout_yaml("hdr", 5, "hdr:v1", strategy)).unwrap();
+    ns.apply(&canary_rollout_yaml("hdr", 5, "hdr:v1", strategy))
+        .unwrap();
     wait_rollout(&ns, "hdr", "first deploy Healthy", 60, healthy).await;
     set_image(&ns, "hdr", "hdr:v2");
     wait_rollout(&ns, "hdr", "the pause step", 60, |r| {
@@ -960,7 +947,7 @@ spec:
       - pause: {{}}
 "
     );
-    ns.apply(&rollout_yaml("multi", 5, "multi:v1", &strategy))
+    ns.apply(&canary_rollout_yaml("multi", 5, "multi:v1", &strategy))
         .unwrap();
     wait_rollout(&ns, "multi", "first deploy Healthy", 60, healthy).await;
     set_image(&ns, "multi", "multi:v2");
@@ -1016,7 +1003,8 @@ async fn dynamic_stable_scale_shrinks_the_stable_and_abort_returns_traffic_as_it
         "      steps:\n",
         "      dynamicStableScale: true\n      abortScaleDownDelaySeconds: 0\n      steps:\n",
     );
-    ns.apply(&rollout_yaml("dyn", 4, "dyn:v1", &strategy)).unwrap();
+    ns.apply(&canary_rollout_yaml("dyn", 4, "dyn:v1", &strategy))
+        .unwrap();
     let ro = wait_rollout(&ns, "dyn", "first deploy Healthy", 60, healthy).await;
     let v1 = ro.status.unwrap().stable_rs.unwrap();
     let watch = WeightWatch::start(&ns, "dyn-vs", "dyn", 4);
@@ -1068,7 +1056,7 @@ async fn replica_sets_made_by_argo_rollouts_are_adopted_on_migration() {
     let ns = TestNamespace::new(SUPERVISOR, "migrate").await.unwrap();
     install_crds(&ns.info, &ns.client).await.unwrap();
     // The state Argo Rollouts leaves: a Healthy rollout, its ReplicaSet named with Argo's hash.
-    ns.apply(&rollout_yaml(
+    ns.apply(&canary_rollout_yaml(
         "legacy",
         3,
         "legacy:v1",
@@ -1146,7 +1134,7 @@ async fn a_canary_whose_pods_never_start_exceeds_its_progress_deadline_and_abort
     let (ns, _op) = setup("deadline").await;
     ns.apply(&services_and_vs("slow")).unwrap();
     let strategy = istio_strategy("slow", "      - setWeight: 40\n      - pause: {}\n");
-    let manifest = rollout_yaml("slow", 3, "slow:v1", &strategy).replace(
+    let manifest = canary_rollout_yaml("slow", 3, "slow:v1", &strategy).replace(
         "  revisionHistoryLimit: 3\n",
         "  revisionHistoryLimit: 3\n  progressDeadlineSeconds: 3\n  progressDeadlineAbort: true\n",
     );

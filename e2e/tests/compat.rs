@@ -18,42 +18,15 @@ use serde_json::Value;
 use sluice_crds::rollout::{Rollout, RolloutCondition};
 use sluice_e2e::{
     cluster::wait_for,
-    harness::{Operator, TestNamespace, install_crds},
-    rollouts::{healthy, patch_status, phase, promote, set_image, step, wait_rollout},
+    harness::{Operator, TestNamespace, namespace_with_operator},
+    rollouts::{canary_rollout_yaml, healthy, patch_status, phase, promote, set_image, step, wait_rollout},
 };
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
 const HASH: &str = "rollouts-pod-template-hash";
 
 async fn setup(test: &str) -> (TestNamespace, Operator) {
-    let ns = TestNamespace::new(SUPERVISOR, test).await.expect("namespace");
-    install_crds(&ns.info, &ns.client).await.expect("CRDs");
-    let op = Operator::start(&ns).expect("operator starts");
-    (ns, op)
-}
-
-fn rollout_yaml(name: &str, replicas: i32, image: &str, canary: &str) -> String {
-    format!(
-        "apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  revisionHistoryLimit: 3
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-      - name: app
-        image: {image}
-  strategy:
-    canary:
-{canary}"
-    )
+    namespace_with_operator(SUPERVISOR, test, &[]).await
 }
 
 /// (spec.replicas, status.availableReplicas, first container's image) of the app's ReplicaSets by hash.
@@ -185,7 +158,7 @@ fn tls_weights(vs: &DynamicObject) -> (i64, i64) {
 #[tokio::test]
 async fn a_pod_template_the_api_server_refuses_gives_replica_set_create_error_and_recovers_when_fixed() {
     let (ns, _op) = setup("rs-refused").await;
-    let manifest = rollout_yaml("bad", 3, "bad:v1", "      steps:\n      - setWeight: 50\n").replace(
+    let manifest = canary_rollout_yaml("bad", 3, "bad:v1", "      steps:\n      - setWeight: 50\n").replace(
         "        image: bad:v1\n",
         "        image: bad:v1\n        resources: {requests: {memory: invalid}}\n",
     );
@@ -255,7 +228,8 @@ async fn a_pod_template_the_api_server_refuses_gives_replica_set_create_error_an
 async fn promote_full_on_an_aborted_rollout_promotes_it() {
     let (ns, _op) = setup("promote-full").await;
     let steps = "      steps:\n      - setWeight: 50\n      - pause: {}\n";
-    ns.apply(&rollout_yaml("full", 4, "full:v1", steps)).unwrap();
+    ns.apply(&canary_rollout_yaml("full", 4, "full:v1", steps))
+        .unwrap();
     let ro = wait_rollout(&ns, "full", "first deploy Healthy", 60, healthy).await;
     let v1 = ro.status.unwrap().stable_rs.unwrap();
 
@@ -302,7 +276,7 @@ async fn promote_full_on_an_aborted_rollout_promotes_it() {
 #[tokio::test]
 async fn events_follow_upstreams_order_from_informer_to_completion() {
     let (ns, _op) = setup("event-order").await;
-    ns.apply(&rollout_yaml(
+    ns.apply(&canary_rollout_yaml(
         "order",
         2,
         "order:v1",
@@ -338,7 +312,8 @@ async fn a_timed_pause_records_rollout_resumed_when_it_ends() {
     let (ns, _op) = setup("timed-pause").await;
     let steps =
         "      steps:\n      - setWeight: 50\n      - pause: {duration: 2s}\n      - setWeight: 100\n";
-    ns.apply(&rollout_yaml("timed", 2, "timed:v1", steps)).unwrap();
+    ns.apply(&canary_rollout_yaml("timed", 2, "timed:v1", steps))
+        .unwrap();
     let ro = wait_rollout(&ns, "timed", "first deploy Healthy", 60, healthy).await;
     let v1 = ro.status.unwrap().stable_rs.unwrap();
 
@@ -361,7 +336,7 @@ async fn a_timed_pause_records_rollout_resumed_when_it_ends() {
 #[tokio::test]
 async fn an_unsupported_feature_leaves_a_running_rollout_alone_with_a_condition_naming_it() {
     let (ns, _op) = setup("unsupported").await;
-    ns.apply(&rollout_yaml(
+    ns.apply(&canary_rollout_yaml(
         "exp",
         2,
         "exp:v1",
@@ -476,7 +451,8 @@ spec:
       - setWeight: 30
       - pause: {}
 ";
-    ns.apply(&rollout_yaml("edge", 5, "edge:v1", strategy)).unwrap();
+    ns.apply(&canary_rollout_yaml("edge", 5, "edge:v1", strategy))
+        .unwrap();
     wait_rollout(&ns, "edge", "first deploy Healthy", 60, healthy).await;
 
     set_image(&ns, "edge", "edge:v2");

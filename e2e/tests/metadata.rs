@@ -10,7 +10,7 @@ use k8s_openapi::api::{
 use kube::{Api, ResourceExt, api::ListParams};
 use sluice_e2e::{
     cluster::wait_for,
-    harness::{Operator, TestNamespace, install_crds},
+    harness::{Operator, TestNamespace, namespace_with_operator},
     rollouts::{healthy, promote, services_and_vs, set_image, wait_rollout},
 };
 
@@ -18,10 +18,7 @@ const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
 const HASH: &str = "rollouts-pod-template-hash";
 
 async fn setup(test: &str) -> (TestNamespace, Operator) {
-    let ns = TestNamespace::new(SUPERVISOR, test).await.expect("namespace");
-    install_crds(&ns.info, &ns.client).await.expect("CRDs");
-    let op = Operator::start(&ns).expect("operator starts");
-    (ns, op)
+    namespace_with_operator(SUPERVISOR, test, &[]).await
 }
 
 /// The `role` label of each running pod of `app`, by pod-template hash.

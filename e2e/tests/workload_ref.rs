@@ -11,7 +11,7 @@ use kube::{Api, ResourceExt, api::ListParams};
 use sluice_crds::rollout::Rollout;
 use sluice_e2e::{
     cluster::wait_for,
-    harness::{Operator, TestNamespace, install_crds},
+    harness::{Operator, TestNamespace, namespace_with_operator},
     rollouts::{healthy, phase, promote, step, wait_rollout, wait_selector},
     watch::Watch,
 };
@@ -20,11 +20,7 @@ const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
 const HASH: &str = "rollouts-pod-template-hash";
 
 async fn setup(test: &str) -> (TestNamespace, Operator) {
-    let mut ns = TestNamespace::new(SUPERVISOR, test).await.expect("namespace");
-    ns.dump_kinds.push("deployments".into());
-    install_crds(&ns.info, &ns.client).await.expect("CRDs");
-    let op = Operator::start(&ns).expect("operator starts");
-    (ns, op)
+    namespace_with_operator(SUPERVISOR, test, &["deployments"]).await
 }
 
 /// The Deployment `deployment` whose pods carry `app: <app>`, the labels the Rollout selects.
