@@ -20,7 +20,7 @@ use sluice_crds::{
 };
 
 use super::{
-    DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, REVISION_ANNOTATION, TEMPLATE_HASH_ANNOTATION,
+    DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, REVISION_ANNOTATION,
     ephemeral::{self, EPHEMERAL_METADATA_ANNOTATION, Role},
 };
 
@@ -131,7 +131,6 @@ pub fn replica_set(ro: &Rollout, hash: &str, initial: i32, revision: i64) -> Rep
     let labels = template.metadata.as_ref().and_then(|m| m.labels.clone());
     let replicas = ro.spec.replicas.unwrap_or(1);
     let mut annotations = serde_json::Map::new();
-    annotations.insert(TEMPLATE_HASH_ANNOTATION.into(), hash.into());
     annotations.insert(REVISION_ANNOTATION.into(), revision.to_string().into());
     annotations.insert(DESIRED_REPLICAS_ANNOTATION.into(), replicas.to_string().into());
     if let Some(m) = &injected {
@@ -216,7 +215,10 @@ mod tests {
         let a = rs.annotations();
         assert_eq!(a[REVISION_ANNOTATION], "3");
         assert_eq!(a[DESIRED_REPLICAS_ANNOTATION], "4");
-        assert_eq!(a[TEMPLATE_HASH_ANNOTATION], "abc");
+        assert!(
+            !a.keys().any(|k| k.starts_with("sluice.dev/")),
+            "annotated as upstream does: {a:?}"
+        );
         let spec = rs.spec.as_ref().unwrap();
         assert_eq!(spec.replicas, Some(0));
         assert_eq!(spec.min_ready_seconds, Some(7));

@@ -36,8 +36,8 @@ use tracing::{info, warn};
 
 use super::{
     DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, MANAGED_BY_ANNOTATION, REVISION_ANNOTATION,
-    SCALE_DOWN_DEADLINE_ANNOTATION, TEMPLATE_HASH_ANNOTATION, ephemeral,
-    hash::{adoptable, pod_template_hash, same_template},
+    SCALE_DOWN_DEADLINE_ANNOTATION, ephemeral,
+    hash::{OwnedTemplate, current_hash, pod_template_hash},
     plan::{self, Action, Observed, RsInfo, ServiceState, TrafficState, WorkloadState},
 };
 
@@ -446,7 +446,7 @@ async fn resolve_workload(ro: &Rollout, ctx: &Context) -> Result<(Rollout, Optio
 async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     let (resolved, workload) = resolve_workload(ro, ctx).await?;
     let ro = &resolved;
-    let (desired_hash, replica_sets) = observe_replica_sets(ro, ctx);
+    let (desired_hash, replica_sets) = observe_replica_sets(ro, workload.as_ref(), ctx);
     let canary = ro.spec.strategy.canary.as_ref();
     // Blue-green: the active Service plays the stable one's part, the preview Service the canary one's.
     let (stable_name, canary_name) = match (canary, ro.spec.strategy.blue_green.as_ref()) {
@@ -547,18 +547,17 @@ async fn observe_orphans(ro: &Rollout, ctx: &Context) -> Result<Vec<plan::Orphan
     Ok(orphans)
 }
 
-/// The hash of the desired template and the ReplicaSets the Rollout owns. A ReplicaSet another controller made
-/// for this Rollout, running its template, is adopted (newest first) rather than replaced by a new revision.
-fn observe_replica_sets(ro: &Rollout, ctx: &Context) -> (String, Vec<RsInfo>) {
+/// The hash of the desired template and the ReplicaSets the Rollout owns. The desired ReplicaSet is found by
+/// its exact hash, or as `hash::current_hash` chooses when another controller hashed the template otherwise.
+fn observe_replica_sets(
+    ro: &Rollout,
+    workload: Option<&WorkloadState>,
+    ctx: &Context,
+) -> (String, Vec<RsInfo>) {
     let ns = ro.namespace().unwrap_or_default();
     let uid = ro.uid().unwrap_or_default();
-    let collision = ro.status.as_ref().and_then(|s| s.collision_count);
-    let mut desired_hash = ro
-        .spec
-        .template
-        .as_ref()
-        .map(|t| pod_template_hash(t, collision))
-        .unwrap_or_default();
+    let status = ro.status.as_ref();
+    let collision = status.and_then(|s| s.collision_count);
     let owned: Vec<_> = ctx
         .replica_sets
         .state()
@@ -570,34 +569,35 @@ fn observe_replica_sets(ro: &Rollout, ctx: &Context) -> (String, Vec<RsInfo>) {
                 .any(|o| o.uid == uid && o.controller == Some(true))
         })
         .collect();
-    if !owned
-        .iter()
-        .any(|rs| rs.labels().get(HASH_LABEL) == Some(&desired_hash))
-        && let Some(template) = ro.spec.template.as_ref()
-    {
-        let mut foreign: Vec<_> = owned
-            .iter()
-            .filter(|rs| !rs.annotations().contains_key(TEMPLATE_HASH_ANNOTATION))
-            .filter(|rs| rs.labels().contains_key(HASH_LABEL))
-            .filter(|rs| {
-                rs.spec
-                    .as_ref()
-                    .and_then(|s| s.template.as_ref())
-                    .is_some_and(|t| adoptable(template, t))
-            })
-            .collect();
-        foreign.sort_by_key(|rs| std::cmp::Reverse(rs_info(rs).revision));
-        // An undo writes back a ReplicaSet's stored template: that ReplicaSet runs it.
-        let undone = owned.iter().find(|rs| {
-            rs.spec
-                .as_ref()
-                .and_then(|s| s.template.as_ref())
-                .is_some_and(|t| same_template(template, t))
-        });
-        if let Some(rs) = foreign.first().copied().or(undone) {
-            desired_hash = rs.labels().get(HASH_LABEL).cloned().unwrap_or(desired_hash);
+    let desired_hash = match ro.spec.template.as_ref() {
+        None => String::new(),
+        Some(template) => {
+            let generation = |g: Option<i64>| g.map(|g| g.to_string());
+            let describes = status.is_some_and(|s| {
+                s.observed_generation == generation(ro.metadata.generation)
+                    && workload
+                        .is_none_or(|w| s.workload_observed_generation == generation(Some(w.generation)))
+            });
+            let recorded = status
+                .and_then(|s| s.current_pod_hash.as_deref())
+                .filter(|_| describes);
+            let templates: Vec<_> = owned
+                .iter()
+                .filter_map(|rs| {
+                    Some(OwnedTemplate {
+                        hash: rs.labels().get(HASH_LABEL)?,
+                        template: rs.spec.as_ref().and_then(|s| s.template.as_ref()),
+                    })
+                })
+                .collect();
+            current_hash(
+                pod_template_hash(template, collision),
+                template,
+                recorded,
+                &templates,
+            )
         }
-    }
+    };
     (desired_hash, owned.iter().map(|rs| rs_info(rs)).collect())
 }
 

@@ -26,5 +26,3 @@ pub const DESIRED_REPLICAS_ANNOTATION: &str = "rollout.argoproj.io/desired-repli
 pub const SCALE_DOWN_DEADLINE_ANNOTATION: &str = "scale-down-deadline";
 /// Annotation naming the Rollout that manages a Service or DestinationRule.
 pub const MANAGED_BY_ANNOTATION: &str = "argo-rollouts.argoproj.io/managed-by-rollouts";
-/// Hash Sluice computed for a ReplicaSet it created; ReplicaSets without it were made by another controller.
-pub const TEMPLATE_HASH_ANNOTATION: &str = "sluice.dev/template-hash";
