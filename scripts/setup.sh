@@ -30,4 +30,5 @@ if ! command -v go >/dev/null; then
   log "the Go toolchain is required to build the control-plane binaries"; exit 1
 fi
 bash "$root/e2e/scripts/build-bins.sh" >/dev/null
+bash "$root/e2e/scripts/build-gohash.sh" >/dev/null
 log "ready"

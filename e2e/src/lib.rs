@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_analysis;
 pub mod cluster;
 pub mod demo;
+pub mod gohash;
 pub mod harness;
 pub mod pki;
 pub mod process;
@@ -31,7 +32,17 @@ pub fn repo_dir() -> PathBuf {
 
 /// Builds the control-plane binaries once per version (or finds them in the cache) and returns their directory.
 pub fn build_bins() -> Result<PathBuf> {
-    let script = e2e_dir().join("scripts/build-bins.sh");
+    run_build_script("build-bins.sh")
+}
+
+/// Builds `gohash` and `gohash-argo` (e2e/gohash) once per source (or finds them) and returns their directory.
+pub fn build_gohash() -> Result<PathBuf> {
+    run_build_script("build-gohash.sh")
+}
+
+/// Runs a build script of e2e/scripts and returns the directory it prints last.
+fn run_build_script(name: &str) -> Result<PathBuf> {
+    let script = e2e_dir().join("scripts").join(name);
     let out = std::process::Command::new("bash")
         .arg(&script)
         .stderr(std::process::Stdio::inherit())
