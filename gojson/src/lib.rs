@@ -191,8 +191,14 @@ impl Encoder {
         out.push(b'{');
         let mut first = true;
         for Field(name, ty, omit) in fields {
-            let v = map.and_then(|m| m.get(*name)).unwrap_or(&NULL);
-            let empty = matches!(omit, Omit::E | Omit::EZ) && self.is_empty(*ty, v);
+            let given = map.and_then(|m| m.get(*name));
+            let v = given.unwrap_or(&NULL);
+            // Raw JSON keeps an explicit null as the four bytes `null`: only an absent one is empty.
+            let empty = match self.types[*ty] {
+                Ty::RawJson => given.is_none(),
+                _ => self.is_empty(*ty, v),
+            };
+            let empty = matches!(omit, Omit::E | Omit::EZ) && empty;
             if empty || matches!(omit, Omit::Z | Omit::EZ) && self.is_zero(*ty, v) {
                 continue;
             }
