@@ -2081,3 +2081,73 @@ fn a_workload_ref_to_another_kind_is_an_unsupported_feature_and_one_without_a_ki
         Some("InvalidSpec: Rollout has missing field '.spec.workloadRef.kind'")
     );
 }
+
+fn progressing_of(p: &Plan) -> (String, String, String) {
+    let c = p
+        .status
+        .conditions
+        .as_ref()
+        .and_then(|cs| cs.iter().find(|c| c.r#type == "Progressing"))
+        .unwrap();
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+#[test]
+fn a_paused_rollout_is_progressing_unknown_until_it_progresses_again() {
+    let steps = json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}]);
+    let mut st = updating(1);
+    st.pause_conditions = Some(vec![PauseCondition {
+        reason: "CanaryPauseStep".into(),
+        start_time: Time(at(T0)),
+    }]);
+    st.controller_pause = Some(true);
+    let rss = vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)];
+    let ro = rollout(10, istio_canary(steps.clone()), Some(st.clone()));
+    // Long past the progress deadline: a pause is not late.
+    let p = plan(
+        &observed(ro, rss.clone(), Some("old"), Some("new"), Some(20)),
+        secs_after(T0, 7200),
+    );
+    let paused = (
+        "Unknown".into(),
+        "RolloutPaused".into(),
+        "Rollout is paused".into(),
+    );
+    assert_eq!(progressing_of(&p), paused);
+    // Promoted: the step moves on, which is progress.
+    let mut st = p.status.clone();
+    st.pause_conditions = None;
+    let ro = rollout(10, istio_canary(steps.clone()), Some(st));
+    let p = plan(
+        &observed(ro, rss.clone(), Some("old"), Some("new"), Some(20)),
+        secs_after(T0, 7200),
+    );
+    assert_eq!(p.status.current_step_index, Some(2));
+    assert_eq!(progressing_of(&p).1, "ReplicaSetUpdated");
+    // A user's pause lifted where nothing moves yet (the canary's pods for 50% are not there): resumed.
+    let mut st = p.status.clone();
+    let ro = {
+        let mut ro = rollout(10, istio_canary(steps.clone()), Some(st.clone()));
+        ro.spec.paused = Some(true);
+        ro
+    };
+    let p = plan(
+        &observed(ro, rss.clone(), Some("old"), Some("new"), Some(20)),
+        secs_after(T0, 7201),
+    );
+    assert_eq!(progressing_of(&p), paused);
+    st.conditions = p.status.conditions.clone();
+    let ro = rollout(10, istio_canary(steps), Some(st));
+    let p = plan(
+        &observed(ro, rss, Some("old"), Some("new"), Some(20)),
+        secs_after(T0, 7202),
+    );
+    assert_eq!(
+        progressing_of(&p),
+        (
+            "Unknown".into(),
+            "RolloutResumed".into(),
+            "Rollout is resumed".into()
+        )
+    );
+}

@@ -83,6 +83,13 @@ pub(super) fn progressing(obs: &Observed, f: &Facts, mode: &Mode, update: &Updat
         )
     };
     let previous = d.get_condition(cond::PROGRESSING).cloned();
+    // A paused rollout is neither progressing nor late: Unknown, as upstream's checkPausedConditions writes it.
+    if spec.paused == Some(true) || d.st.pause_conditions.as_ref().is_some_and(|p| !p.is_empty()) {
+        if previous.as_ref().is_none_or(|c| c.reason != "RolloutAborted") {
+            d.condition(cond::PROGRESSING, "Unknown", "RolloutPaused", "Rollout is paused");
+        }
+        return;
+    }
     // Progress: the new pods, the available pods or the step moved since the last status.
     let observed = obs.rollout.status.clone().unwrap_or_default();
     let available_now: i32 = obs.replica_sets.iter().map(|rs| rs.available).sum();
@@ -120,8 +127,18 @@ pub(super) fn progressing(obs: &Observed, f: &Facts, mode: &Mode, update: &Updat
         }
         return;
     }
-    let keep_retry = previous.as_ref().is_some_and(|c| c.reason == "RolloutRetry") && !whole;
-    if !keep_retry {
+    // Unknown while the rollout waits on a retry or a resume, until it progresses again.
+    let reason_was = |r: &str| previous.as_ref().is_some_and(|c| c.reason == r);
+    let keep_unknown = !whole && (reason_was("RolloutRetry") || reason_was("RolloutResumed") && !progressed);
+    let resumed = reason_was("RolloutPaused") && !whole && !progressed;
+    if resumed {
+        d.condition(
+            cond::PROGRESSING,
+            "Unknown",
+            "RolloutResumed",
+            "Rollout is resumed",
+        );
+    } else if !keep_unknown {
         d.condition(cond::PROGRESSING, "True", reason, &message);
     }
     let time = d.time();

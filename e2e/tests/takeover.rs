@@ -1,0 +1,737 @@
+//! Taking over from Argo Rollouts: a Rollout whose ReplicaSets, Services, VirtualService and status Argo
+//! Rollouts wrote is continued by Sluice where Argo left it (the same ReplicaSets, the same step, the same
+//! traffic), and a later template change is an ordinary new revision. Every hash is Argo's own, computed by Go
+//! (the `gohash` oracle) from the objects as the API server returns them; none is computed or written here.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Debug,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::anyhow;
+use futures::StreamExt;
+use k8s_openapi::{api::apps::v1::ReplicaSet, jiff::Timestamp};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{ApiResource, DynamicObject, GroupVersionKind},
+    runtime::watcher,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sluice_crds::rollout::Rollout;
+use sluice_e2e::{
+    cluster::wait_for,
+    gohash::{Build, Oracle},
+    harness::{Operator, TestNamespace, install_crds},
+    rollouts::{canary_rollout_yaml, patch_status, phase, promote, services_and_vs, step, wait_rollout},
+    watch::Watch,
+};
+
+const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
+const HASH: &str = "rollouts-pod-template-hash";
+const REVISION: &str = "rollout.argoproj.io/revision";
+const DESIRED: &str = "rollout.argoproj.io/desired-replicas";
+const MANAGED: &str = "argo-rollouts.argoproj.io/managed-by-rollouts";
+
+/// A namespace with the CRDs and no operator yet (Argo Rollouts is the one that was running), and the oracle.
+async fn before_sluice(test: &str) -> (TestNamespace, Oracle) {
+    let ns = TestNamespace::new(SUPERVISOR, test).await.expect("namespace");
+    install_crds(&ns.info, &ns.client).await.expect("CRDs");
+    (ns, Oracle::start(Build::ControlPlane).expect("the hash oracle"))
+}
+
+/// Every distinct consecutive view of the objects of one kind in the namespace, from a watch that is
+/// established before the test writes anything: a change that comes and goes is recorded too.
+struct Seen<T> {
+    views: Arc<Mutex<Vec<T>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<T: Clone + PartialEq + Send + 'static> Seen<T> {
+    async fn start<K>(api: Api<K>, view: fn(K) -> T) -> Self
+    where
+        K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
+    {
+        let views = Arc::new(Mutex::new(Vec::new()));
+        let ready = Arc::new(AtomicBool::new(false));
+        let (views2, ready2) = (views.clone(), ready.clone());
+        let task = tokio::spawn(async move {
+            let stream = watcher(api, watcher::Config::default());
+            futures::pin_mut!(stream);
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(watcher::Event::InitDone) => ready2.store(true, Ordering::SeqCst),
+                    Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                        let v = view(obj);
+                        let mut seen = views2.lock().unwrap();
+                        if seen.last() != Some(&v) {
+                            seen.push(v);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+        wait_for("the watch to start", Duration::from_secs(10), || async {
+            if ready.load(Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err(anyhow!("not yet"))
+            }
+        })
+        .await
+        .unwrap();
+        Self { views, task }
+    }
+
+    fn all(&self) -> Vec<T> {
+        self.views.lock().unwrap().clone()
+    }
+}
+
+impl<T> Drop for Seen<T> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// (name, uid, revision annotation) of a ReplicaSet.
+type RsId = (String, String, String);
+
+fn rs_id(rs: ReplicaSet) -> RsId {
+    let revision = rs.annotations().get(REVISION).cloned().unwrap_or_default();
+    (rs.name_any(), rs.uid().unwrap_or_default(), revision)
+}
+
+/// Watches every ReplicaSet of the namespace, by name, uid and revision.
+async fn watch_replica_sets(ns: &TestNamespace) -> Seen<RsId> {
+    Seen::start(ns.api::<ReplicaSet>(), rs_id).await
+}
+
+/// Each (name, uid, revision) of a ReplicaSet ever seen.
+fn ever(rss: &Seen<RsId>) -> BTreeSet<RsId> {
+    rss.all().into_iter().collect()
+}
+
+/// spec.replicas of each ReplicaSet of the namespace, by name.
+async fn replica_counts(ns: &TestNamespace) -> BTreeMap<String, i32> {
+    let api: Api<ReplicaSet> = ns.api();
+    let rss = api.list(&Default::default()).await.unwrap().items;
+    rss.into_iter()
+        .map(|rs| (rs.name_any(), rs.spec.and_then(|s| s.replicas).unwrap_or(0)))
+        .collect()
+}
+
+fn vs_api(ns: &TestNamespace) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService");
+    Api::namespaced_with(
+        ns.client.clone(),
+        &ns.name,
+        &ApiResource::from_gvk_with_plural(&gvk, "virtualservices"),
+    )
+}
+
+/// (stable, canary) weights of the first http route.
+fn weights(vs: DynamicObject) -> (i64, i64) {
+    let route = &vs.data["spec"]["http"][0]["route"];
+    (
+        route[0]["weight"].as_i64().unwrap_or(-1),
+        route[1]["weight"].as_i64().unwrap_or(-1),
+    )
+}
+
+/// `kubectl get <kind> <name> -o json`: the object as the API server returns it.
+fn get_json(ns: &TestNamespace, kind: &str, name: &str) -> Value {
+    let out = ns.kubectl(&["get", kind, name, "-o", "json"], None).unwrap();
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Now, as Go's metav1.Time writes it.
+fn now() -> String {
+    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The oracle's `rollouts-pod-template-hash` of a Rollout's `spec.template` (no collision count).
+fn template_hash(oracle: &mut Oracle, template: &Value) -> String {
+    let answer = oracle.template(template, None).unwrap();
+    assert_eq!(answer.error, "", "Go decodes the template");
+    answer.hash
+}
+
+/// The oracle's `status.currentStepHash` of the Rollout's canary steps.
+fn steps_hash(oracle: &mut Oracle, ro: &Value) -> String {
+    let answer = oracle.steps(&ro["spec"]["strategy"]["canary"]["steps"]).unwrap();
+    assert_eq!(answer.error, "", "Go decodes the steps");
+    answer.hash
+}
+
+/// A copy of a pod template with the first container running `image`.
+fn with_image(template: &Value, image: &str) -> Value {
+    let mut t = template.clone();
+    t["spec"]["containers"][0]["image"] = json!(image);
+    t
+}
+
+/// The ReplicaSet Argo Rollouts makes of `template` for the Rollout `ro`: named and labelled by the hash,
+/// owned by the Rollout, annotated with its revision and the Rollout's replicas.
+fn argo_replica_set(ro: &Value, template: &Value, hash: &str, revision: &str, replicas: i64) -> Value {
+    let name = ro["metadata"]["name"].as_str().unwrap();
+    let mut template = template.clone();
+    template["metadata"]["labels"][HASH] = json!(hash);
+    let mut selector = ro["spec"]["selector"].clone();
+    selector["matchLabels"][HASH] = json!(hash);
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": format!("{name}-{hash}"),
+            "labels": template["metadata"]["labels"],
+            "annotations": {REVISION: revision, DESIRED: ro["spec"]["replicas"].to_string()},
+            "ownerReferences": [{
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "Rollout",
+                "name": name,
+                "uid": ro["metadata"]["uid"],
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": {"replicas": replicas, "selector": selector, "template": template},
+    })
+}
+
+/// Creates Argo's ReplicaSet and waits until kwok has its pods available.
+async fn create_replica_set(ns: &TestNamespace, rs: &Value) {
+    ns.kubectl(&["create", "-f", "-"], Some(&rs.to_string())).unwrap();
+    let name = rs["metadata"]["name"].as_str().unwrap();
+    let want = rs["spec"]["replicas"].as_i64().unwrap() as i32;
+    let api: Api<ReplicaSet> = ns.api();
+    wait_for(&format!("{name}'s pods"), Duration::from_secs(60), || async {
+        let rs = api.get(name).await?;
+        let avail = rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+        if avail == want {
+            Ok(())
+        } else {
+            Err(anyhow!("{avail} of {want} available"))
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// What Argo does to a Service it manages: a strategic-merge patch of the hash into its selector, with the
+/// managed-by annotation.
+fn argo_service_selector(ns: &TestNamespace, svc: &str, rollout: &str, hash: &str) {
+    let patch = json!({"metadata": {"annotations": {MANAGED: rollout}}, "spec": {"selector": {HASH: hash}}});
+    ns.kubectl(&["patch", "service", svc, "-p", &patch.to_string()], None)
+        .unwrap();
+}
+
+/// A condition as Argo writes it.
+fn condition(kind: &str, status: &str, reason: &str, message: &str, at: &str) -> Value {
+    json!({
+        "type": kind, "status": status, "reason": reason, "message": message,
+        "lastTransitionTime": at, "lastUpdateTime": at,
+    })
+}
+
+/// The conditions of a rollout Argo paused in the middle of an update.
+fn paused_conditions(at: &str) -> Value {
+    json!([
+        condition("Progressing", "Unknown", "RolloutPaused", "Rollout is paused", at),
+        condition(
+            "Available",
+            "True",
+            "AvailableReason",
+            "Rollout has minimum availability",
+            at
+        ),
+        condition("Paused", "True", "RolloutPaused", "Rollout is paused", at),
+        condition("Healthy", "False", "RolloutHealthy", "Rollout is not healthy", at),
+        condition("Completed", "False", "RolloutCompleted", "RolloutCompleted", at),
+    ])
+}
+
+/// The value of a metric without labels in the operator's `/metrics`, 0 when absent.
+async fn metric(op: &Operator, name: &str) -> anyhow::Result<u64> {
+    let text = op.metrics().await?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+/// Waits until Sluice has finished its first reconcile of the Rollout (the one that records
+/// RolloutAddedToInformer: no two reconciles of one Rollout run at once), lets it run a couple of seconds more
+/// for whatever that reconcile set off, and checks that no reconcile failed.
+async fn sluice_has_looked(ns: &TestNamespace, op: &Operator, rollout: &str) {
+    let selector = format!("--field-selector=involvedObject.name={rollout}");
+    wait_for("Sluice's first reconcile", Duration::from_secs(30), || async {
+        let events = ns.kubectl(&["get", "events", &selector, "-o", "json"], None)?;
+        let reconciles = metric(op, "rollout_reconcile_count").await?;
+        if events.contains("RolloutAddedToInformer") && reconciles >= 1 {
+            Ok(())
+        } else {
+            Err(anyhow!("{reconciles} reconciles"))
+        }
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(metric(op, "rollout_reconcile_error_total").await.unwrap(), 0);
+}
+
+// ---- 1. A canary paused at a middle step ----------------------------------------------------------------
+
+const CANARY_STEPS: &str = "      - setWeight: 20
+      - pause: {}
+      - setWeight: 40
+      - pause: {}
+      - setWeight: 60
+      - pause: {}
+      - setWeight: 80
+";
+
+/// The mid-canary Rollout: 5 replicas on Istio, template at v2, revision 2.
+fn istio_canary_yaml(name: &str) -> String {
+    let strategy = format!(
+        "      canaryService: {name}-canary
+      stableService: {name}-stable
+      trafficRouting:
+        istio:
+          virtualService:
+            name: {name}-vs
+            routes: [primary]
+      steps:
+{CANARY_STEPS}"
+    );
+    canary_rollout_yaml(name, 5, &format!("{name}:v2"), &strategy).replace(
+        &format!("metadata:\n  name: {name}\n"),
+        &format!("metadata:\n  name: {name}\n  annotations: {{{REVISION}: \"2\"}}\n"),
+    )
+}
+
+/// The status Argo writes at step 3 (the pause after setWeight 40) with a traffic router: 2 canary pods
+/// (ceil(5 × 40%)), the stable kept whole at 5, the router at 60/40.
+fn canary_paused_status(ro: &Value, stable: &str, canary: &str, steps: &str, at: &str) -> Value {
+    let name = ro["metadata"]["name"].as_str().unwrap();
+    let weight =
+        |svc: &str, w: i64, hash: &str| json!({"weight": w, "serviceName": svc, "podTemplateHash": hash});
+    json!({"status": {
+        "HPAReplicas": 7, "replicas": 7, "updatedReplicas": 2, "readyReplicas": 7, "availableReplicas": 7,
+        "selector": format!("app={name}"),
+        "currentPodHash": canary,
+        "stableRS": stable,
+        "currentStepIndex": 3,
+        "currentStepHash": steps,
+        "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": at}],
+        "controllerPause": true,
+        "canary": {"weights": {
+            "canary": weight(&format!("{name}-canary"), 40, canary),
+            "stable": weight(&format!("{name}-stable"), 60, stable),
+        }},
+        "blueGreen": {},
+        "observedGeneration": ro["metadata"]["generation"].to_string(),
+        "phase": "Paused",
+        "message": "CanaryPauseStep",
+        "conditions": paused_conditions(at),
+    }})
+}
+
+/// What Argo Rollouts leaves of `name` paused at step 3: returns (stable hash, canary hash, steps hash).
+async fn argo_paused_canary(ns: &TestNamespace, oracle: &mut Oracle, name: &str) -> (String, String, String) {
+    ns.apply(
+        &services_and_vs(name)
+            .replace("weight: 100", "weight: 60")
+            .replace("weight: 0", "weight: 40"),
+    )
+    .unwrap();
+    ns.apply(&istio_canary_yaml(name)).unwrap();
+    let ro = get_json(ns, "rollout", name);
+    let template = &ro["spec"]["template"];
+    let canary = template_hash(oracle, template);
+    let stable_template = with_image(template, &format!("{name}:v1"));
+    let stable = template_hash(oracle, &stable_template);
+    assert_ne!(stable, canary);
+    let steps = steps_hash(oracle, &ro);
+    create_replica_set(ns, &argo_replica_set(&ro, &stable_template, &stable, "1", 5)).await;
+    create_replica_set(ns, &argo_replica_set(&ro, template, &canary, "2", 2)).await;
+    argo_service_selector(ns, &format!("{name}-stable"), name, &stable);
+    argo_service_selector(ns, &format!("{name}-canary"), name, &canary);
+    let status = canary_paused_status(&ro, &stable, &canary, &steps, &now());
+    patch_status(ns, name, &status.to_string());
+    (stable, canary, steps)
+}
+
+/// (step index, step hash, phase, revision) of a Rollout.
+type StepView = (i32, String, String, String);
+
+fn step_view(ro: Rollout) -> StepView {
+    let hash = ro
+        .status
+        .as_ref()
+        .and_then(|s| s.current_step_hash.clone())
+        .unwrap_or_default();
+    let revision = ro.annotations().get(REVISION).cloned().unwrap_or_default();
+    (step(&ro), hash, phase(&ro).0, revision)
+}
+
+#[tokio::test]
+async fn a_canary_paused_at_a_middle_step_is_taken_over_without_a_step_lost() {
+    let (ns, mut oracle) = before_sluice("takeover-canary").await;
+    let rss = watch_replica_sets(&ns).await;
+    let vs = Seen::start(vs_api(&ns), weights).await;
+    let (stable, canary, steps) = argo_paused_canary(&ns, &mut oracle, "mid").await;
+    let argo_rss = ever(&rss);
+    assert_eq!(argo_rss.len(), 2, "{argo_rss:?}");
+    let stable_svc = Watch::selector(&ns, "mid-stable").await;
+    let canary_svc = Watch::selector(&ns, "mid-canary").await;
+    let rollout = Watch::start::<Rollout>(&ns, "mid", step_view).await;
+    let paused: StepView = (3, steps.clone(), "Paused".into(), "2".into());
+    assert_eq!(rollout.seen(), vec![paused.clone()]);
+
+    let op = Operator::start(&ns).unwrap();
+    sluice_has_looked(&ns, &op, "mid").await;
+    assert_eq!(
+        rollout.seen(),
+        vec![paused.clone()],
+        "Sluice keeps the step and its hash"
+    );
+    let ro: Rollout = ns.api().get("mid").await.unwrap();
+    let st = ro.status.clone().unwrap();
+    assert_eq!(st.current_pod_hash.as_deref(), Some(canary.as_str()));
+    assert_eq!(st.stable_rs.as_deref(), Some(stable.as_str()));
+    assert_eq!(st.controller_pause, Some(true));
+    let reasons: Vec<String> = st
+        .pause_conditions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.reason)
+        .collect();
+    assert_eq!(reasons, ["CanaryPauseStep"]);
+    assert_eq!(phase(&ro), ("Paused".into(), "CanaryPauseStep".into()));
+    let progressing = st
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.r#type == "Progressing")
+        .map(|c| (c.status, c.reason, c.message));
+    let argo_wrote = (
+        "Unknown".into(),
+        "RolloutPaused".into(),
+        "Rollout is paused".into(),
+    );
+    assert_eq!(
+        progressing,
+        Some(argo_wrote),
+        "the Progressing condition Argo wrote stands"
+    );
+    assert_eq!(vs.all(), [(60, 40)], "the router is left at 60/40");
+    assert_eq!(stable_svc.seen(), [Some(stable.clone())]);
+    assert_eq!(canary_svc.seen(), [Some(canary.clone())]);
+    let counts = BTreeMap::from([(format!("mid-{stable}"), 5), (format!("mid-{canary}"), 2)]);
+    assert_eq!(replica_counts(&ns).await, counts, "nothing rescaled");
+    assert_eq!(
+        ever(&rss),
+        argo_rss,
+        "no ReplicaSet made, none renamed or re-revisioned"
+    );
+
+    promote(&ns, "mid");
+    wait_rollout(&ns, "mid", "the next pause", 60, |r| {
+        step(r) == 5 && phase(r).0 == "Paused"
+    })
+    .await;
+    let views = rollout.seen();
+    assert!(
+        views.iter().any(|v| v.0 == 4),
+        "the step after the pause is setWeight 60: {views:?}"
+    );
+    assert!(views.iter().all(|v| v.1 == steps && v.3 == "2"), "{views:?}");
+    wait_for("the router at 40/60", Duration::from_secs(30), || async {
+        let seen = vs.all();
+        if seen.last() == Some(&(40, 60)) {
+            Ok(())
+        } else {
+            Err(anyhow!("{seen:?}"))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(vs.all(), [(60, 40), (40, 60)]);
+    assert_eq!(stable_svc.seen(), [Some(stable)]);
+    assert_eq!(canary_svc.seen(), [Some(canary)]);
+    assert_eq!(ever(&rss), argo_rss, "still Argo's two ReplicaSets");
+}
+
+// ---- 2. A blue-green paused before promotion ------------------------------------------------------------
+
+/// A blue-green Rollout of 3 replicas at v2, revision 2, waiting for a manual promotion.
+fn blue_green_yaml(name: &str) -> String {
+    let strategy = format!(
+        "      activeService: {name}-active
+      previewService: {name}-preview
+      autoPromotionEnabled: false
+"
+    );
+    // The same Rollout as a canary's but for the strategy's key.
+    canary_rollout_yaml(name, 3, &format!("{name}:v2"), &strategy)
+        .replace("    canary:\n", "    blueGreen:\n")
+        .replace(
+            &format!("metadata:\n  name: {name}\n"),
+            &format!("metadata:\n  name: {name}\n  annotations: {{{REVISION}: \"2\"}}\n"),
+        )
+}
+
+/// The Services `<name>-active` and `<name>-preview`, selecting every pod of the app until Argo narrows them.
+fn blue_green_services(name: &str) -> String {
+    ["active", "preview"]
+        .map(|role| {
+            format!(
+                "apiVersion: v1
+kind: Service
+metadata: {{name: {name}-{role}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"
+            )
+        })
+        .join("---\n")
+}
+
+/// The status Argo writes while the new ReplicaSet is up behind the preview Service and the active one still
+/// selects the old: counts of available and ready pods come from the active ReplicaSet.
+fn blue_green_paused_status(ro: &Value, old: &str, new: &str, at: &str) -> Value {
+    let name = ro["metadata"]["name"].as_str().unwrap();
+    json!({"status": {
+        "HPAReplicas": 3, "replicas": 6, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3,
+        "selector": format!("app={name},{HASH}={old}"),
+        "currentPodHash": new,
+        "stableRS": old,
+        "blueGreen": {"activeSelector": old, "previewSelector": new},
+        "canary": {},
+        "pauseConditions": [{"reason": "BlueGreenPause", "startTime": at}],
+        "controllerPause": true,
+        "observedGeneration": ro["metadata"]["generation"].to_string(),
+        "phase": "Paused",
+        "message": "BlueGreenPause",
+        "conditions": paused_conditions(at),
+    }})
+}
+
+/// What Argo Rollouts leaves of `name` paused before promotion: returns (old hash, new hash).
+async fn argo_paused_blue_green(ns: &TestNamespace, oracle: &mut Oracle, name: &str) -> (String, String) {
+    ns.apply(&blue_green_services(name)).unwrap();
+    ns.apply(&blue_green_yaml(name)).unwrap();
+    let ro = get_json(ns, "rollout", name);
+    let new_template = ro["spec"]["template"].clone();
+    let old_template = with_image(&new_template, &format!("{name}:v1"));
+    let (old, new) = (
+        template_hash(oracle, &old_template),
+        template_hash(oracle, &new_template),
+    );
+    assert_ne!(old, new);
+    create_replica_set(ns, &argo_replica_set(&ro, &old_template, &old, "1", 3)).await;
+    create_replica_set(ns, &argo_replica_set(&ro, &new_template, &new, "2", 3)).await;
+    argo_service_selector(ns, &format!("{name}-active"), name, &old);
+    argo_service_selector(ns, &format!("{name}-preview"), name, &new);
+    patch_status(
+        ns,
+        name,
+        &blue_green_paused_status(&ro, &old, &new, &now()).to_string(),
+    );
+    (old, new)
+}
+
+/// (phase, currentPodHash, stableRS, activeSelector, previewSelector, revision) of a blue-green Rollout.
+type BlueGreenView = (String, String, String, String, String, String);
+
+fn blue_green_view(ro: Rollout) -> BlueGreenView {
+    let st = ro.status.clone().unwrap_or_default();
+    let bg = st.blue_green.clone().unwrap_or_default();
+    let revision = ro.annotations().get(REVISION).cloned().unwrap_or_default();
+    (
+        phase(&ro).0,
+        st.current_pod_hash.unwrap_or_default(),
+        st.stable_rs.unwrap_or_default(),
+        bg.active_selector.unwrap_or_default(),
+        bg.preview_selector.unwrap_or_default(),
+        revision,
+    )
+}
+
+#[tokio::test]
+async fn a_blue_green_paused_before_promotion_is_taken_over() {
+    let (ns, mut oracle) = before_sluice("takeover-bg").await;
+    let rss = watch_replica_sets(&ns).await;
+    let (old, new) = argo_paused_blue_green(&ns, &mut oracle, "bg").await;
+    let argo_rss = ever(&rss);
+    assert_eq!(argo_rss.len(), 2, "{argo_rss:?}");
+    let active = Watch::selector(&ns, "bg-active").await;
+    let preview = Watch::selector(&ns, "bg-preview").await;
+    let rollout = Watch::start::<Rollout>(&ns, "bg", blue_green_view).await;
+    let paused: BlueGreenView = (
+        "Paused".into(),
+        new.clone(),
+        old.clone(),
+        old.clone(),
+        new.clone(),
+        "2".into(),
+    );
+    assert_eq!(rollout.seen(), vec![paused.clone()]);
+
+    let op = Operator::start(&ns).unwrap();
+    sluice_has_looked(&ns, &op, "bg").await;
+    assert_eq!(rollout.seen(), [paused], "still paused before promotion");
+    let ro: Rollout = ns.api().get("bg").await.unwrap();
+    let st = ro.status.clone().unwrap();
+    assert_eq!(st.controller_pause, Some(true));
+    let reasons: Vec<String> = st
+        .pause_conditions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.reason)
+        .collect();
+    assert_eq!(reasons, ["BlueGreenPause"]);
+    assert_eq!(
+        active.seen(),
+        [Some(old.clone())],
+        "the active Service stays on the old"
+    );
+    assert_eq!(preview.seen(), [Some(new.clone())]);
+    let counts = BTreeMap::from([(format!("bg-{old}"), 3), (format!("bg-{new}"), 3)]);
+    assert_eq!(replica_counts(&ns).await, counts, "nothing rescaled");
+    assert_eq!(
+        ever(&rss),
+        argo_rss,
+        "no ReplicaSet made, none renamed or re-revisioned"
+    );
+
+    promote(&ns, "bg");
+    active.wait_seen(&[&old, &new]).await;
+    wait_rollout(&ns, "bg", "Healthy on the new", 60, |r| {
+        phase(r).0 == "Healthy"
+            && r.status.as_ref().and_then(|s| s.stable_rs.as_deref()) == Some(new.as_str())
+    })
+    .await;
+    assert_eq!(preview.seen(), [Some(new.clone())]);
+    assert_eq!(ever(&rss), argo_rss, "still Argo's two ReplicaSets");
+}
+
+// ---- 3. A template change after takeover that only removes a field -------------------------------------
+
+/// A fully promoted canary of 3 replicas at v1 whose container has an environment variable, revision 1.
+fn env_canary_yaml(name: &str) -> String {
+    let steps = "      steps:\n      - setWeight: 50\n      - pause: {}\n";
+    canary_rollout_yaml(name, 3, &format!("{name}:v1"), steps)
+        .replace(
+            &format!("        image: {name}:v1\n"),
+            &format!("        image: {name}:v1\n        env: [{{name: EXTRA, value: \"1\"}}]\n"),
+        )
+        .replace(
+            &format!("metadata:\n  name: {name}\n"),
+            &format!("metadata:\n  name: {name}\n  annotations: {{{REVISION}: \"1\"}}\n"),
+        )
+}
+
+/// The status Argo writes for a canary that finished all its steps on `hash`.
+fn canary_healthy_status(ro: &Value, hash: &str, steps: &str, at: &str) -> Value {
+    let name = ro["metadata"]["name"].as_str().unwrap();
+    let progressed = format!("ReplicaSet \"{name}-{hash}\" has successfully progressed.");
+    json!({"status": {
+        "HPAReplicas": 3, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3,
+        "selector": format!("app={name}"),
+        "currentPodHash": hash,
+        "stableRS": hash,
+        "currentStepIndex": 2,
+        "currentStepHash": steps,
+        "canary": {},
+        "blueGreen": {},
+        "observedGeneration": ro["metadata"]["generation"].to_string(),
+        "phase": "Healthy",
+        "conditions": [
+            condition("Progressing", "True", "NewReplicaSetAvailable", &progressed, at),
+            condition("Available", "True", "AvailableReason", "Rollout has minimum availability", at),
+            condition("Healthy", "True", "RolloutHealthy", "Rollout is healthy", at),
+            condition("Completed", "True", "RolloutCompleted", "RolloutCompleted", at),
+        ],
+    }})
+}
+
+/// (phase, step index, currentPodHash, stableRS, revision) of a canary Rollout.
+type PromotedView = (String, i32, String, String, String);
+
+fn promoted_view(ro: Rollout) -> PromotedView {
+    let st = ro.status.clone().unwrap_or_default();
+    let revision = ro.annotations().get(REVISION).cloned().unwrap_or_default();
+    (
+        phase(&ro).0,
+        step(&ro),
+        st.current_pod_hash.unwrap_or_default(),
+        st.stable_rs.unwrap_or_default(),
+        revision,
+    )
+}
+
+#[tokio::test]
+async fn a_template_change_after_takeover_that_only_removes_a_field_starts_a_new_revision() {
+    let (ns, mut oracle) = before_sluice("takeover-remove").await;
+    let rss = watch_replica_sets(&ns).await;
+    ns.apply(&env_canary_yaml("env")).unwrap();
+    let ro = get_json(&ns, "rollout", "env");
+    let v1 = template_hash(&mut oracle, &ro["spec"]["template"]);
+    let steps = steps_hash(&mut oracle, &ro);
+    create_replica_set(&ns, &argo_replica_set(&ro, &ro["spec"]["template"], &v1, "1", 3)).await;
+    patch_status(
+        &ns,
+        "env",
+        &canary_healthy_status(&ro, &v1, &steps, &now()).to_string(),
+    );
+    let argo_rss = ever(&rss);
+    assert_eq!(argo_rss.len(), 1, "{argo_rss:?}");
+    let rollout = Watch::start::<Rollout>(&ns, "env", promoted_view).await;
+    let promoted: PromotedView = ("Healthy".into(), 2, v1.clone(), v1.clone(), "1".into());
+    assert_eq!(rollout.seen(), vec![promoted.clone()]);
+
+    let op = Operator::start(&ns).unwrap();
+    sluice_has_looked(&ns, &op, "env").await;
+    assert_eq!(
+        rollout.seen(),
+        [promoted],
+        "Sluice takes over the promoted rollout as it is"
+    );
+    assert_eq!(ever(&rss), argo_rss, "no new revision on takeover");
+
+    let remove = r#"[{"op":"remove","path":"/spec/template/spec/containers/0/env"}]"#;
+    ns.kubectl(&["patch", "rollout", "env", "--type=json", "-p", remove], None)
+        .unwrap();
+    let ro = get_json(&ns, "rollout", "env");
+    assert!(
+        ro["spec"]["template"]["spec"]["containers"][0]
+            .get("env")
+            .is_none()
+    );
+    let v2 = template_hash(&mut oracle, &ro["spec"]["template"]);
+    assert_ne!(v1, v2);
+    let ro = wait_rollout(&ns, "env", "the new revision", 30, |r| {
+        r.status.as_ref().and_then(|s| s.current_pod_hash.as_deref()) == Some(v2.as_str())
+    })
+    .await;
+    assert_eq!(ro.annotations().get(REVISION).map(String::as_str), Some("2"));
+    let api: Api<ReplicaSet> = ns.api();
+    let rs = api
+        .get(&format!("env-{v2}"))
+        .await
+        .expect("the new ReplicaSet, named by Argo's hash");
+    assert_eq!(rs.annotations().get(REVISION).map(String::as_str), Some("2"));
+    assert_eq!(rs.labels().get(HASH), Some(&v2));
+    let names: BTreeSet<String> = ever(&rss).into_iter().map(|(name, _, _)| name).collect();
+    assert_eq!(names, BTreeSet::from([format!("env-{v1}"), format!("env-{v2}")]));
+}
