@@ -86,7 +86,7 @@ async fn watch_until(
     }
 }
 
-fn say(step: &str) {
+pub(crate) fn say(step: &str) {
     println!("\n==> {step}");
 }
 
@@ -146,8 +146,11 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
         traffic.address()
     );
 
+    let migrated = crate::demo_takeover::before_the_operator(info).await?;
+
     say("Starting the operator: ARGO_ROLLOUTS_PROMETHEUS_ADDRESS=<prometheus> sluice run");
     let (mut operator, rx) = start_operator(info, sluice, &prom.url).await?;
+    crate::demo_takeover::after_the_operator(info, &client, &rx, &migrated).await?;
     say(
         "Applying the upstream example manifests unchanged (canary with Istio and analysis, blue-green, Application)",
     );
@@ -496,7 +499,7 @@ async fn watch_blue_green_until(
 }
 
 /// The events the operator logged since the last call.
-fn print_events(operator_log: &std::sync::mpsc::Receiver<String>) {
+pub(crate) fn print_events(operator_log: &std::sync::mpsc::Receiver<String>) {
     while let Ok(line) = operator_log.try_recv() {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
             && let Some(reason) = v["fields"]["reason"].as_str()

@@ -1,10 +1,12 @@
 //! Sluice's end-to-end support: a local Kubernetes control plane started from binaries, a per-test namespace
 //! harness that dumps what it saw when a test fails, and helpers to apply manifests the way users do.
 
+pub mod argo_state;
 pub mod bench;
 pub mod bench_analysis;
 pub mod cluster;
 pub mod demo;
+mod demo_takeover;
 pub mod gohash;
 pub mod harness;
 pub mod pki;

@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::anyhow;
 use futures::StreamExt;
-use k8s_openapi::{api::apps::v1::ReplicaSet, jiff::Timestamp};
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::{
     Api, Resource, ResourceExt,
     api::{ApiResource, DynamicObject, GroupVersionKind},
@@ -25,18 +25,18 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sluice_crds::rollout::Rollout;
 use sluice_e2e::{
+    argo_state::{
+        HASH, Hashes, Kubectl, REVISION, argo_paused_blue_green, argo_paused_canary, argo_replica_set,
+        condition, create_replica_set, get_json, now, steps_hash, template_hash,
+    },
     cluster::wait_for,
     gohash::{Build, Oracle},
     harness::{Operator, TestNamespace, install_crds},
-    rollouts::{canary_rollout_yaml, patch_status, phase, promote, services_and_vs, step, wait_rollout},
+    rollouts::{canary_rollout_yaml, phase, promote, step, wait_rollout},
     watch::Watch,
 };
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
-const HASH: &str = "rollouts-pod-template-hash";
-const REVISION: &str = "rollout.argoproj.io/revision";
-const DESIRED: &str = "rollout.argoproj.io/desired-replicas";
-const MANAGED: &str = "argo-rollouts.argoproj.io/managed-by-rollouts";
 
 /// A namespace with the CRDs and no operator yet (Argo Rollouts is the one that was running), and the oracle.
 async fn before_sluice(test: &str) -> (TestNamespace, Oracle) {
@@ -145,118 +145,6 @@ fn weights(vs: DynamicObject) -> (i64, i64) {
     )
 }
 
-/// `kubectl get <kind> <name> -o json`: the object as the API server returns it.
-fn get_json(ns: &TestNamespace, kind: &str, name: &str) -> Value {
-    let out = ns.kubectl(&["get", kind, name, "-o", "json"], None).unwrap();
-    serde_json::from_str(&out).unwrap()
-}
-
-/// Now, as Go's metav1.Time writes it.
-fn now() -> String {
-    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// The oracle's `rollouts-pod-template-hash` of a Rollout's `spec.template` (no collision count).
-fn template_hash(oracle: &mut Oracle, template: &Value) -> String {
-    let answer = oracle.template(template, None).unwrap();
-    assert_eq!(answer.error, "", "Go decodes the template");
-    answer.hash
-}
-
-/// The oracle's `status.currentStepHash` of the Rollout's canary steps.
-fn steps_hash(oracle: &mut Oracle, ro: &Value) -> String {
-    let answer = oracle.steps(&ro["spec"]["strategy"]["canary"]["steps"]).unwrap();
-    assert_eq!(answer.error, "", "Go decodes the steps");
-    answer.hash
-}
-
-/// A copy of a pod template with the first container running `image`.
-fn with_image(template: &Value, image: &str) -> Value {
-    let mut t = template.clone();
-    t["spec"]["containers"][0]["image"] = json!(image);
-    t
-}
-
-/// The ReplicaSet Argo Rollouts makes of `template` for the Rollout `ro`: named and labelled by the hash,
-/// owned by the Rollout, annotated with its revision and the Rollout's replicas.
-fn argo_replica_set(ro: &Value, template: &Value, hash: &str, revision: &str, replicas: i64) -> Value {
-    let name = ro["metadata"]["name"].as_str().unwrap();
-    let mut template = template.clone();
-    template["metadata"]["labels"][HASH] = json!(hash);
-    let mut selector = ro["spec"]["selector"].clone();
-    selector["matchLabels"][HASH] = json!(hash);
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": format!("{name}-{hash}"),
-            "labels": template["metadata"]["labels"],
-            "annotations": {REVISION: revision, DESIRED: ro["spec"]["replicas"].to_string()},
-            "ownerReferences": [{
-                "apiVersion": "argoproj.io/v1alpha1",
-                "kind": "Rollout",
-                "name": name,
-                "uid": ro["metadata"]["uid"],
-                "controller": true,
-                "blockOwnerDeletion": true,
-            }],
-        },
-        "spec": {"replicas": replicas, "selector": selector, "template": template},
-    })
-}
-
-/// Creates Argo's ReplicaSet and waits until kwok has its pods available.
-async fn create_replica_set(ns: &TestNamespace, rs: &Value) {
-    ns.kubectl(&["create", "-f", "-"], Some(&rs.to_string())).unwrap();
-    let name = rs["metadata"]["name"].as_str().unwrap();
-    let want = rs["spec"]["replicas"].as_i64().unwrap() as i32;
-    let api: Api<ReplicaSet> = ns.api();
-    wait_for(&format!("{name}'s pods"), Duration::from_secs(60), || async {
-        let rs = api.get(name).await?;
-        let avail = rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
-        if avail == want {
-            Ok(())
-        } else {
-            Err(anyhow!("{avail} of {want} available"))
-        }
-    })
-    .await
-    .unwrap();
-}
-
-/// What Argo does to a Service it manages: a strategic-merge patch of the hash into its selector, with the
-/// managed-by annotation.
-fn argo_service_selector(ns: &TestNamespace, svc: &str, rollout: &str, hash: &str) {
-    let patch = json!({"metadata": {"annotations": {MANAGED: rollout}}, "spec": {"selector": {HASH: hash}}});
-    ns.kubectl(&["patch", "service", svc, "-p", &patch.to_string()], None)
-        .unwrap();
-}
-
-/// A condition as Argo writes it.
-fn condition(kind: &str, status: &str, reason: &str, message: &str, at: &str) -> Value {
-    json!({
-        "type": kind, "status": status, "reason": reason, "message": message,
-        "lastTransitionTime": at, "lastUpdateTime": at,
-    })
-}
-
-/// The conditions of a rollout Argo paused in the middle of an update.
-fn paused_conditions(at: &str) -> Value {
-    json!([
-        condition("Progressing", "Unknown", "RolloutPaused", "Rollout is paused", at),
-        condition(
-            "Available",
-            "True",
-            "AvailableReason",
-            "Rollout has minimum availability",
-            at
-        ),
-        condition("Paused", "True", "RolloutPaused", "Rollout is paused", at),
-        condition("Healthy", "False", "RolloutHealthy", "Rollout is not healthy", at),
-        condition("Completed", "False", "RolloutCompleted", "RolloutCompleted", at),
-    ])
-}
-
 /// The value of a metric without labels in the operator's `/metrics`, 0 when absent.
 async fn metric(op: &Operator, name: &str) -> anyhow::Result<u64> {
     let text = op.metrics().await?;
@@ -289,86 +177,6 @@ async fn sluice_has_looked(ns: &TestNamespace, op: &Operator, rollout: &str) {
 
 // ---- 1. A canary paused at a middle step ----------------------------------------------------------------
 
-const CANARY_STEPS: &str = "      - setWeight: 20
-      - pause: {}
-      - setWeight: 40
-      - pause: {}
-      - setWeight: 60
-      - pause: {}
-      - setWeight: 80
-";
-
-/// The mid-canary Rollout: 5 replicas on Istio, template at v2, revision 2.
-fn istio_canary_yaml(name: &str) -> String {
-    let strategy = format!(
-        "      canaryService: {name}-canary
-      stableService: {name}-stable
-      trafficRouting:
-        istio:
-          virtualService:
-            name: {name}-vs
-            routes: [primary]
-      steps:
-{CANARY_STEPS}"
-    );
-    canary_rollout_yaml(name, 5, &format!("{name}:v2"), &strategy).replace(
-        &format!("metadata:\n  name: {name}\n"),
-        &format!("metadata:\n  name: {name}\n  annotations: {{{REVISION}: \"2\"}}\n"),
-    )
-}
-
-/// The status Argo writes at step 3 (the pause after setWeight 40) with a traffic router: 2 canary pods
-/// (ceil(5 × 40%)), the stable kept whole at 5, the router at 60/40.
-fn canary_paused_status(ro: &Value, stable: &str, canary: &str, steps: &str, at: &str) -> Value {
-    let name = ro["metadata"]["name"].as_str().unwrap();
-    let weight =
-        |svc: &str, w: i64, hash: &str| json!({"weight": w, "serviceName": svc, "podTemplateHash": hash});
-    json!({"status": {
-        "HPAReplicas": 7, "replicas": 7, "updatedReplicas": 2, "readyReplicas": 7, "availableReplicas": 7,
-        "selector": format!("app={name}"),
-        "currentPodHash": canary,
-        "stableRS": stable,
-        "currentStepIndex": 3,
-        "currentStepHash": steps,
-        "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": at}],
-        "controllerPause": true,
-        "canary": {"weights": {
-            "canary": weight(&format!("{name}-canary"), 40, canary),
-            "stable": weight(&format!("{name}-stable"), 60, stable),
-        }},
-        "blueGreen": {},
-        "observedGeneration": ro["metadata"]["generation"].to_string(),
-        "phase": "Paused",
-        "message": "CanaryPauseStep",
-        "conditions": paused_conditions(at),
-    }})
-}
-
-/// What Argo Rollouts leaves of `name` paused at step 3: returns (stable hash, canary hash, steps hash).
-async fn argo_paused_canary(ns: &TestNamespace, oracle: &mut Oracle, name: &str) -> (String, String, String) {
-    ns.apply(
-        &services_and_vs(name)
-            .replace("weight: 100", "weight: 60")
-            .replace("weight: 0", "weight: 40"),
-    )
-    .unwrap();
-    ns.apply(&istio_canary_yaml(name)).unwrap();
-    let ro = get_json(ns, "rollout", name);
-    let template = &ro["spec"]["template"];
-    let canary = template_hash(oracle, template);
-    let stable_template = with_image(template, &format!("{name}:v1"));
-    let stable = template_hash(oracle, &stable_template);
-    assert_ne!(stable, canary);
-    let steps = steps_hash(oracle, &ro);
-    create_replica_set(ns, &argo_replica_set(&ro, &stable_template, &stable, "1", 5)).await;
-    create_replica_set(ns, &argo_replica_set(&ro, template, &canary, "2", 2)).await;
-    argo_service_selector(ns, &format!("{name}-stable"), name, &stable);
-    argo_service_selector(ns, &format!("{name}-canary"), name, &canary);
-    let status = canary_paused_status(&ro, &stable, &canary, &steps, &now());
-    patch_status(ns, name, &status.to_string());
-    (stable, canary, steps)
-}
-
 /// (step index, step hash, phase, revision) of a Rollout.
 type StepView = (i32, String, String, String);
 
@@ -387,7 +195,11 @@ async fn a_canary_paused_at_a_middle_step_is_taken_over_without_a_step_lost() {
     let (ns, mut oracle) = before_sluice("takeover-canary").await;
     let rss = watch_replica_sets(&ns).await;
     let vs = Seen::start(vs_api(&ns), weights).await;
-    let (stable, canary, steps) = argo_paused_canary(&ns, &mut oracle, "mid").await;
+    let Hashes {
+        stable,
+        new: canary,
+        steps,
+    } = argo_paused_canary(&ns, &mut oracle, "mid").await.unwrap();
     let argo_rss = ever(&rss);
     assert_eq!(argo_rss.len(), 2, "{argo_rss:?}");
     let stable_svc = Watch::selector(&ns, "mid-stable").await;
@@ -472,84 +284,6 @@ async fn a_canary_paused_at_a_middle_step_is_taken_over_without_a_step_lost() {
 
 // ---- 2. A blue-green paused before promotion ------------------------------------------------------------
 
-/// A blue-green Rollout of 3 replicas at v2, revision 2, waiting for a manual promotion.
-fn blue_green_yaml(name: &str) -> String {
-    let strategy = format!(
-        "      activeService: {name}-active
-      previewService: {name}-preview
-      autoPromotionEnabled: false
-"
-    );
-    // The same Rollout as a canary's but for the strategy's key.
-    canary_rollout_yaml(name, 3, &format!("{name}:v2"), &strategy)
-        .replace("    canary:\n", "    blueGreen:\n")
-        .replace(
-            &format!("metadata:\n  name: {name}\n"),
-            &format!("metadata:\n  name: {name}\n  annotations: {{{REVISION}: \"2\"}}\n"),
-        )
-}
-
-/// The Services `<name>-active` and `<name>-preview`, selecting every pod of the app until Argo narrows them.
-fn blue_green_services(name: &str) -> String {
-    ["active", "preview"]
-        .map(|role| {
-            format!(
-                "apiVersion: v1
-kind: Service
-metadata: {{name: {name}-{role}}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
-"
-            )
-        })
-        .join("---\n")
-}
-
-/// The status Argo writes while the new ReplicaSet is up behind the preview Service and the active one still
-/// selects the old: counts of available and ready pods come from the active ReplicaSet.
-fn blue_green_paused_status(ro: &Value, old: &str, new: &str, at: &str) -> Value {
-    let name = ro["metadata"]["name"].as_str().unwrap();
-    json!({"status": {
-        "HPAReplicas": 3, "replicas": 6, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3,
-        "selector": format!("app={name},{HASH}={old}"),
-        "currentPodHash": new,
-        "stableRS": old,
-        "blueGreen": {"activeSelector": old, "previewSelector": new},
-        "canary": {},
-        "pauseConditions": [{"reason": "BlueGreenPause", "startTime": at}],
-        "controllerPause": true,
-        "observedGeneration": ro["metadata"]["generation"].to_string(),
-        "phase": "Paused",
-        "message": "BlueGreenPause",
-        "conditions": paused_conditions(at),
-    }})
-}
-
-/// What Argo Rollouts leaves of `name` paused before promotion: returns (old hash, new hash).
-async fn argo_paused_blue_green(ns: &TestNamespace, oracle: &mut Oracle, name: &str) -> (String, String) {
-    ns.apply(&blue_green_services(name)).unwrap();
-    ns.apply(&blue_green_yaml(name)).unwrap();
-    let ro = get_json(ns, "rollout", name);
-    let new_template = ro["spec"]["template"].clone();
-    let old_template = with_image(&new_template, &format!("{name}:v1"));
-    let (old, new) = (
-        template_hash(oracle, &old_template),
-        template_hash(oracle, &new_template),
-    );
-    assert_ne!(old, new);
-    create_replica_set(ns, &argo_replica_set(&ro, &old_template, &old, "1", 3)).await;
-    create_replica_set(ns, &argo_replica_set(&ro, &new_template, &new, "2", 3)).await;
-    argo_service_selector(ns, &format!("{name}-active"), name, &old);
-    argo_service_selector(ns, &format!("{name}-preview"), name, &new);
-    patch_status(
-        ns,
-        name,
-        &blue_green_paused_status(&ro, &old, &new, &now()).to_string(),
-    );
-    (old, new)
-}
-
 /// (phase, currentPodHash, stableRS, activeSelector, previewSelector, revision) of a blue-green Rollout.
 type BlueGreenView = (String, String, String, String, String, String);
 
@@ -571,7 +305,7 @@ fn blue_green_view(ro: Rollout) -> BlueGreenView {
 async fn a_blue_green_paused_before_promotion_is_taken_over() {
     let (ns, mut oracle) = before_sluice("takeover-bg").await;
     let rss = watch_replica_sets(&ns).await;
-    let (old, new) = argo_paused_blue_green(&ns, &mut oracle, "bg").await;
+    let Hashes { stable: old, new, .. } = argo_paused_blue_green(&ns, &mut oracle, "bg").await.unwrap();
     let argo_rss = ever(&rss);
     assert_eq!(argo_rss.len(), 2, "{argo_rss:?}");
     let active = Watch::selector(&ns, "bg-active").await;
@@ -685,15 +419,12 @@ async fn a_template_change_after_takeover_that_only_removes_a_field_starts_a_new
     let (ns, mut oracle) = before_sluice("takeover-remove").await;
     let rss = watch_replica_sets(&ns).await;
     ns.apply(&env_canary_yaml("env")).unwrap();
-    let ro = get_json(&ns, "rollout", "env");
-    let v1 = template_hash(&mut oracle, &ro["spec"]["template"]);
-    let steps = steps_hash(&mut oracle, &ro);
-    create_replica_set(&ns, &argo_replica_set(&ro, &ro["spec"]["template"], &v1, "1", 3)).await;
-    patch_status(
-        &ns,
-        "env",
-        &canary_healthy_status(&ro, &v1, &steps, &now()).to_string(),
-    );
+    let ro = get_json(&ns, "rollout", "env").unwrap();
+    let v1 = template_hash(&mut oracle, &ro["spec"]["template"]).unwrap();
+    let steps = steps_hash(&mut oracle, &ro).unwrap();
+    let rs = argo_replica_set(&ro, &ro["spec"]["template"], &v1, "1", 3);
+    create_replica_set(&ns, &rs).await.unwrap();
+    Kubectl::patch_status(&ns, "env", &canary_healthy_status(&ro, &v1, &steps, &now())).unwrap();
     let argo_rss = ever(&rss);
     assert_eq!(argo_rss.len(), 1, "{argo_rss:?}");
     let rollout = Watch::start::<Rollout>(&ns, "env", promoted_view).await;
@@ -712,13 +443,13 @@ async fn a_template_change_after_takeover_that_only_removes_a_field_starts_a_new
     let remove = r#"[{"op":"remove","path":"/spec/template/spec/containers/0/env"}]"#;
     ns.kubectl(&["patch", "rollout", "env", "--type=json", "-p", remove], None)
         .unwrap();
-    let ro = get_json(&ns, "rollout", "env");
+    let ro = get_json(&ns, "rollout", "env").unwrap();
     assert!(
         ro["spec"]["template"]["spec"]["containers"][0]
             .get("env")
             .is_none()
     );
-    let v2 = template_hash(&mut oracle, &ro["spec"]["template"]);
+    let v2 = template_hash(&mut oracle, &ro["spec"]["template"]).unwrap();
     assert_ne!(v1, v2);
     let ro = wait_rollout(&ns, "env", "the new revision", 30, |r| {
         r.status.as_ref().and_then(|s| s.current_pod_hash.as_deref()) == Some(v2.as_str())

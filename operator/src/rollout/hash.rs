@@ -1,5 +1,5 @@
 //! The hashes Argo Rollouts computes, reproduced exactly: the pod-template hash that names a ReplicaSet, and
-//! the hash of the canary steps. Both are FNV-32a over Go's `json.Marshal` (see `crate::gojson`), so a Rollout
+//! the hash of the canary steps. Both are FNV-32a over Go's `json.Marshal` (see `sluice_gojson`), so a Rollout
 //! Argo Rollouts made is taken over with the same ReplicaSet names and without restarting its steps.
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
