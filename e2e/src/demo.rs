@@ -8,10 +8,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use kube::{
-    Api,
-    api::{ApiResource, DynamicObject, GroupVersionKind},
-};
+use kube::{Api, api::DynamicObject};
 use sluice_crds::rollout::Rollout;
 use tokio::process::Command;
 
@@ -23,15 +20,6 @@ use crate::{
 
 fn phase(ro: &Rollout) -> &str {
     ro.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
-}
-
-fn vs_api(client: &kube::Client) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService");
-    Api::namespaced_with(
-        client.clone(),
-        "default",
-        &ApiResource::from_gvk_with_plural(&gvk, "virtualservices"),
-    )
 }
 
 /// Prints a line whenever the rollout's step, phase, weights or pods change, and the operator's log lines,
@@ -250,7 +238,7 @@ async fn manual_canary(
         kubectl(info, &["apply", "-f", "-"], Some(&manifest))?.trim_end()
     );
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
-    let vs = vs_api(client);
+    let vs = crate::rollouts::virtual_services(client, "default");
     watch_until("demo", &rollouts, &vs, rx, "first deploy Healthy", |ro| {
         phase(ro) == "Healthy"
     })
@@ -375,7 +363,7 @@ async fn analysis_demo(
         kubectl(info, &["apply", "-f", "-"], Some(&manifest))?.trim_end()
     );
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
-    let vs = vs_api(client);
+    let vs = crate::rollouts::virtual_services(client, "default");
     watch_until("checkout", &rollouts, &vs, rx, "first deploy Healthy", |ro| {
         phase(ro) == "Healthy"
     })

@@ -5,10 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use kube::{
-    Api,
-    api::{ApiResource, DynamicObject, GroupVersionKind},
-};
+use kube::{Api, api::DynamicObject};
 use sluice_crds::rollout::Rollout;
 
 use crate::{
@@ -52,12 +49,7 @@ pub(crate) async fn after_the_operator(
 ) -> Result<()> {
     say("Sluice takes `checkout` over: the same step, the same weights, the same two ReplicaSets");
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
-    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService");
-    let vs: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        NS,
-        &ApiResource::from_gvk_with_plural(&gvk, "virtualservices"),
-    );
+    let vs = crate::rollouts::virtual_services(client, NS);
     let first = show(&rollouts, &vs).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     print_events(operator_log);

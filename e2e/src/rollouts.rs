@@ -180,3 +180,17 @@ spec:
 {canary}"
     )
 }
+
+/// The Istio VirtualServices of a namespace, as dynamic objects (the Istio CRDs the harness installs).
+pub fn virtual_services(client: &kube::Client, namespace: &str) -> kube::Api<kube::api::DynamicObject> {
+    let gvk = kube::api::GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService");
+    let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, "virtualservices");
+    kube::Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+impl TestNamespace {
+    /// The VirtualServices of this namespace.
+    pub fn virtual_services(&self) -> kube::Api<kube::api::DynamicObject> {
+        virtual_services(&self.client, &self.name)
+    }
+}

@@ -63,15 +63,6 @@ async fn replica_sets(ns: &TestNamespace, app: &str) -> BTreeMap<String, (i32, i
         .collect()
 }
 
-fn vs_api(ns: &TestNamespace) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService");
-    Api::namespaced_with(
-        ns.client.clone(),
-        &ns.name,
-        &ApiResource::from_gvk_with_plural(&gvk, "virtualservices"),
-    )
-}
-
 /// (stable, canary) weights of the first http route.
 fn weights(vs: &DynamicObject) -> (i64, i64) {
     let route = &vs.data["spec"]["http"][0]["route"];
@@ -93,7 +84,7 @@ impl WeightWatch {
     fn start(ns: &TestNamespace, vs: &str, rollout: &str, replicas: i32) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let violations = Arc::new(Mutex::new(Vec::new()));
-        let api = vs_api(ns);
+        let api = ns.virtual_services();
         let rollouts: Api<Rollout> = ns.api();
         let rss: Api<ReplicaSet> = ns.api();
         let (seen2, violations2, vs, rollout) = (
@@ -268,7 +259,7 @@ async fn istio_host_split_moves_weights_only_when_canary_pods_are_ready_and_keep
     set_image(&ns, "web", "web:v2");
     let ro = wait_rollout(&ns, "web", "the pause {} step", 90, |r| step(r) == 3).await;
     let v2 = ro.status.clone().unwrap().current_pod_hash.unwrap();
-    let vs = vs_api(&ns).get("web-vs").await.unwrap();
+    let vs = ns.virtual_services().get("web-vs").await.unwrap();
     assert_eq!(weights(&vs), (50, 50));
     assert_eq!(
         selector_hash(&ns, "web-canary").await.as_deref(),
@@ -294,7 +285,7 @@ async fn istio_host_split_moves_weights_only_when_canary_pods_are_ready_and_keep
     promote(&ns, "web");
     let ro = wait_rollout(&ns, "web", "Healthy after promote", 90, healthy).await;
     wait_for("weight back to 0", Duration::from_secs(30), || async {
-        let vs = vs_api(&ns).get("web-vs").await?;
+        let vs = ns.virtual_services().get("web-vs").await?;
         if weights(&vs) == (100, 0) {
             Ok(())
         } else {
@@ -316,7 +307,7 @@ async fn istio_host_split_moves_weights_only_when_canary_pods_are_ready_and_keep
     );
     assert_eq!(watch.violations(), Vec::<String>::new());
 
-    let vs = vs_api(&ns).get("web-vs").await.unwrap();
+    let vs = ns.virtual_services().get("web-vs").await.unwrap();
     let http = &vs.data["spec"]["http"][0];
     assert_eq!(http["retries"]["attempts"], 3, "retries survive (upstream #2266)");
     assert_eq!(http["timeout"], "10s");
@@ -348,7 +339,10 @@ async fn abort_sends_traffic_back_at_once_retry_restarts_and_promote_full_finish
         step(r) == 1 && phase(r).0 == "Paused"
     })
     .await;
-    assert_eq!(weights(&vs_api(&ns).get("shop-vs").await.unwrap()), (70, 30));
+    assert_eq!(
+        weights(&ns.virtual_services().get("shop-vs").await.unwrap()),
+        (70, 30)
+    );
 
     patch_status(&ns, "shop", r#"{"status":{"abort":true}}"#);
     let ro = wait_rollout(&ns, "shop", "Degraded after abort", 30, |r| {
@@ -360,7 +354,7 @@ async fn abort_sends_traffic_back_at_once_retry_restarts_and_promote_full_finish
         "RolloutAborted: Rollout aborted update to revision 2"
     );
     wait_for("weight 0 after abort", Duration::from_secs(10), || async {
-        let w = weights(&vs_api(&ns).get("shop-vs").await?);
+        let w = weights(&ns.virtual_services().get("shop-vs").await?);
         if w == (100, 0) {
             Ok(())
         } else {
@@ -390,7 +384,10 @@ async fn abort_sends_traffic_back_at_once_retry_restarts_and_promote_full_finish
     })
     .await;
     assert_ne!(ro.status.unwrap().abort, Some(true));
-    assert_eq!(weights(&vs_api(&ns).get("shop-vs").await.unwrap()), (70, 30));
+    assert_eq!(
+        weights(&ns.virtual_services().get("shop-vs").await.unwrap()),
+        (70, 30)
+    );
 
     patch_status(&ns, "shop", r#"{"status":{"promoteFull":true}}"#);
     let ro = wait_rollout(&ns, "shop", "Healthy after promote full", 90, healthy).await;
@@ -461,14 +458,17 @@ async fn undo_to_the_stable_template_is_a_fast_rollback_and_pause_resume_holds_s
         step(r) == 1 && phase(r).0 == "Paused"
     })
     .await;
-    assert_eq!(weights(&vs_api(&ns).get("cart-vs").await.unwrap()), (60, 40));
+    assert_eq!(
+        weights(&ns.virtual_services().get("cart-vs").await.unwrap()),
+        (60, 40)
+    );
 
     // Undo: the template goes back to the stable one.
     set_image(&ns, "cart", "cart:v1");
     let ro = wait_rollout(&ns, "cart", "Healthy after undo", 60, healthy).await;
     assert_eq!(ro.status.unwrap().stable_rs.as_deref(), Some(v1.as_str()));
     wait_for("weight 0 after undo", Duration::from_secs(10), || async {
-        let w = weights(&vs_api(&ns).get("cart-vs").await?);
+        let w = weights(&ns.virtual_services().get("cart-vs").await?);
         if w == (100, 0) {
             Ok(())
         } else {
@@ -516,10 +516,10 @@ async fn operator_killed_mid_step_resumes_the_same_step_without_touching_weights
     .await;
 
     op.kill().unwrap();
-    let before = weights(&vs_api(&ns).get("pay-vs").await.unwrap());
+    let before = weights(&ns.virtual_services().get("pay-vs").await.unwrap());
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        weights(&vs_api(&ns).get("pay-vs").await.unwrap()),
+        weights(&ns.virtual_services().get("pay-vs").await.unwrap()),
         before,
         "no weight change while down"
     );
@@ -527,7 +527,10 @@ async fn operator_killed_mid_step_resumes_the_same_step_without_touching_weights
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ro: Rollout = ns.api().get("pay").await.unwrap();
     assert_eq!(step(&ro), 1, "same step after the restart");
-    assert_eq!(weights(&vs_api(&ns).get("pay-vs").await.unwrap()), before);
+    assert_eq!(
+        weights(&ns.virtual_services().get("pay-vs").await.unwrap()),
+        before
+    );
 
     promote(&ns, "pay");
     wait_rollout(&ns, "pay", "Healthy", 90, healthy).await;
@@ -715,7 +718,10 @@ spec:
             .map(String::as_str),
         Some("sub")
     );
-    assert_eq!(weights(&vs_api(&ns).get("sub-vs").await.unwrap()), (75, 25));
+    assert_eq!(
+        weights(&ns.virtual_services().get("sub-vs").await.unwrap()),
+        (75, 25)
+    );
 
     promote(&ns, "sub");
     wait_rollout(&ns, "sub", "Healthy", 60, healthy).await;
@@ -723,7 +729,7 @@ spec:
         "weight back to 0 and both subsets on the new pods",
         Duration::from_secs(30),
         || async {
-            let w = weights(&vs_api(&ns).get("sub-vs").await?);
+            let w = weights(&ns.virtual_services().get("sub-vs").await?);
             let got = subsets(&dr_api.get("sub-dr").await?);
             if w == (100, 0) && got == (v2.clone(), v2.clone()) {
                 Ok(())
@@ -738,7 +744,7 @@ spec:
     assert_eq!(watch.seen(), [0, 25, 100, 0]);
     assert_eq!(watch.violations(), Vec::<String>::new());
     assert_eq!(
-        vs_api(&ns).get("sub-vs").await.unwrap().data["spec"]["http"][0]["timeout"],
+        ns.virtual_services().get("sub-vs").await.unwrap().data["spec"]["http"][0]["timeout"],
         "5s"
     );
 }
@@ -859,7 +865,7 @@ async fn header_and_mirror_routes_are_managed_on_top_and_removed_at_promotion() 
         step(r) == 3 && phase(r).0 == "Paused"
     })
     .await;
-    let vs = vs_api(&ns).get("hdr-vs").await.unwrap();
+    let vs = ns.virtual_services().get("hdr-vs").await.unwrap();
     let http = vs.data["spec"]["http"].as_array().unwrap().clone();
     let names: Vec<&str> = http
         .iter()
@@ -884,7 +890,7 @@ async fn header_and_mirror_routes_are_managed_on_top_and_removed_at_promotion() 
         "managed routes removed and weight back to 0",
         Duration::from_secs(30),
         || async {
-            let vs = vs_api(&ns).get("hdr-vs").await?;
+            let vs = ns.virtual_services().get("hdr-vs").await?;
             let names: Vec<String> = vs.data["spec"]["http"]
                 .as_array()
                 .into_iter()
@@ -955,7 +961,10 @@ spec:
         step(r) == 1 && phase(r).0 == "Paused"
     })
     .await;
-    assert_eq!(weights(&vs_api(&ns).get("multi-vs").await.unwrap()), (60, 40));
+    assert_eq!(
+        weights(&ns.virtual_services().get("multi-vs").await.unwrap()),
+        (60, 40)
+    );
     let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService");
     let edge_api: Api<DynamicObject> = Api::namespaced_with(
         ns.client.clone(),
@@ -980,7 +989,7 @@ spec:
     wait_for("every route back to 0", Duration::from_secs(30), || async {
         let edge = edge_api.get("multi-edge").await?;
         let w = (
-            weights(&vs_api(&ns).get("multi-vs").await?),
+            weights(&ns.virtual_services().get("multi-vs").await?),
             edge.data["spec"]["tcp"][0]["route"][1]["weight"].as_i64(),
         );
         if w == ((100, 0), Some(0)) {
@@ -1023,14 +1032,17 @@ async fn dynamic_stable_scale_shrinks_the_stable_and_abort_returns_traffic_as_it
     })
     .await
     .unwrap();
-    assert_eq!(weights(&vs_api(&ns).get("dyn-vs").await.unwrap()), (50, 50));
+    assert_eq!(
+        weights(&ns.virtual_services().get("dyn-vs").await.unwrap()),
+        (50, 50)
+    );
 
     patch_status(&ns, "dyn", r#"{"status":{"abort":true}}"#);
     wait_for(
         "all traffic back on a whole stable",
         Duration::from_secs(30),
         || async {
-            let w = weights(&vs_api(&ns).get("dyn-vs").await?);
+            let w = weights(&ns.virtual_services().get("dyn-vs").await?);
             let rss = replica_sets(&ns, "dyn").await;
             if w == (100, 0) && rss[&v1] == (4, 4) {
                 Ok(())
@@ -1174,7 +1186,7 @@ async fn a_canary_whose_pods_never_start_exceeds_its_progress_deadline_and_abort
         "the deadline is recorded as an event"
     );
     assert_eq!(
-        weights(&vs_api(&ns).get("slow-vs").await.unwrap()),
+        weights(&ns.virtual_services().get("slow-vs").await.unwrap()),
         (100, 0),
         "no traffic ever went to the canary"
     );

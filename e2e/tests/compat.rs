@@ -12,7 +12,7 @@ use anyhow::anyhow;
 use k8s_openapi::{api::apps::v1::ReplicaSet, jiff::Timestamp};
 use kube::{
     Api, ResourceExt,
-    api::{ApiResource, DynamicObject, GroupVersionKind, ListParams},
+    api::{DynamicObject, ListParams},
 };
 use serde_json::Value;
 use sluice_crds::rollout::{Rollout, RolloutCondition};
@@ -135,15 +135,6 @@ fn condition(ro: &Rollout, kind: &str) -> Option<RolloutCondition> {
 fn observed(ro: &Rollout) -> bool {
     ro.status.as_ref().and_then(|s| s.observed_generation.clone())
         == ro.metadata.generation.map(|g| g.to_string())
-}
-
-fn vs_api(ns: &TestNamespace) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService");
-    Api::namespaced_with(
-        ns.client.clone(),
-        &ns.name,
-        &ApiResource::from_gvk_with_plural(&gvk, "virtualservices"),
-    )
 }
 
 /// (stable, canary) weights of the first tls route.
@@ -461,12 +452,15 @@ spec:
     })
     .await;
     assert_eq!(phase(&ro), ("Paused".into(), "CanaryPauseStep".into()));
-    assert_eq!(tls_weights(&vs_api(&ns).get("edge-vs").await.unwrap()), (70, 30));
+    assert_eq!(
+        tls_weights(&ns.virtual_services().get("edge-vs").await.unwrap()),
+        (70, 30)
+    );
 
     promote(&ns, "edge");
     wait_rollout(&ns, "edge", "Healthy after promote", 60, healthy).await;
     wait_for("the tls route back to 100/0", Duration::from_secs(30), || async {
-        let w = tls_weights(&vs_api(&ns).get("edge-vs").await?);
+        let w = tls_weights(&ns.virtual_services().get("edge-vs").await?);
         if w == (100, 0) {
             Ok(())
         } else {
@@ -475,6 +469,6 @@ spec:
     })
     .await
     .unwrap();
-    let vs = vs_api(&ns).get("edge-vs").await.unwrap();
+    let vs = ns.virtual_services().get("edge-vs").await.unwrap();
     assert!(vs.data["spec"].get("http").is_none(), "no http section appears");
 }

@@ -16,11 +16,7 @@ use std::{
 use anyhow::anyhow;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::{
-    Api, Resource, ResourceExt,
-    api::{ApiResource, DynamicObject, GroupVersionKind},
-    runtime::watcher,
-};
+use kube::{Api, Resource, ResourceExt, api::DynamicObject, runtime::watcher};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sluice_crds::rollout::Rollout;
@@ -127,15 +123,6 @@ async fn replica_counts(ns: &TestNamespace) -> BTreeMap<String, i32> {
         .collect()
 }
 
-fn vs_api(ns: &TestNamespace) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService");
-    Api::namespaced_with(
-        ns.client.clone(),
-        &ns.name,
-        &ApiResource::from_gvk_with_plural(&gvk, "virtualservices"),
-    )
-}
-
 /// (stable, canary) weights of the first http route.
 fn weights(vs: DynamicObject) -> (i64, i64) {
     let route = &vs.data["spec"]["http"][0]["route"];
@@ -194,7 +181,7 @@ fn step_view(ro: Rollout) -> StepView {
 async fn a_canary_paused_at_a_middle_step_is_taken_over_without_a_step_lost() {
     let (ns, mut oracle) = before_sluice("takeover-canary").await;
     let rss = watch_replica_sets(&ns).await;
-    let vs = Seen::start(vs_api(&ns), weights).await;
+    let vs = Seen::start(ns.virtual_services(), weights).await;
     let Hashes {
         stable,
         new: canary,
