@@ -140,28 +140,30 @@ impl Encoder {
             }
             (Ty::Ptr(inner), v) => self.encode(*inner, v, out)?,
             (Ty::Slice(inner), Value::Array(items)) => {
-                out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    self.encode(*inner, item, out)?;
-                }
-                out.push(b']');
+                let mut items = items.iter();
+                list(
+                    out,
+                    b'[',
+                    b']',
+                    || items.next(),
+                    |item, out| self.encode(*inner, item, out),
+                )?
             }
             (Ty::Map(inner), Value::Object(map)) => {
                 let mut keys: Vec<&String> = map.keys().collect();
                 keys.sort_unstable();
-                out.push(b'{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    string(k, out);
-                    out.push(b':');
-                    self.encode(*inner, &map[k], out)?;
-                }
-                out.push(b'}');
+                let mut keys = keys.into_iter();
+                list(
+                    out,
+                    b'{',
+                    b'}',
+                    || keys.next(),
+                    |k, out| {
+                        string(k, out);
+                        out.push(b':');
+                        self.encode(*inner, &map[k], out)
+                    },
+                )?
             }
             (Ty::Struct(fields), Value::Null) => self.fields(fields, None, out)?,
             (Ty::Struct(fields), Value::Object(map)) => self.fields(fields, Some(map), out)?,
@@ -176,7 +178,7 @@ impl Encoder {
             (Ty::Quantity, Value::String(s)) => self.quantity(s, out)?,
             (Ty::Quantity, Value::Number(n)) => self.quantity(&n.to_string(), out)?,
             (Ty::Time, Value::String(s)) => time(s, out)?,
-            (Ty::RawJson, v) => raw(v, out),
+            (Ty::RawJson, v) => raw(v, out)?,
             (ty, v) => return Err(EncodeError(format!("cannot decode {v} into {ty:?}"))),
         }
         Ok(())
@@ -281,33 +283,51 @@ fn time(s: &str, out: &mut Vec<u8>) -> Result<(), EncodeError> {
 }
 
 /// Raw JSON (`json.RawMessage`): Go writes it compacted, with `<`, `>`, `&` and U+2028/U+2029 escaped.
-fn raw(v: &Value, out: &mut Vec<u8>) {
+fn raw(v: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     match v {
         Value::Object(m) => {
-            out.push(b'{');
-            for (i, (k, v)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
+            let mut entries = m.iter();
+            let entry = |(k, v): (&String, &Value), out: &mut Vec<u8>| {
                 string(k, out);
                 out.push(b':');
-                raw(v, out);
-            }
-            out.push(b'}');
+                raw(v, out)
+            };
+            list(out, b'{', b'}', || entries.next(), entry)
         }
         Value::Array(a) => {
-            out.push(b'[');
-            for (i, v) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                raw(v, out);
-            }
-            out.push(b']');
+            let mut items = a.iter();
+            list(out, b'[', b']', || items.next(), raw)
         }
-        Value::String(s) => string(s, out),
-        other => out.extend_from_slice(other.to_string().as_bytes()),
+        Value::String(s) => {
+            string(s, out);
+            Ok(())
+        }
+        other => {
+            out.extend_from_slice(other.to_string().as_bytes());
+            Ok(())
+        }
     }
+}
+
+/// Writes `open`, the items `next` yields separated by commas, each written by `each`, and `close`.
+fn list<T>(
+    out: &mut Vec<u8>,
+    open: u8,
+    close: u8,
+    mut next: impl FnMut() -> Option<T>,
+    mut each: impl FnMut(T, &mut Vec<u8>) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    out.push(open);
+    let mut first = true;
+    while let Some(item) = next() {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        each(item, out)?;
+    }
+    out.push(close);
+    Ok(())
 }
 
 /// A JSON string as Go writes it with HTML escaping on: `"` and `\` escaped, `\b \f \n \r \t` short, other
