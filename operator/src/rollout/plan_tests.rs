@@ -58,6 +58,18 @@ fn rs(hash: &str, revision: i64, spec: i32, available: i32) -> RsInfo {
     }
 }
 
+/// Mid-update status at a pause {} step `index`, paused by the controller since T0.
+fn paused_at(index: i32) -> RolloutStatus {
+    RolloutStatus {
+        pause_conditions: Some(vec![PauseCondition {
+            reason: "CanaryPauseStep".into(),
+            start_time: Time(at(T0)),
+        }]),
+        controller_pause: Some(true),
+        ..updating(index)
+    }
+}
+
 /// Mid-update status: stable "old", current "new", at `index`.
 fn updating(index: i32) -> RolloutStatus {
     RolloutStatus {
@@ -411,12 +423,7 @@ fn timed_pause_adds_a_condition_requeues_at_expiry_and_then_completes() {
 #[test]
 fn indefinite_pause_waits_for_promote_which_clears_the_conditions() {
     let steps = json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}]);
-    let mut st = updating(1);
-    st.pause_conditions = Some(vec![PauseCondition {
-        reason: "CanaryPauseStep".into(),
-        start_time: Time(at(T0)),
-    }]);
-    st.controller_pause = Some(true);
+    let mut st = paused_at(1);
     let rss = vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)];
     let ro = rollout(10, istio_canary(steps.clone()), Some(st.clone()));
     let p = plan(
@@ -2095,12 +2102,7 @@ fn progressing_of(p: &Plan) -> (String, String, String) {
 #[test]
 fn a_paused_rollout_is_progressing_unknown_until_it_progresses_again() {
     let steps = json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}]);
-    let mut st = updating(1);
-    st.pause_conditions = Some(vec![PauseCondition {
-        reason: "CanaryPauseStep".into(),
-        start_time: Time(at(T0)),
-    }]);
-    st.controller_pause = Some(true);
+    let st = paused_at(1);
     let rss = vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)];
     let ro = rollout(10, istio_canary(steps.clone()), Some(st.clone()));
     // Long past the progress deadline: a pause is not late.
