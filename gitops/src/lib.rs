@@ -4,5 +4,6 @@
 
 pub mod directory;
 pub mod health;
+pub mod source;
 pub mod tasks;
 pub mod tracking;
