@@ -114,6 +114,26 @@ fn ever(rss: &Seen<RsId>) -> BTreeSet<RsId> {
     rss.all().into_iter().collect()
 }
 
+/// The ReplicaSets the watch has seen once it has seen `n` of them (the watch runs on this test's thread, so it
+/// catches up only while the test awaits).
+async fn seen(rss: &Seen<RsId>, n: usize) -> BTreeSet<RsId> {
+    wait_for(
+        "the watch to see Argo's ReplicaSets",
+        Duration::from_secs(10),
+        || async {
+            let all = ever(rss);
+            if all.len() == n {
+                Ok(())
+            } else {
+                Err(anyhow!("{all:?}"))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    ever(rss)
+}
+
 /// spec.replicas of each ReplicaSet of the namespace, by name.
 async fn replica_counts(ns: &TestNamespace) -> BTreeMap<String, i32> {
     let api: Api<ReplicaSet> = ns.api();
@@ -187,8 +207,7 @@ async fn a_canary_paused_at_a_middle_step_is_taken_over_without_a_step_lost() {
         new: canary,
         steps,
     } = argo_paused_canary(&ns, &mut oracle, "mid").await.unwrap();
-    let argo_rss = ever(&rss);
-    assert_eq!(argo_rss.len(), 2, "{argo_rss:?}");
+    let argo_rss = seen(&rss, 2).await;
     let stable_svc = Watch::selector(&ns, "mid-stable").await;
     let canary_svc = Watch::selector(&ns, "mid-canary").await;
     let rollout = Watch::start::<Rollout>(&ns, "mid", step_view).await;
@@ -293,8 +312,7 @@ async fn a_blue_green_paused_before_promotion_is_taken_over() {
     let (ns, mut oracle) = before_sluice("takeover-bg").await;
     let rss = watch_replica_sets(&ns).await;
     let Hashes { stable: old, new, .. } = argo_paused_blue_green(&ns, &mut oracle, "bg").await.unwrap();
-    let argo_rss = ever(&rss);
-    assert_eq!(argo_rss.len(), 2, "{argo_rss:?}");
+    let argo_rss = seen(&rss, 2).await;
     let active = Watch::selector(&ns, "bg-active").await;
     let preview = Watch::selector(&ns, "bg-preview").await;
     let rollout = Watch::start::<Rollout>(&ns, "bg", blue_green_view).await;
@@ -412,8 +430,7 @@ async fn a_template_change_after_takeover_that_only_removes_a_field_starts_a_new
     let rs = argo_replica_set(&ro, &ro["spec"]["template"], &v1, "1", 3);
     create_replica_set(&ns, &rs).await.unwrap();
     Kubectl::patch_status(&ns, "env", &canary_healthy_status(&ro, &v1, &steps, &now())).unwrap();
-    let argo_rss = ever(&rss);
-    assert_eq!(argo_rss.len(), 1, "{argo_rss:?}");
+    let argo_rss = seen(&rss, 1).await;
     let rollout = Watch::start::<Rollout>(&ns, "env", promoted_view).await;
     let promoted: PromotedView = ("Healthy".into(), 2, v1.clone(), v1.clone(), "1".into());
     assert_eq!(rollout.seen(), vec![promoted.clone()]);
