@@ -1,6 +1,8 @@
-//! The engine of the Application controller, as Argo CD defines it (../shared/reference/argo-cd.md): health of
-//! live objects, the sync tasks of a sync (phases, waves, hooks, ordering) and the rendering of a source
-//! directory. Pure where it can be: no Kubernetes client here; the controller in operator/ wires it.
+//! The engine of the Application controller, as Argo CD defines it: Git sources (`source`: the git CLI, one
+//! shared mirror per repository), rendering of a plain directory (`directory`), the sync tasks of a sync and
+//! the pure steps of its state machine (`tasks`: phases, waves, hooks, ordering), Argo CD's tracking id
+//! (`tracking`) and the health of live objects (`health`). No Kubernetes client here: the Application
+//! controller wires these pieces (not yet: the controller itself is still to be written).
 
 pub mod directory;
 pub mod health;
