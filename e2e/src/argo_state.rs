@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::cluster::{ClusterInfo, wait_for};
 use crate::gohash::Oracle;
 use crate::harness::TestNamespace;
-use crate::rollouts::{canary_rollout_yaml, services_and_vs};
+use crate::rollouts::{canary_rollout_yaml, istio_strategy, services_and_vs};
 
 /// The label that carries the pod-template hash.
 pub const HASH: &str = "rollouts-pod-template-hash";
@@ -206,17 +206,7 @@ pub const CANARY_STEPS: &str = "      - setWeight: 20
 
 /// The mid-canary Rollout: 5 replicas on Istio, template at v2, revision 2.
 pub fn istio_canary_yaml(name: &str) -> String {
-    let strategy = format!(
-        "      canaryService: {name}-canary
-      stableService: {name}-stable
-      trafficRouting:
-        istio:
-          virtualService:
-            name: {name}-vs
-            routes: [primary]
-      steps:
-{CANARY_STEPS}"
-    );
+    let strategy = istio_strategy(name, CANARY_STEPS);
     canary_rollout_yaml(name, 5, &format!("{name}:v2"), &strategy).replace(
         &format!("metadata:\n  name: {name}\n"),
         &format!("metadata:\n  name: {name}\n  annotations: {{{REVISION}: \"2\"}}\n"),

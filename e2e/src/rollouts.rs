@@ -194,3 +194,19 @@ impl TestNamespace {
         virtual_services(&self.client, &self.name)
     }
 }
+
+/// A canary strategy routed by Istio through `<name>-vs` (route `primary`) between `<name>-stable` and
+/// `<name>-canary`, with the steps given as YAML list items.
+pub fn istio_strategy(name: &str, steps: &str) -> String {
+    format!(
+        "      canaryService: {name}-canary
+      stableService: {name}-stable
+      trafficRouting:
+        istio:
+          virtualService:
+            name: {name}-vs
+            routes: [primary]
+      steps:
+{steps}"
+    )
+}

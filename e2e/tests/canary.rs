@@ -21,8 +21,8 @@ use sluice_e2e::{
     cluster::wait_for,
     harness::{Operator, TestNamespace, install_crds, namespace_with_operator},
     rollouts::{
-        canary_rollout_yaml, healthy, patch_status, phase, promote, selector_hash, services_and_vs,
-        set_image, step, wait_rollout,
+        canary_rollout_yaml, healthy, istio_strategy, patch_status, phase, promote, selector_hash,
+        services_and_vs, set_image, step, wait_rollout,
     },
 };
 
@@ -31,20 +31,6 @@ const HASH: &str = "rollouts-pod-template-hash";
 
 async fn setup(test: &str) -> (TestNamespace, Operator) {
     namespace_with_operator(SUPERVISOR, test, &[]).await
-}
-
-fn istio_strategy(name: &str, steps: &str) -> String {
-    format!(
-        "      canaryService: {name}-canary
-      stableService: {name}-stable
-      trafficRouting:
-        istio:
-          virtualService:
-            name: {name}-vs
-            routes: [primary]
-      steps:
-{steps}"
-    )
 }
 
 async fn replica_sets(ns: &TestNamespace, app: &str) -> BTreeMap<String, (i32, i32)> {

@@ -58,6 +58,8 @@ use serde::de::{
 };
 use serde_json::{Map, Number, Value};
 
+use crate::json_type;
+
 /// The largest single manifest file [`render`] reads, in bytes (10 MiB); a larger one is refused unread.
 pub const MAX_MANIFEST_FILE_BYTES: u64 = 10 * 1024 * 1024;
 
@@ -794,17 +796,6 @@ fn kubernetes_object(value: Value) -> Result<Value, String> {
         Ok(value)
     } else {
         Err("Object 'Kind' is missing".to_owned())
-    }
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -12,6 +12,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::json_type;
+
 /// A health status code. The declaration order is Argo CD's `healthOrder`, best to worst, so `Ord`
 /// (and [`worse`]) follow it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -338,17 +340,6 @@ fn str_field<'v>(obj: &'v Value, keys: &[&str]) -> Option<&'v str> {
 
 fn annotation<'v>(obj: &'v Value, key: &str) -> Option<&'v str> {
     at(obj, &["metadata", "annotations"])?.get(key)?.as_str()
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn as_int(value: &Value) -> Option<i64> {

@@ -9,3 +9,16 @@ pub mod health;
 pub mod source;
 pub mod tasks;
 pub mod tracking;
+
+/// The kind of a JSON value as an error message names it ("a string", "an array").
+pub(crate) fn json_type(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
