@@ -31,4 +31,5 @@ if ! command -v go >/dev/null; then
 fi
 bash "$root/e2e/scripts/build-bins.sh" >/dev/null
 bash "$root/e2e/scripts/build-gohash.sh" >/dev/null
+bash "$root/e2e/scripts/build-gitops-tools.sh" >/dev/null
 log "ready"

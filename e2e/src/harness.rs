@@ -270,6 +270,8 @@ pub struct Operator {
     env: Vec<(String, String)>,
     /// Port of its `/metrics` endpoint on 127.0.0.1.
     pub metrics_port: u16,
+    /// Port of its Git webhook endpoint (`POST /api/webhook`) on 127.0.0.1.
+    pub webhook_port: u16,
 }
 
 impl Operator {
@@ -282,14 +284,27 @@ impl Operator {
     pub fn start_with_env(ns: &TestNamespace, env: &[(&str, &str)]) -> Result<Self> {
         let log = std::env::temp_dir().join(format!("sluice-operator-{}.log", ns.name));
         let metrics_port = crate::cluster::free_port()?;
+        let webhook_port = crate::cluster::free_port()?;
+        let repos = std::env::temp_dir().join(format!("sluice-repos-{}", ns.name));
         let args = vec![
             "run".to_string(),
             format!("--kubeconfig={}", ns.info.kubeconfig.display()),
             format!("--namespace={}", ns.name),
+            format!("--argocd-namespace={}", ns.name),
             format!("--metrics-addr=127.0.0.1:{metrics_port}"),
             format!("--healthz-addr=127.0.0.1:{}", crate::cluster::free_port()?),
+            format!("--webhook-addr=127.0.0.1:{webhook_port}"),
+            format!("--repo-cache-dir={}", repos.display()),
         ];
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut env: Vec<(String, String)> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        if let Ok(tools) = crate::gitops_tools() {
+            env.push((
+                "SLUICE_KUSTOMIZE".into(),
+                tools.join("kustomize").display().to_string(),
+            ));
+            env.push(("SLUICE_HELM".into(), tools.join("helm").display().to_string()));
+        }
         let child = Self::spawn(&args, &env, &log)?;
         Ok(Self {
             child,
@@ -297,6 +312,7 @@ impl Operator {
             args,
             env,
             metrics_port,
+            webhook_port,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod bench_analysis;
 pub mod cluster;
 pub mod demo;
 mod demo_takeover;
+pub mod git_server;
 pub mod gohash;
 pub mod harness;
 pub mod pki;
@@ -40,6 +41,15 @@ pub fn build_bins() -> Result<PathBuf> {
 /// Builds `gohash` and `gohash-argo` (e2e/gohash) once per source (or finds them) and returns their directory.
 pub fn build_gohash() -> Result<PathBuf> {
     run_build_script("build-gohash.sh")
+}
+
+/// Builds `kustomize` and `helm` from their Go modules once per version (or finds them) and returns their
+/// directory; the answer is kept for the process.
+pub fn gitops_tools() -> Result<PathBuf> {
+    static DIR: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| run_build_script("build-gitops-tools.sh").map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 /// Runs a build script of e2e/scripts and returns the directory it prints last.

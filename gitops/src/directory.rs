@@ -154,6 +154,14 @@ pub enum RenderError {
         /// The parser's message, with the line where it has one.
         message: String,
     },
+    /// kustomize or helm failed, or ran out of time.
+    #[error("`{tool}` failed: {message}")]
+    Tool {
+        /// The command (`kustomize build`, `helm template`).
+        tool: String,
+        /// Its error output, or why it could not run.
+        message: String,
+    },
     /// Reading the repository failed.
     #[error("{path:?}: {message}")]
     Io {
@@ -251,7 +259,7 @@ fn symlink_escapes(root: &Path, rel_link: &Path) -> io::Result<bool> {
 
 /// The app path's normal components, `.` and inner `..` resolved lexically (as Go's `filepath.Join` does);
 /// absolute paths and `..` leaving the root are refused.
-fn clean_app_path(app_path: &str) -> Result<PathBuf, RenderError> {
+pub(crate) fn clean_app_path(app_path: &str) -> Result<PathBuf, RenderError> {
     let outside = || RenderError::OutsideRepository {
         path: app_path.to_owned(),
     };
@@ -271,7 +279,11 @@ fn clean_app_path(app_path: &str) -> Result<PathBuf, RenderError> {
 
 /// The real app directory, inside `root`; `None` when the app path is itself a symlink (upstream walks
 /// nothing then).
-fn resolve_app_dir(root: &Path, app_rel: &Path, app_path: &str) -> Result<Option<PathBuf>, RenderError> {
+pub(crate) fn resolve_app_dir(
+    root: &Path,
+    app_rel: &Path,
+    app_path: &str,
+) -> Result<Option<PathBuf>, RenderError> {
     let not_found = || RenderError::AppPathNotFound {
         path: app_path.to_owned(),
     };
@@ -540,7 +552,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Appends `object`, or the items of a list (any object whose `items` is an array), to `out`.
-fn push_expanded(path: &str, mut object: Value, out: &mut Vec<Value>) -> Result<(), RenderError> {
+pub(crate) fn push_expanded(path: &str, mut object: Value, out: &mut Vec<Value>) -> Result<(), RenderError> {
     let (is_list, is_null_list) = match &object {
         Value::Object(map) => (
             matches!(map.get("items"), Some(Value::Array(_))),
@@ -639,7 +651,7 @@ fn decode_json_file(bytes: &[u8]) -> Result<Value, String> {
 }
 
 /// A `.yaml`/`.yml` file, with upstream's rule for files that are not manifests at all.
-fn decode_yaml_file(path: &str, bytes: &[u8]) -> Result<Vec<Value>, RenderError> {
+pub(crate) fn decode_yaml_file(path: &str, bytes: &[u8]) -> Result<Vec<Value>, RenderError> {
     let (objects, error, text) = match decode_text(bytes) {
         Ok(text) => {
             let (objects, error) = decode_yaml_stream(&text);

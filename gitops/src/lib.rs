@@ -4,11 +4,16 @@
 //! (`tracking`) and the health of live objects (`health`). No Kubernetes client here: the Application
 //! controller wires these pieces (not yet: the controller itself is still to be written).
 
+pub mod diff;
 pub mod directory;
 pub mod health;
+pub mod policy;
+pub mod render;
+pub mod repo;
 pub mod source;
 pub mod tasks;
 pub mod tracking;
+pub mod webhook;
 
 /// The kind of a JSON value as an error message names it ("a string", "an array").
 pub(crate) fn json_type(value: &serde_json::Value) -> &'static str {

@@ -2,6 +2,7 @@
 
 mod analysisrun;
 mod apicount;
+mod application;
 mod events;
 mod metrics;
 mod rollout;
@@ -34,7 +35,7 @@ enum Command {
         dir: Option<PathBuf>,
     },
     /// Runs the controllers.
-    Run(run::Args),
+    Run(Box<run::Args>),
 }
 
 fn main() -> Result<()> {
@@ -56,7 +57,7 @@ fn main() -> Result<()> {
         Command::Run(args) => {
             run::init_logging(&args.log_level);
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            if let Err(e) = rt.block_on(run::run(args)) {
+            if let Err(e) = rt.block_on(run::run(*args)) {
                 tracing::error!(error = format!("{e:#}"), "sluice run failed");
                 std::process::exit(1);
             }

@@ -3,15 +3,12 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result};
-use futures::{StreamExt, future::select_all};
+use futures::future::select_all;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
-    Api, Client, Config, Resource, ResourceExt,
+    Api, Client, Config,
     config::{KubeConfigOptions, Kubeconfig},
-    runtime::{WatchStreamExt, reflector, watcher},
 };
-use serde::de::DeserializeOwned;
-use sluice_crds::application::Application;
 use tracing::{info, warn};
 
 /// Flags of `sluice run`; each has an environment-variable twin.
@@ -38,6 +35,59 @@ pub struct Args {
     /// Address of the health endpoints (`/healthz`, `/readyz`).
     #[arg(long, env = "SLUICE_HEALTHZ_ADDR", default_value = "0.0.0.0:8080")]
     pub healthz_addr: std::net::SocketAddr,
+    /// The namespace of the GitOps control plane: its Applications are tracked by their bare name, and
+    /// repository Secrets and `argocd-secret` are read there (Argo CD's `argocd`).
+    #[arg(long, env = "SLUICE_ARGOCD_NAMESPACE", default_value = "argocd")]
+    pub argocd_namespace: String,
+    /// Further namespaces whose Applications are reconciled, comma-separated, `*` for all (Argo CD's
+    /// "apps in any namespace"; off by default).
+    #[arg(long, env = "SLUICE_APPLICATION_NAMESPACES", value_delimiter = ',')]
+    pub application_namespaces: Vec<String>,
+    /// Seconds between comparisons of each Application with the latest commit (with up to 10 % jitter).
+    #[arg(long, env = "SLUICE_APP_RESYNC", default_value_t = 180)]
+    pub app_resync: u64,
+    /// Directory of the Git mirrors and checkouts.
+    #[arg(long, env = "SLUICE_REPO_CACHE_DIR")]
+    pub repo_cache_dir: Option<PathBuf>,
+    /// The kustomize binary.
+    #[arg(long, env = "SLUICE_KUSTOMIZE", default_value = "kustomize")]
+    pub kustomize: PathBuf,
+    /// The helm binary.
+    #[arg(long, env = "SLUICE_HELM", default_value = "helm")]
+    pub helm: PathBuf,
+    /// Address of the Git webhook endpoint (`POST /api/webhook`); `off` disables it.
+    #[arg(long, env = "SLUICE_WEBHOOK_ADDR", default_value = "0.0.0.0:8081")]
+    pub webhook_addr: String,
+}
+
+impl Args {
+    fn application_config(
+        &self,
+    ) -> Result<(
+        crate::application::controller::Config,
+        Option<std::net::SocketAddr>,
+    )> {
+        let webhook = match self.webhook_addr.as_str() {
+            "off" | "" => None,
+            addr => Some(addr.parse().with_context(|| format!("--webhook-addr {addr}"))?),
+        };
+        let config = crate::application::controller::Config {
+            control_plane_namespace: self.argocd_namespace.clone(),
+            application_namespaces: self
+                .application_namespaces
+                .iter()
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect(),
+            resync: Duration::from_secs(self.app_resync.max(1)),
+            repo_cache: self
+                .repo_cache_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("sluice-repos")),
+            tools: sluice_gitops::render::Tools::new(self.kustomize.clone(), self.helm.clone()),
+        };
+        Ok((config, webhook))
+    }
 }
 
 /// JSON logs on stderr.
@@ -102,12 +152,16 @@ pub async fn run(args: Args) -> Result<()> {
         args.namespace.clone(),
         metrics.clone(),
         (runs, runs_for_analysis),
-        stopped(stop_rx),
+        stopped(stop_rx.clone()),
     ));
-    let watches = vec![
-        tokio::spawn(keep_cache::<Application>(api(&client, ns))),
-        tokio::spawn(runs_source),
-    ];
+    let (app_config, webhook_addr) = args.application_config()?;
+    let applications = tokio::spawn(crate::application::controller::run(
+        client.clone(),
+        app_config,
+        webhook_addr,
+        stopped(stop_rx.clone()),
+    ));
+    let watches = vec![tokio::spawn(runs_source)];
     info!(
         namespace = ns.unwrap_or("*"),
         "watching rollouts, analysisruns and applications"
@@ -123,7 +177,7 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let _ = stop_tx.send(true);
     // Reconciles in flight finish; no new one starts.
-    let both = async { tokio::join!(rollouts, analysis_runs) };
+    let both = async { tokio::join!(rollouts, analysis_runs, applications) };
     if tokio::time::timeout(Duration::from_secs(10), both).await.is_err() {
         warn!("the controllers did not stop within 10 s");
     }
@@ -144,17 +198,6 @@ async fn client(args: &Args, requests: &crate::apicount::RequestCounter) -> Resu
             .context("no kubeconfig and not running in a cluster")?,
     };
     Ok(requests.client(config)?)
-}
-
-fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    <K as Resource>::DynamicType: Default,
-{
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 /// Waits until every required CRD is Established, logging what it still waits for.
@@ -191,30 +234,6 @@ async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<()> {
             anyhow::bail!("CRDs not established after {timeout:?}: {}", missing.join(", "));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// Keeps a reflector cache of `K` without managedFields (they are most of an object's size and never read).
-async fn keep_cache<K>(api: Api<K>)
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let kind = K::kind(&Default::default()).to_string();
-    let (store, writer) = reflector::store::<K>();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear())
-        .reflect(writer)
-        .applied_objects();
-    futures::pin_mut!(stream);
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(obj) => {
-                tracing::debug!(kind, name = %obj.name_any(), namespace = obj.namespace(), cached = store.state().len(), "observed")
-            }
-            Err(e) => warn!(kind, error = %e, "watch error; retrying with backoff"),
-        }
     }
 }
 

@@ -1,0 +1,703 @@
+//! The Application controller end to end: a real Git server (git daemon, and git http-backend behind basic
+//! auth) on 127.0.0.1, the real API server with kwok nodes, and `sluice run`. Each test's Applications live
+//! in its own namespace, which the operator runs as its Argo CD namespace, and deploy into it.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{ConfigMap, Event},
+};
+use kube::{
+    Api,
+    api::{ListParams, Patch, PatchParams},
+};
+use serde_json::{Value, json};
+use sluice_crds::application::Application;
+use sluice_e2e::{
+    cluster::wait_for,
+    git_server::{GitServer, Repo},
+    harness::{Operator, TestNamespace, install_crds},
+};
+
+const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
+const WAIT: Duration = Duration::from_secs(90);
+
+async fn setup(test: &str, env: &[(&str, &str)]) -> (TestNamespace, Operator) {
+    let mut ns = TestNamespace::new(SUPERVISOR, test).await.expect("namespace");
+    ns.dump_kinds
+        .extend(["applications", "configmaps", "deployments", "jobs"].map(String::from));
+    install_crds(&ns.info, &ns.client).await.expect("CRDs");
+    let op = Operator::start_with_env(&ns, env).expect("operator starts");
+    (ns, op)
+}
+
+fn config_map(name: &str, value: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n{extra}data:\n  value: \"{value}\"\n"
+    )
+}
+
+fn deployment(image: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+"#
+    )
+}
+
+fn application(ns: &TestNamespace, name: &str, repo_url: &str, path: &str, policy: Value) -> String {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": name, "namespace": ns.name},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo_url, "targetRevision": "HEAD", "path": path},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": ns.name},
+            "syncPolicy": policy,
+        }
+    })
+    .to_string()
+}
+
+async fn app(ns: &TestNamespace, name: &str) -> Result<Value> {
+    let app = ns.api::<Application>().get(name).await?;
+    Ok(serde_json::to_value(app)?)
+}
+
+/// Waits until the app's status satisfies `check` (which says what is still missing).
+async fn wait_app(ns: &TestNamespace, name: &str, what: &str, check: impl Fn(&Value) -> Result<()>) -> Value {
+    wait_for(what, WAIT, || async {
+        let a = app(ns, name).await?;
+        check(&a)?;
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    app(ns, name).await.expect("app")
+}
+
+fn field<'a>(a: &'a Value, pointer: &str) -> &'a str {
+    a.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn synced_healthy(revision: &str) -> impl Fn(&Value) -> Result<()> + '_ {
+    move |a| {
+        let (sync, health, rev) = (
+            field(a, "/status/sync/status"),
+            field(a, "/status/health/status"),
+            field(a, "/status/sync/revision"),
+        );
+        if sync == "Synced" && health == "Healthy" && rev == revision {
+            Ok(())
+        } else {
+            bail!("sync {sync}, health {health}, revision {rev}")
+        }
+    }
+}
+
+async fn cm_value(ns: &TestNamespace, name: &str) -> Option<String> {
+    let cm = ns.api::<ConfigMap>().get_opt(name).await.ok()??;
+    cm.data?.get("value").cloned()
+}
+
+async fn seed(repo: &Repo, files: &[(&str, String)]) -> String {
+    for (path, content) in files {
+        repo.write(path, content).await.expect("write");
+    }
+    repo.commit("seed").await.expect("commit")
+}
+
+#[tokio::test]
+async fn a_directory_is_synced_and_kept_equal_to_git_by_polling() {
+    let git = GitServer::start().await.expect("git server");
+    let repo = git.create_repo("shop").await.expect("repo");
+    let first = seed(
+        &repo,
+        &[
+            ("apps/web/deploy.yaml", deployment("web:1")),
+            ("apps/web/config.yaml", config_map("settings", "one", "")),
+            (
+                "apps/web/extra.json",
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"extra"},"data":{"value":"x"}}"#
+                    .into(),
+            ),
+            ("README.md", "not a manifest".into()),
+        ],
+    )
+    .await;
+    let (ns, _op) = setup("app-poll", &[("SLUICE_APP_RESYNC", "3")]).await;
+    let policy = json!({"automated": {"prune": true, "selfHeal": true}});
+    ns.apply(&application(&ns, "shop", &repo.git_url(), "apps/web", policy))
+        .expect("apply app");
+    let a = wait_app(&ns, "shop", "first sync", synced_healthy(&first)).await;
+    assert_eq!(field(&a, "/status/sourceType"), "Directory");
+    assert_eq!(a["status"]["summary"]["images"], json!(["web:1"]));
+    assert_eq!(
+        a["status"]["resources"].as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        a["status"]["resources"]
+    );
+    assert_eq!(field(&a, "/status/operationState/phase"), "Succeeded");
+    assert_eq!(
+        a["status"]["operationState"]["operation"]["initiatedBy"]["automated"],
+        json!(true)
+    );
+    assert!(a.get("operation").is_none_or(Value::is_null), "operation cleared");
+    assert_eq!(a["status"]["history"].as_array().map(Vec::len), Some(1));
+    let cm = ns
+        .api::<ConfigMap>()
+        .get("settings")
+        .await
+        .expect("synced configmap");
+    let id = cm.metadata.annotations.unwrap_or_default()["argocd.argoproj.io/tracking-id"].clone();
+    assert_eq!(id, format!("shop:/ConfigMap:{}/settings", ns.name));
+    let owners: Vec<String> = cm
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(owners.contains(&"argocd-controller".to_string()), "{owners:?}");
+
+    // A commit that changes the image reaches the cluster by polling.
+    repo.write("apps/web/deploy.yaml", deployment("web:2"))
+        .await
+        .unwrap();
+    let second = repo.commit("web 2").await.unwrap();
+    wait_app(&ns, "shop", "the new image synced", synced_healthy(&second)).await;
+    let d = ns.api::<Deployment>().get("web").await.unwrap();
+    let image = d.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
+    assert_eq!(image.as_deref(), Some("web:2"));
+
+    // A removed file is pruned.
+    repo.remove("apps/web/extra.json").await.unwrap();
+    let third = repo.commit("no extra").await.unwrap();
+    wait_app(&ns, "shop", "prune of extra", synced_healthy(&third)).await;
+    wait_for("extra pruned", WAIT, || async {
+        match ns.api::<ConfigMap>().get_opt("extra").await? {
+            None => Ok(()),
+            Some(_) => bail!("still there"),
+        }
+    })
+    .await
+    .unwrap();
+
+    // selfHeal puts back what `kubectl edit` changed.
+    ns.kubectl(
+        &[
+            "patch",
+            "configmap",
+            "settings",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"value":"edited"}}"#,
+        ],
+        None,
+    )
+    .unwrap();
+    wait_for("self-heal", WAIT, || async {
+        match cm_value(&ns, "settings").await.as_deref() {
+            Some("one") => Ok(()),
+            other => bail!("value {other:?}"),
+        }
+    })
+    .await
+    .unwrap();
+}
+
+fn github_push(repo: &Repo, before: &str, after: &str, files: &[&str]) -> Value {
+    json!({
+        "ref": "refs/heads/main", "before": before, "after": after,
+        "repository": {"html_url": repo.git_url().trim_end_matches(".git"), "clone_url": repo.git_url(),
+                       "default_branch": "main"},
+        "commits": [{"id": after, "added": [], "modified": files, "removed": []}],
+    })
+}
+
+#[tokio::test]
+async fn a_webhook_push_refreshes_at_once_and_without_self_heal_drift_shows_out_of_sync() {
+    let git = GitServer::start().await.expect("git server");
+    let repo = git.create_repo("hooked").await.expect("repo");
+    let first = seed(&repo, &[("cm.yaml", config_map("settings", "one", ""))]).await;
+    let (ns, op) = setup("app-webhook", &[]).await;
+    let policy = json!({"automated": {}});
+    ns.apply(&application(&ns, "hooked", &repo.git_url(), ".", policy))
+        .expect("apply app");
+    wait_app(&ns, "hooked", "first sync", synced_healthy(&first)).await;
+
+    // Without selfHeal a live edit makes the app OutOfSync and stays.
+    ns.kubectl(
+        &[
+            "patch",
+            "configmap",
+            "settings",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"value":"edited"}}"#,
+        ],
+        None,
+    )
+    .unwrap();
+    wait_app(&ns, "hooked", "OutOfSync after the edit", |a| {
+        match field(a, "/status/sync/status") {
+            "OutOfSync" => Ok(()),
+            s => bail!("sync {s}"),
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        cm_value(&ns, "settings").await.as_deref(),
+        Some("edited"),
+        "no self-heal"
+    );
+
+    // A push announced by webhook is synced long before the 180 s resync.
+    repo.write("cm.yaml", config_map("settings", "two", ""))
+        .await
+        .unwrap();
+    let second = repo.commit("two").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/api/webhook", op.webhook_port);
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("X-GitHub-Event", "push")
+        .header("Content-Type", "application/json")
+        .body(github_push(&repo, &first, &second, &["cm.yaml"]).to_string())
+        .send()
+        .await
+        .expect("webhook reachable");
+    assert!(response.status().is_success(), "{}", response.status());
+    wait_for("the pushed value", Duration::from_secs(30), || async {
+        match cm_value(&ns, "settings").await.as_deref() {
+            Some("two") => Ok(()),
+            other => bail!("value {other:?}"),
+        }
+    })
+    .await
+    .unwrap();
+    wait_app(
+        &ns,
+        "hooked",
+        "synced to the pushed commit",
+        synced_healthy(&second),
+    )
+    .await;
+    let bad = reqwest::Client::new().post(&url).body("{}").send().await.unwrap();
+    assert_eq!(
+        bad.status().as_u16(),
+        400,
+        "a request of no known provider is refused"
+    );
+}
+
+#[tokio::test]
+async fn manual_operations_over_http_with_credentials_dry_run_and_prune() {
+    let git = GitServer::start().await.expect("git server");
+    let repo = git.create_repo("private").await.expect("repo");
+    let secret_value = "s3cr3t-value-never-shown";
+    let first = seed(
+        &repo,
+        &[
+            ("a.yaml", config_map("alpha", "1", "")),
+            ("b.yaml", config_map("beta", "1", "")),
+            (
+                "secret.yaml",
+                format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  token: {secret_value}\n"),
+            ),
+        ],
+    )
+    .await;
+    let (ns, op) = setup("app-manual", &[]).await;
+    let repo_secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "private-repo", "labels": {"argocd.argoproj.io/secret-type": "repository"}},
+        "stringData": {"type": "git", "url": repo.http_url(), "username": git.username(), "password": git.password()}
+    });
+    ns.apply(&repo_secret.to_string()).expect("repo secret");
+    ns.apply(&application(&ns, "manual", &repo.http_url(), ".", json!({})))
+        .expect("apply app");
+    let a = wait_app(&ns, "manual", "compared, not synced", |a| {
+        match field(a, "/status/sync/status") {
+            "OutOfSync" => Ok(()),
+            s => bail!("sync {s:?} {}", a["status"]["conditions"]),
+        }
+    })
+    .await;
+    assert_eq!(field(&a, "/status/sync/revision"), first);
+    assert_eq!(field(&a, "/status/health/status"), "Missing");
+    let apps = ns.api::<Application>();
+    let sync = |body: Value| {
+        let apps = apps.clone();
+        async move {
+            apps.patch(
+                "manual",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"operation": body})),
+            )
+            .await
+            .map(|_| ())
+        }
+    };
+
+    // A dry run changes nothing.
+    sync(json!({"initiatedBy": {"username": "me"}, "sync": {"dryRun": true}}))
+        .await
+        .unwrap();
+    let a = wait_app(&ns, "manual", "dry run done", |a| {
+        match field(a, "/status/operationState/phase") {
+            "Succeeded" => Ok(()),
+            p => bail!("phase {p:?}"),
+        }
+    })
+    .await;
+    assert!(ns.api::<ConfigMap>().get_opt("alpha").await.unwrap().is_none());
+    assert!(
+        a["status"].get("history").is_none_or(Value::is_null),
+        "no history for a dry run"
+    );
+
+    // A real sync.
+    sync(json!({"initiatedBy": {"username": "me"}, "sync": {"syncStrategy": {"hook": {}}}}))
+        .await
+        .unwrap();
+    wait_app(&ns, "manual", "synced", synced_healthy(&first)).await;
+
+    // A removed file stays until a sync with prune.
+    repo.remove("b.yaml").await.unwrap();
+    let second = repo.commit("no beta").await.unwrap();
+    apps.patch(
+        "manual",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}})),
+    )
+    .await
+    .unwrap();
+    let a = wait_app(&ns, "manual", "beta requires pruning", |a| {
+        let needs = a["status"]["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["name"] == "beta" && r["requiresPruning"] == true);
+        if needs && field(a, "/status/sync/revision") == second {
+            Ok(())
+        } else {
+            bail!("{}", a["status"]["resources"])
+        }
+    })
+    .await;
+    assert!(
+        a["metadata"]["annotations"]
+            .get("argocd.argoproj.io/refresh")
+            .is_none(),
+        "refresh annotation removed"
+    );
+    sync(json!({"initiatedBy": {"username": "me"}, "sync": {}}))
+        .await
+        .unwrap();
+    wait_app(&ns, "manual", "sync without prune", |a| {
+        let done = field(a, "/status/operationState/phase") == "Succeeded"
+            && field(a, "/status/operationState/syncResult/revision") == second;
+        if done {
+            Ok(())
+        } else {
+            bail!("{}", a["status"]["operationState"])
+        }
+    })
+    .await;
+    assert!(
+        ns.api::<ConfigMap>().get_opt("beta").await.unwrap().is_some(),
+        "not pruned without prune"
+    );
+    sync(json!({"initiatedBy": {"username": "me"}, "sync": {"prune": true}}))
+        .await
+        .unwrap();
+    let a = wait_app(&ns, "manual", "pruned", synced_healthy(&second)).await;
+    assert!(ns.api::<ConfigMap>().get_opt("beta").await.unwrap().is_none());
+    let pruned = a["status"]["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "beta" && r["status"] == "Pruned");
+    assert!(pruned, "{}", a["status"]["operationState"]);
+    assert!(a["status"]["history"].as_array().map(Vec::len) >= Some(2));
+
+    // Neither the repository password nor the Secret's value shows anywhere.
+    let everything = format!(
+        "{}\n{}\n{}",
+        serde_json::to_string(&app(&ns, "manual").await.unwrap()).unwrap(),
+        serde_json::to_string(
+            &ns.api::<Event>()
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+        )
+        .unwrap(),
+        op.log()
+    );
+    assert!(!everything.contains(git.password()), "repository password leaked");
+    assert!(!everything.contains(secret_value), "secret value leaked");
+}
+
+fn hook_job(name: &str, hook: &str, ok: bool) -> String {
+    let (image, fail) = if ok {
+        ("job:1", "")
+    } else {
+        ("job:fail", "\n  backoffLimit: 0")
+    };
+    format!(
+        r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+  annotations:
+    argocd.argoproj.io/hook: {hook}
+    argocd.argoproj.io/hook-delete-policy: BeforeHookCreation
+spec:{fail}
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: run
+        image: {image}
+"#
+    )
+}
+
+#[tokio::test]
+async fn waves_and_hooks_run_in_order() {
+    let git = GitServer::start().await.expect("git server");
+    let repo = git.create_repo("waves").await.expect("repo");
+    let wave = |w: i32| format!("  annotations:\n    argocd.argoproj.io/sync-wave: \"{w}\"\n");
+    let first = seed(
+        &repo,
+        &[
+            ("pre.yaml", hook_job("migrate", "PreSync", true)),
+            ("w0.yaml", config_map("first", "0", &wave(0))),
+            ("w1.yaml", config_map("second", "1", &wave(1))),
+            ("post.yaml", hook_job("smoke", "PostSync", true)),
+        ],
+    )
+    .await;
+    let (ns, _op) = setup("app-waves", &[]).await;
+    ns.apply(&application(
+        &ns,
+        "waves",
+        &repo.git_url(),
+        ".",
+        json!({"automated": {}}),
+    ))
+    .expect("apply app");
+    let a = wait_app(&ns, "waves", "all waves synced", synced_healthy(&first)).await;
+    let results = a["status"]["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let order: Vec<String> = results
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r["syncPhase"].as_str().unwrap_or(""),
+                r["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec!["PreSync:migrate", "Sync:first", "Sync:second", "PostSync:smoke"],
+        "{results:?}"
+    );
+    for r in &results {
+        assert_eq!(r["hookPhase"], "Succeeded", "{r}");
+    }
+    assert_eq!(
+        a["status"]["resources"].as_array().map(Vec::len),
+        Some(2),
+        "hooks are not resources"
+    );
+
+    // A failing PreSync hook fails the sync, runs the SyncFail hook, and applies nothing of the Sync phase.
+    repo.write("pre.yaml", hook_job("migrate", "PreSync", false))
+        .await
+        .unwrap();
+    repo.write("fail.yaml", hook_job("on-fail", "SyncFail", true))
+        .await
+        .unwrap();
+    repo.write("w0.yaml", config_map("first", "changed", &wave(0)))
+        .await
+        .unwrap();
+    let second = repo.commit("failing migration").await.unwrap();
+    let a = wait_app(&ns, "waves", "the failed sync", |a| {
+        let failed = field(a, "/status/operationState/phase") == "Failed"
+            && field(a, "/status/operationState/syncResult/revision") == second;
+        if failed {
+            Ok(())
+        } else {
+            bail!("{}", a["status"]["operationState"])
+        }
+    })
+    .await;
+    let results = a["status"]["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        results
+            .iter()
+            .any(|r| r["name"] == "on-fail" && r["syncPhase"] == "SyncFail"),
+        "{results:?}"
+    );
+    assert_eq!(
+        cm_value(&ns, "first").await.as_deref(),
+        Some("0"),
+        "the Sync phase did not run"
+    );
+    // The automated sync does not loop on the failed revision: it says so.
+    wait_app(&ns, "waves", "SyncError after the failed attempt", |a| {
+        let found = a["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "SyncError");
+        if found {
+            Ok(())
+        } else {
+            bail!("{}", a["status"]["conditions"])
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_condition_and_keeps_the_last_state() {
+    let git = GitServer::start().await.expect("git server");
+    let repo = git.create_repo("bad").await.expect("repo");
+    let first = seed(&repo, &[("ok.yaml", config_map("fine", "1", ""))]).await;
+    let (ns, _op) = setup("app-bad", &[("SLUICE_APP_RESYNC", "2")]).await;
+    let apps = ns.api::<Application>();
+    ns.apply(&application(
+        &ns,
+        "bad",
+        &repo.git_url(),
+        ".",
+        json!({"automated": {}, "retry": {"limit": 2, "backoff": {"duration": "1s"}}}),
+    ))
+    .expect("apply app");
+    wait_app(&ns, "bad", "first sync", synced_healthy(&first)).await;
+
+    let condition = |kind: &'static str, text: &'static str| {
+        move |a: &Value| {
+            let found = a["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == kind && c["message"].as_str().is_some_and(|m| m.contains(text)));
+            if found {
+                Ok(())
+            } else {
+                bail!("{}", a["status"]["conditions"])
+            }
+        }
+    };
+    // An unknown revision: a condition, and the last synced state stays.
+    apps.patch(
+        "bad",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"source": {"targetRevision": "no-such-branch"}}})),
+    )
+    .await
+    .unwrap();
+    let a = wait_app(
+        &ns,
+        "bad",
+        "unknown revision",
+        condition("ComparisonError", "no-such-branch"),
+    )
+    .await;
+    assert_eq!(field(&a, "/status/sync/revision"), first, "last state kept");
+    assert_eq!(cm_value(&ns, "fine").await.as_deref(), Some("1"));
+
+    // An unreachable repository.
+    apps.patch("bad", &PatchParams::default(), &Patch::Merge(json!({"spec": {"source": {"targetRevision": "HEAD", "repoURL": "git://127.0.0.1:1/nothing.git"}}})))
+        .await
+        .unwrap();
+    wait_app(
+        &ns,
+        "bad",
+        "unreachable repo",
+        condition("ComparisonError", "127.0.0.1:1"),
+    )
+    .await;
+
+    // A manifest that does not parse names its file.
+    apps.patch(
+        "bad",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"source": {"repoURL": repo.git_url()}}})),
+    )
+    .await
+    .unwrap();
+    repo.write(
+        "broken.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n",
+    )
+    .await
+    .unwrap();
+    repo.commit("broken").await.unwrap();
+    wait_app(
+        &ns,
+        "bad",
+        "parse error",
+        condition("ComparisonError", "broken.yaml"),
+    )
+    .await;
+    assert_eq!(cm_value(&ns, "fine").await.as_deref(), Some("1"));
+
+    // A resource the server refuses fails the sync with its message, is retried with backoff, and the rest
+    // of the cluster is left as it was.
+    repo.remove("broken.yaml").await.unwrap();
+    repo.write("ok.yaml", config_map("fine", "2", "")).await.unwrap();
+    repo.write(
+        "refused.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\ndata: {}\n",
+    )
+    .await
+    .unwrap();
+    let refused = repo.commit("refused").await.unwrap();
+    let a = wait_app(&ns, "bad", "retries exhausted", |a| {
+        let s = &a["status"]["operationState"];
+        let done =
+            s["phase"] == "Failed" && s["syncResult"]["revision"] == refused.as_str() && s["retryCount"] == 2;
+        if done { Ok(()) } else { bail!("{s}") }
+    })
+    .await;
+    let results = a["status"]["operationState"]["syncResult"]["resources"].to_string();
+    assert!(results.contains("Not_A_Valid_Name"), "{results}");
+    assert!(
+        results.contains("RFC 1123") || results.contains("invalid"),
+        "{results}"
+    );
+    assert_eq!(
+        cm_value(&ns, "fine").await.as_deref(),
+        Some("1"),
+        "nothing applied after the failed dry run"
+    );
+}

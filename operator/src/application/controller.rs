@@ -1,0 +1,842 @@
+//! The Application controller's I/O: the watch of Applications (and of the kinds they manage, metadata only,
+//! to notice drift), one reconcile per app (targets → live state → comparison → operation step → status →
+//! automated sync) and the status write.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Action,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use serde_json::{Value, json};
+use sluice_crds::application::{Application, ApplicationStatus};
+use sluice_gitops::{
+    diff::IgnoreRules,
+    policy::{self, AutoSync, AutoSyncInput, RefreshKind, SelfHealBackoff},
+    render, repo,
+    source::{Credentials, GitCache},
+    tracking,
+};
+use tracing::{info, warn};
+
+use super::{
+    cluster::{Cluster, KubeCluster, ObjectKey},
+    compare, live_watch, observe,
+    operation::{self, phase},
+    status, sync,
+};
+use crate::events::EventWriter;
+
+/// Flags of the Application controller.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The namespace Argo CD runs in: Applications there are tracked by their bare name, and repository
+    /// Secrets are read there.
+    pub control_plane_namespace: String,
+    /// Further namespaces whose Applications are reconciled (`*` for all).
+    pub application_namespaces: Vec<String>,
+    /// How often each app compares with the latest commit (with up to 10 % jitter).
+    pub resync: Duration,
+    /// Where repository mirrors and checkouts live.
+    pub repo_cache: PathBuf,
+    /// The render tools.
+    pub tools: render::Tools,
+}
+
+impl Config {
+    fn watches(&self, namespace: &str) -> bool {
+        namespace == self.control_plane_namespace
+            || self
+                .application_namespaces
+                .iter()
+                .any(|n| n == "*" || n == namespace)
+    }
+
+    fn all_namespaces(&self) -> bool {
+        !self.application_namespaces.is_empty()
+    }
+}
+
+/// Errors of one reconcile; retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    /// The destination cluster refused or failed a request.
+    #[error("{0}")]
+    Cluster(#[from] super::cluster::ClusterError),
+}
+
+/// The targets last rendered for an app, and when to look at Git again.
+#[derive(Clone)]
+struct Snapshot {
+    targets: observe::Targets,
+    spec: String,
+    due: Instant,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    client: Client,
+    cluster: KubeCluster,
+    git: GitCache,
+    renders: render::RenderCache,
+    config: Config,
+    events: EventWriter,
+    diffs: observe::DiffCache,
+    snapshots: Mutex<HashMap<String, Snapshot>>,
+    resolved: Mutex<HashMap<(String, String), (String, Instant)>>,
+    secrets: Store<Secret>,
+    apps: Store<Application>,
+    /// Apps a webhook asked to refresh now.
+    pub(super) pushed: Mutex<HashSet<String>>,
+    kinds: live_watch::Kinds,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// The Applications in the cache.
+    pub fn applications(&self) -> Vec<Arc<Application>> {
+        self.apps.state()
+    }
+}
+
+fn app_key(app: &Application) -> String {
+    format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
+}
+
+/// Runs the controller (and, with an address, the webhook endpoint) until `shutdown`.
+pub async fn run(
+    client: Client,
+    config: Config,
+    webhook_addr: Option<std::net::SocketAddr>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let cp = config.control_plane_namespace.clone();
+    let apps_api: Api<Application> = if config.all_namespaces() {
+        Api::all(client.clone())
+    } else {
+        Api::namespaced(client.clone(), &cp)
+    };
+    let (app_store, app_writer) = reflector::store();
+    let app_stream = watcher(apps_api, watcher::Config::default())
+        .default_backoff()
+        .modify(|a| a.managed_fields_mut().clear())
+        .reflect(app_writer)
+        .touched_objects();
+    let (secret_store, secret_writer) = reflector::store();
+    let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &cp);
+    let selector = "argocd.argoproj.io/secret-type in (repository,repo-creds)";
+    let secret_stream = watcher(secrets_api, watcher::Config::default().labels(selector))
+        .default_backoff()
+        .modify(|s| s.managed_fields_mut().clear())
+        .reflect(secret_writer)
+        .touched_objects();
+    let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Application>>();
+    let ctx = Arc::new(Context {
+        cluster: KubeCluster::new(client.clone()),
+        git: GitCache::new(config.repo_cache.clone(), Duration::from_secs(90), 8),
+        renders: render::RenderCache::new(512),
+        events: EventWriter::new(client.clone(), "argocd-application-controller"),
+        diffs: Default::default(),
+        snapshots: Default::default(),
+        resolved: Default::default(),
+        secrets: secret_store,
+        apps: app_store.clone(),
+        pushed: Default::default(),
+        kinds: live_watch::Kinds::new(client.clone(), trigger_tx.clone(), cp.clone()),
+        failures: Default::default(),
+        client,
+        config,
+    });
+    if let Some(addr) = webhook_addr {
+        let hook = super::webhook::Webhook {
+            ctx: ctx.clone(),
+            trigger: trigger_tx,
+            namespace: cp,
+            client: ctx.client.clone(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = super::webhook::serve(hook, addr).await {
+                warn!(error = %e, "the webhook endpoint stopped");
+            }
+        });
+    }
+    let triggers = tokio_stream_from(trigger_rx);
+    let secrets_drained = secret_stream.for_each(|_| async {});
+    tokio::spawn(secrets_drained);
+    Controller::for_stream(app_stream, app_store)
+        .reconcile_on(triggers)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "application reconcile failed");
+            }
+        })
+        .await;
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+fn error_policy(app: Arc<Application>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = app_key(&app);
+    let failures = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        })
+        .unwrap_or(1);
+    let delay = backoff(failures);
+    warn!(application = %key, error = %err, retry_in = ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
+}
+
+/// Exponential backoff from 1 s to 5 min, with up to 10 % jitter.
+fn backoff(failures: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << failures.min(8).saturating_sub(1)).min(Duration::from_secs(300));
+    base + jitter(base, failures as u64)
+}
+
+/// Up to 10 % of `period`, spread by `seed` (no randomness needed: apps differ by their keys).
+fn jitter(period: Duration, seed: u64) -> Duration {
+    let spread = period.as_millis() as u64 / 10;
+    if spread == 0 {
+        return Duration::ZERO;
+    }
+    let mixed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
+    Duration::from_millis(mixed % spread)
+}
+
+fn seed_of(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = app.namespace().unwrap_or_default();
+    if !ctx.config.watches(&ns) || skip_reconcile(&app) {
+        return Ok(Action::await_change());
+    }
+    let result = reconcile_app(&app, &ctx).await;
+    if result.is_ok()
+        && let Ok(mut f) = ctx.failures.lock()
+    {
+        f.remove(&app_key(&app));
+    }
+    result
+}
+
+fn skip_reconcile(app: &Application) -> bool {
+    app.annotations()
+        .get("argocd.argoproj.io/skip-reconcile")
+        .is_some_and(|v| v == "true")
+}
+
+fn instance(app: &Application, ctx: &Context) -> String {
+    tracking::instance_name(
+        &app.name_any(),
+        &app.namespace().unwrap_or_default(),
+        &ctx.config.control_plane_namespace,
+    )
+}
+
+fn spec_digest(app: &Application) -> String {
+    observe::digest(&json!({
+        "source": app.spec.source,
+        "sources": app.spec.sources,
+        "destination": app.spec.destination,
+        "ignoreDifferences": app.spec.ignore_differences,
+    }))
+}
+
+async fn reconcile_app(app: &Application, ctx: &Context) -> Result<Action, Error> {
+    let key = app_key(app);
+    let refresh = policy::refresh_kind(app.metadata.annotations.as_ref());
+    if let Err(message) = status::validate(app) {
+        return invalid_spec(app, ctx, &message).await;
+    }
+    let targets = match current_targets(app, ctx, refresh).await {
+        Ok(t) => t,
+        Err(message) => return comparison_failed(app, ctx, &message, refresh.is_some()).await,
+    };
+    let rules = match IgnoreRules::compile(app.spec.ignore_differences.as_deref().unwrap_or_default()) {
+        Ok(r) => r,
+        Err(e) => return comparison_failed(app, ctx, &e.to_string(), refresh.is_some()).await,
+    };
+    let instance = instance(app, ctx);
+    let inventory = observe::inventory(app);
+    let live = observe::live_state(
+        &ctx.cluster,
+        &ctx.diffs,
+        &key,
+        &instance,
+        &targets.objects,
+        &inventory,
+        &rules,
+    )
+    .await?;
+    ctx.kinds.watch(&targets.objects, &inventory).await;
+    let comparison = compare::compare(&live.pairs);
+    let mut next = status::with_comparison(app, &targets, &comparison, &live.errors, Timestamp::now());
+    let mut finished = false;
+    let mut requeue = None;
+    if let Some(run) = operation_to_run(app) {
+        let outcome = run_operation(app, ctx, run, &targets, &live, &rules).await?;
+        requeue = outcome.requeue;
+        finished = outcome.finished;
+        status::with_operation(&mut next, app, outcome.state, Timestamp::now());
+    }
+    write_status(app, ctx, &next, finished, refresh.is_some()).await?;
+    if finished {
+        announce_finished(app, ctx, &next).await;
+    }
+    let auto = auto_sync(app, ctx, &next, finished).await?;
+    let due = ctx
+        .snapshots
+        .lock()
+        .ok()
+        .and_then(|s| {
+            s.get(&key)
+                .map(|s| s.due.saturating_duration_since(Instant::now()))
+        })
+        .unwrap_or(ctx.config.resync);
+    let wait = [requeue, auto, Some(due)]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(due);
+    Ok(Action::requeue(wait.max(Duration::from_millis(200))))
+}
+
+/// The targets to compare with: the last rendered ones while they are fresh, else the latest commit's.
+async fn current_targets(
+    app: &Application,
+    ctx: &Context,
+    refresh: Option<RefreshKind>,
+) -> Result<observe::Targets, String> {
+    let key = app_key(app);
+    let spec = spec_digest(app);
+    let pushed = ctx.pushed.lock().map(|mut p| p.remove(&key)).unwrap_or(false);
+    let cached = ctx.snapshots.lock().ok().and_then(|s| s.get(&key).cloned());
+    if let Some(snapshot) = &cached
+        && refresh.is_none()
+        && !pushed
+        && snapshot.spec == spec
+        && snapshot.due > Instant::now()
+    {
+        return Ok(snapshot.targets.clone());
+    }
+    if refresh == Some(RefreshKind::Hard) {
+        ctx.renders.invalidate_all();
+        ctx.diffs.forget(&key);
+    }
+    let source = observe::source(app)?;
+    let fresh = refresh.is_some() || pushed || cached.as_ref().is_none_or(|c| c.spec != spec);
+    let revision = resolve(
+        ctx,
+        &source.repo_url,
+        source.target_revision.as_deref().unwrap_or("HEAD"),
+        fresh,
+    )
+    .await?;
+    let targets = targets_at(app, ctx, &revision).await?;
+    let due = Instant::now() + ctx.config.resync + jitter(ctx.config.resync, seed_of(&key));
+    if let Ok(mut s) = ctx.snapshots.lock() {
+        s.insert(
+            key,
+            Snapshot {
+                targets: targets.clone(),
+                spec,
+                due,
+            },
+        );
+    }
+    Ok(targets)
+}
+
+fn credentials(ctx: &Context, url: &str) -> Credentials {
+    let secrets: Vec<Secret> = ctx.secrets.state().iter().map(|s| (**s).clone()).collect();
+    repo::credentials_for(url, &secrets).unwrap_or_default()
+}
+
+/// The commit `revision` names: shared between apps for a while, so that many apps of one repository cost
+/// one `ls-remote` per resync; `fresh` asks git again.
+async fn resolve(ctx: &Context, url: &str, revision: &str, fresh: bool) -> Result<String, String> {
+    let cache_key = (url.to_string(), revision.to_string());
+    let ttl = (ctx.config.resync / 2).max(Duration::from_secs(1));
+    if !fresh
+        && let Some((sha, at)) = ctx.resolved.lock().ok().and_then(|r| r.get(&cache_key).cloned())
+        && at.elapsed() < ttl
+    {
+        return Ok(sha);
+    }
+    let creds = credentials(ctx, url);
+    let sha = ctx.git.resolve(url, revision, &creds).await.map_err(|e| {
+        format!("Failed to load target state: failed to generate manifest for source 1 of 1: rpc error: {e}")
+    })?;
+    if let Ok(mut r) = ctx.resolved.lock() {
+        if r.len() > 10_000 {
+            r.clear();
+        }
+        r.insert(cache_key, (sha.clone(), Instant::now()));
+    }
+    Ok(sha)
+}
+
+/// The app's manifests at commit `sha`: checked out, rendered (cached), placed and tracked.
+async fn targets_at(app: &Application, ctx: &Context, sha: &str) -> Result<observe::Targets, String> {
+    let source = observe::source(app)?;
+    let creds = credentials(ctx, &source.repo_url);
+    let fail = |e: String| {
+        format!("Failed to load target state: failed to generate manifest for source 1 of 1: rpc error: {e}")
+    };
+    let namespace = app.spec.destination.namespace.clone().unwrap_or_default();
+    let render_ctx = render::RenderContext {
+        app_name: app.name_any(),
+        namespace: namespace.clone(),
+        kube_version: None,
+        api_versions: Vec::new(),
+    };
+    let cache_key = render::RenderCache::key(&source.repo_url, sha, source, &render_ctx);
+    let rendered = match ctx.renders.get(&cache_key) {
+        Some(r) => r,
+        None => {
+            let dir = ctx
+                .git
+                .checkout(&source.repo_url, sha, &creds)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let r = render::render(&ctx.config.tools, &dir, source, &render_ctx)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            ctx.renders.insert(cache_key, r.clone());
+            r
+        }
+    };
+    let scopes = observe::scopes(&ctx.cluster, &rendered.objects)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(observe::Targets {
+        revision: sha.to_string(),
+        source_type: rendered.source_type.as_str().to_string(),
+        objects: observe::place(rendered.objects.clone(), &namespace, &instance(app, ctx), &scopes),
+    })
+}
+
+async fn invalid_spec(app: &Application, ctx: &Context, message: &str) -> Result<Action, Error> {
+    let next = status::with_condition(app, "InvalidSpecError", message, Timestamp::now());
+    write_status(app, ctx, &next, false, false).await?;
+    warn!(application = %app_key(app), message, "invalid application spec");
+    Ok(Action::await_change())
+}
+
+async fn comparison_failed(
+    app: &Application,
+    ctx: &Context,
+    message: &str,
+    refreshed: bool,
+) -> Result<Action, Error> {
+    let next = status::with_condition(app, "ComparisonError", message, Timestamp::now());
+    write_status(app, ctx, &next, false, refreshed).await?;
+    warn!(application = %app_key(app), message, "comparison failed");
+    let failures = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(app_key(app)).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        })
+        .unwrap_or(1);
+    Ok(Action::requeue(backoff(failures + 2).min(ctx.config.resync)))
+}
+
+/// An operation to start or continue: `(state, terminating)`.
+fn operation_to_run(app: &Application) -> Option<(sluice_crds::application::OperationState, bool)> {
+    let current = app.status.as_ref().and_then(|s| s.operation_state.clone());
+    match (current, &app.operation) {
+        (Some(state), _) if state.phase == phase::TERMINATING => Some((state, true)),
+        (Some(state), _) if state.phase == phase::RUNNING => Some((state, false)),
+        (_, Some(op)) => Some((operation::begin(op, Timestamp::now()), false)),
+        _ => None,
+    }
+}
+
+struct OperationOutcome {
+    state: sluice_crds::application::OperationState,
+    finished: bool,
+    requeue: Option<Duration>,
+}
+
+/// Advances the operation by one step (or waits for its retry), returning the state to write.
+async fn run_operation(
+    app: &Application,
+    ctx: &Context,
+    (mut state, terminating): (sluice_crds::application::OperationState, bool),
+    compared: &observe::Targets,
+    live: &observe::LiveState,
+    rules: &IgnoreRules,
+) -> Result<OperationOutcome, Error> {
+    if !terminating && let Some(wait) = status::retry_wait(&mut state, Timestamp::now()) {
+        return Ok(OperationOutcome {
+            state,
+            finished: false,
+            requeue: Some(wait),
+        });
+    }
+    let revision = match sync_revision(app, ctx, &state, compared).await {
+        Ok(r) => r,
+        Err(message) => return Ok(conclude(app, state, phase::ERROR, &message)),
+    };
+    let (targets, lives) = if revision == compared.revision {
+        (compared.clone(), lives_of(live))
+    } else {
+        let targets = match targets_at(app, ctx, &revision).await {
+            Ok(t) => t,
+            Err(message) => return Ok(conclude(app, state, phase::ERROR, &message)),
+        };
+        let state_now = observe::live_state(
+            &ctx.cluster,
+            &ctx.diffs,
+            &app_key(app),
+            &instance(app, ctx),
+            &targets.objects,
+            &observe::inventory(app),
+            rules,
+        )
+        .await?;
+        (targets, lives_of(&state_now))
+    };
+    if SyncOptionsExt::create_namespace(app) && state.sync_result.is_none() {
+        ensure_namespace(app, ctx).await?;
+    }
+    let scopes = observe::scopes(&ctx.cluster, &targets.objects).await?;
+    let namespaced = |group: &str, kind: &str| {
+        scopes
+            .iter()
+            .find(|((av, k), _)| k == kind && av.rsplit_once('/').map_or("", |(g, _)| g) == group)
+            .is_none_or(|(_, ns)| *ns)
+    };
+    let synced: HashSet<_> = live
+        .pairs
+        .iter()
+        .filter(|p| p.drift == compare::Drift::Synced)
+        .map(|p| p.key.identity())
+        .collect();
+    let in_sync = |k: &ObjectKey| synced.contains(&k.identity());
+    let planned = sync::task_states(&sync::StepInput {
+        app,
+        state: &state,
+        targets: &targets.objects,
+        lives: &lives,
+        revision: &revision,
+        namespaced: &namespaced,
+        in_sync: &in_sync,
+    });
+    let mut tasks = match planned {
+        Ok(t) => t,
+        Err(message) => return Ok(conclude(app, state, phase::FAILED, &message)),
+    };
+    refresh_task_lives(ctx, &mut tasks).await?;
+    let outcome = sync::step(&ctx.cluster, app, &state.operation, tasks, terminating).await;
+    state = operation::with_results(&state, &revision, app, &outcome.tasks);
+    if outcome.phase == phase::RUNNING {
+        state.message = Some(outcome.message);
+        let wait = if outcome.applied {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(1)
+        };
+        return Ok(OperationOutcome {
+            state,
+            finished: false,
+            requeue: Some(wait),
+        });
+    }
+    Ok(conclude(app, state, outcome.phase, &outcome.message))
+}
+
+struct SyncOptionsExt;
+
+impl SyncOptionsExt {
+    fn create_namespace(app: &Application) -> bool {
+        policy::SyncOptions::of_app(app).create_namespace()
+    }
+}
+
+fn conclude(
+    app: &Application,
+    state: sluice_crds::application::OperationState,
+    phase: &str,
+    message: &str,
+) -> OperationOutcome {
+    let now = Timestamp::now();
+    let done = operation::conclude(&state, phase, message, now);
+    match status::retry_marker(app, &done, now) {
+        Some((marked, wait)) => OperationOutcome {
+            state: marked,
+            finished: false,
+            requeue: Some(wait),
+        },
+        None => OperationOutcome {
+            state: done,
+            finished: true,
+            requeue: None,
+        },
+    }
+}
+
+fn lives_of(live: &observe::LiveState) -> Vec<Value> {
+    live.pairs.iter().filter_map(|p| p.live.clone()).collect()
+}
+
+/// Tasks that were started and have no live object read it again (hooks with generated names).
+async fn refresh_task_lives(
+    ctx: &Context,
+    tasks: &mut [sluice_gitops::tasks::TaskState],
+) -> Result<(), Error> {
+    for state in tasks.iter_mut() {
+        if state.task.live.is_some() || state.result.is_pending() {
+            continue;
+        }
+        let Some(target) = &state.task.target else {
+            continue;
+        };
+        let mut key = ObjectKey::of(target);
+        key.namespace = state.task.namespace.clone();
+        key.name = state.task.name.clone();
+        if let Some(live) = ctx.cluster.get(&key).await? {
+            state.health = sluice_gitops::health::health(&live).map(|h| (h.status.to_string(), h.message));
+            state.task.live = Some(live);
+        }
+    }
+    Ok(())
+}
+
+/// The commit the operation syncs: recorded at its first step, else the operation's revision (resolved),
+/// else the compared one.
+async fn sync_revision(
+    app: &Application,
+    ctx: &Context,
+    state: &sluice_crds::application::OperationState,
+    compared: &observe::Targets,
+) -> Result<String, String> {
+    if let Some(result) = &state.sync_result {
+        return Ok(result.revision.clone());
+    }
+    let asked = state
+        .operation
+        .sync
+        .as_ref()
+        .and_then(|s| s.revision.clone())
+        .unwrap_or_default();
+    if asked.is_empty() || asked == compared.revision {
+        return Ok(compared.revision.clone());
+    }
+    let source = observe::source(app)?;
+    resolve(ctx, &source.repo_url, &asked, true).await
+}
+
+async fn ensure_namespace(app: &Application, ctx: &Context) -> Result<(), Error> {
+    let Some(ns) = app
+        .spec
+        .destination
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+    else {
+        return Ok(());
+    };
+    let meta = app
+        .spec
+        .sync_policy
+        .as_ref()
+        .and_then(|p| p.managed_namespace_metadata.clone());
+    let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+    if let Some(meta) = meta {
+        obj["metadata"]["labels"] = json!(meta.labels.unwrap_or_default());
+        obj["metadata"]["annotations"] = json!(meta.annotations.unwrap_or_default());
+    }
+    ctx.cluster.apply(&obj, Default::default()).await?;
+    Ok(())
+}
+
+/// Writes the status when it changed (a merge patch of the difference), `operation: null` when the
+/// operation finished, and drops the refresh annotation after a refresh.
+async fn write_status(
+    app: &Application,
+    ctx: &Context,
+    next: &ApplicationStatus,
+    finished: bool,
+    refreshed: bool,
+) -> Result<(), Error> {
+    let current = app.status.clone().unwrap_or_default();
+    let mut patch = serde_json::Map::new();
+    if *next != current {
+        let mut next = next.clone();
+        next.reconciled_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            Timestamp::now(),
+        ));
+        patch.insert(
+            "status".into(),
+            crate::status_patch::merge_diff(
+                &serde_json::to_value(&current).unwrap_or_default(),
+                &serde_json::to_value(&next).unwrap_or_default(),
+            ),
+        );
+    }
+    if finished {
+        patch.insert("operation".into(), Value::Null);
+    }
+    if refreshed {
+        patch.insert(
+            "metadata".into(),
+            json!({"annotations": {policy::ANNOTATION_REFRESH: null}}),
+        );
+    }
+    if patch.is_empty() {
+        return Ok(());
+    }
+    let api: Api<Application> = Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
+    api.patch(
+        &app.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(Value::Object(patch)),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn announce_finished(app: &Application, ctx: &Context, next: &ApplicationStatus) {
+    let Some(state) = &next.operation_state else {
+        return;
+    };
+    let ok = state.phase == phase::SUCCEEDED;
+    let message = state.message.clone().unwrap_or_default();
+    let reason = if ok {
+        "OperationCompleted"
+    } else {
+        "OperationFailed"
+    };
+    let text = if ok {
+        format!(
+            "Sync operation to {} succeeded",
+            state
+                .sync_result
+                .as_ref()
+                .map(|r| r.revision.as_str())
+                .unwrap_or("")
+        )
+    } else {
+        format!(
+            "Sync operation to {} failed: {message}",
+            state
+                .sync_result
+                .as_ref()
+                .map(|r| r.revision.as_str())
+                .unwrap_or("")
+        )
+    };
+    info!(application = %app_key(app), phase = %state.phase, message, "operation finished");
+    if let Err(e) = ctx.events.publish(&app.object_ref(&()), !ok, reason, &text).await {
+        warn!(error = %e, "writing an event failed");
+    }
+}
+
+/// Starts an automated sync when the policy says so; returns when to look again (self-heal backoff).
+async fn auto_sync(
+    app: &Application,
+    ctx: &Context,
+    next: &ApplicationStatus,
+    finished: bool,
+) -> Result<Option<Duration>, Error> {
+    if finished || operation::in_progress(app) || app.operation.is_some() {
+        return Ok(None);
+    }
+    let Some(sync) = next.sync.as_ref() else {
+        return Ok(None);
+    };
+    let mut view = app.clone();
+    view.status = Some(next.clone());
+    let resources = next.resources.clone().unwrap_or_default();
+    let backoff = SelfHealBackoff::default();
+    let input = AutoSyncInput {
+        sync,
+        resources: &resources,
+        revision_changed: true,
+        sync_window_open: true,
+        self_heal: &backoff,
+        now: Timestamp::now(),
+    };
+    match policy::auto_sync(&view, &input) {
+        AutoSync::Skip(skip) => {
+            tracing::debug!(application = %app_key(app), "{skip}");
+            Ok(skip.requeue_after())
+        }
+        AutoSync::Refuse(message) => {
+            let refused = status::with_condition(&view, "SyncError", &message, Timestamp::now());
+            write_status(&view, ctx, &refused, false, false).await?;
+            Ok(None)
+        }
+        AutoSync::Sync(op) => {
+            let api: Api<Application> =
+                Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
+            let patch = json!({"operation": op.operation});
+            api.patch(&app.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+                .await?;
+            info!(application = %app_key(app), "{}", op.message);
+            let _ = ctx
+                .events
+                .publish(&app.object_ref(&()), false, "OperationStarted", &op.message)
+                .await;
+            Ok(Some(Duration::from_millis(200)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert!(backoff(1) >= Duration::from_secs(1) && backoff(1) < Duration::from_millis(1100));
+        assert!(backoff(3) >= Duration::from_secs(4));
+        assert!(backoff(50) <= Duration::from_secs(330));
+        assert!(backoff(50) >= Duration::from_secs(128));
+    }
+
+    #[test]
+    fn jitter_is_bounded_and_spread() {
+        let period = Duration::from_secs(180);
+        let values: HashSet<_> = (0..50)
+            .map(|i| jitter(period, seed_of(&format!("argocd/app-{i}"))))
+            .collect();
+        assert!(values.iter().all(|j| *j < Duration::from_secs(18)));
+        assert!(values.len() > 40);
+        assert_eq!(jitter(Duration::from_millis(5), 3), Duration::ZERO);
+    }
+}
