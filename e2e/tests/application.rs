@@ -9,10 +9,7 @@ use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Event},
 };
-use kube::{
-    Api,
-    api::{ListParams, Patch, PatchParams},
-};
+use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use sluice_crds::application::Application;
 use sluice_e2e::{
@@ -457,10 +454,15 @@ async fn manual_operations_over_http_with_credentials_dry_run_and_prune() {
 }
 
 fn hook_job(name: &str, hook: &str, ok: bool) -> String {
-    let (image, fail) = if ok {
-        ("job:1", "")
+    // A failing Job: its pod is never scheduled, and its deadline fails it.
+    let (image, fail, pin) = if ok {
+        ("job:1", "", "")
     } else {
-        ("job:fail", "\n  backoffLimit: 0")
+        (
+            "job:fail",
+            "\n  backoffLimit: 0\n  activeDeadlineSeconds: 2",
+            "\n      nodeSelector: {no-such-node: \"true\"}",
+        )
     };
     format!(
         r#"apiVersion: batch/v1
@@ -473,7 +475,7 @@ metadata:
 spec:{fail}
   template:
     spec:
-      restartPolicy: Never
+      restartPolicy: Never{pin}
       containers:
       - name: run
         image: {image}
@@ -496,7 +498,7 @@ async fn waves_and_hooks_run_in_order() {
         ],
     )
     .await;
-    let (ns, _op) = setup("app-waves", &[]).await;
+    let (ns, _op) = setup("app-waves", &[("SLUICE_APP_RESYNC", "3")]).await;
     ns.apply(&application(
         &ns,
         "waves",
@@ -505,7 +507,20 @@ async fn waves_and_hooks_run_in_order() {
         json!({"automated": {}}),
     ))
     .expect("apply app");
-    let a = wait_app(&ns, "waves", "all waves synced", synced_healthy(&first)).await;
+    wait_app(&ns, "waves", "all waves synced", synced_healthy(&first)).await;
+    let a = wait_app(&ns, "waves", "the operation finished", |a| {
+        match field(a, "/status/operationState/phase") {
+            "Succeeded" | "Failed" | "Error" => Ok(()),
+            p => bail!("phase {p}"),
+        }
+    })
+    .await;
+    assert_eq!(
+        field(&a, "/status/operationState/phase"),
+        "Succeeded",
+        "{}",
+        a["status"]["operationState"]
+    );
     let results = a["status"]["operationState"]["syncResult"]["resources"]
         .as_array()
         .cloned()
@@ -643,7 +658,7 @@ async fn bad_input_gets_a_condition_and_keeps_the_last_state() {
         &ns,
         "bad",
         "unreachable repo",
-        condition("ComparisonError", "127.0.0.1:1"),
+        condition("ComparisonError", "unable to connect"),
     )
     .await;
 
@@ -700,4 +715,61 @@ async fn bad_input_gets_a_condition_and_keeps_the_last_state() {
         Some("1"),
         "nothing applied after the failed dry run"
     );
+}
+
+#[tokio::test]
+async fn a_kustomize_overlay_and_a_helm_chart_are_rendered_by_the_real_tools() {
+    let git = GitServer::start().await.expect("git server");
+    let repo = git.create_repo("tools").await.expect("repo");
+    let rev = seed(
+        &repo,
+        &[
+            ("base/cm.yaml", config_map("settings", "base", "")),
+            ("base/kustomization.yaml", "resources:\n- cm.yaml\n".into()),
+            ("overlay/kustomization.yaml", "resources:\n- ../base\ncommonLabels:\n  tier: web\n".into()),
+            ("chart/Chart.yaml", "apiVersion: v2\nname: shop\nversion: 0.1.0\n".into()),
+            ("chart/values.yaml", "color: red\n".into()),
+            (
+                "chart/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-colors\ndata:\n  value: {{ .Values.color | quote }}\n".into(),
+            ),
+        ],
+    )
+    .await;
+    let (ns, _op) = setup("app-tools", &[]).await;
+    let mut kustomized: Value = serde_json::from_str(&application(
+        &ns,
+        "kust",
+        &repo.git_url(),
+        "overlay",
+        json!({"automated": {}}),
+    ))
+    .unwrap();
+    kustomized["spec"]["source"]["kustomize"] =
+        json!({"namePrefix": "prod-", "commonLabels": {"team": "shop"}});
+    ns.apply(&kustomized.to_string()).expect("kustomize app");
+    let mut helm: Value = serde_json::from_str(&application(
+        &ns,
+        "chart",
+        &repo.git_url(),
+        "chart",
+        json!({"automated": {}}),
+    ))
+    .unwrap();
+    helm["spec"]["source"]["helm"] =
+        json!({"releaseName": "web", "parameters": [{"name": "color", "value": "blue"}]});
+    ns.apply(&helm.to_string()).expect("helm app");
+    let a = wait_app(&ns, "kust", "kustomize app synced", synced_healthy(&rev)).await;
+    assert_eq!(field(&a, "/status/sourceType"), "Kustomize");
+    let cm = ns
+        .api::<ConfigMap>()
+        .get("prod-settings")
+        .await
+        .expect("prefixed by the override");
+    let labels = cm.metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("team").map(String::as_str), Some("shop"));
+    assert_eq!(labels.get("tier").map(String::as_str), Some("web"));
+    let a = wait_app(&ns, "chart", "helm app synced", synced_healthy(&rev)).await;
+    assert_eq!(field(&a, "/status/sourceType"), "Helm");
+    assert_eq!(cm_value(&ns, "web-colors").await.as_deref(), Some("blue"));
 }

@@ -510,14 +510,15 @@ fn is_username(user: &str) -> bool {
 
 /// Whether an app's `repoURL` names the repository of a payload URL, as upstream's `GetWebURLRegex`
 /// does (case-insensitively): `((https?|ssh)://)?(user@)?((alt)?ssh\.)?host(:port)?[:/]path(\.git)?`.
-/// Unlike upstream, a trailing `/` on the `repoURL` also matches (git reads it as the same repository).
+/// Unlike upstream, a trailing `/` on the `repoURL` also matches (git reads it as the same repository), and
+/// so does a `git://` URL (the git daemon protocol names the same repository).
 pub fn url_matches(payload_url: &str, repo_url: &str) -> bool {
     let Some((host, path)) = host_and_path(payload_url) else {
         return false;
     };
     let candidate = repo_url.to_lowercase();
     let mut rest = candidate.as_str();
-    for scheme in ["https://", "http://", "ssh://"] {
+    for scheme in ["https://", "http://", "ssh://", "git://"] {
         if let Some(r) = rest.strip_prefix(scheme) {
             rest = r;
             break;
@@ -1487,7 +1488,7 @@ mod tests {
             (web, "https://evilgithub.com/acme/guestbook", false),
             (web, "https://github.com.evil/acme/guestbook", false),
             (web, "https://user:pw@github.com/acme/guestbook", false),
-            (web, "git://github.com/acme/guestbook", false),
+            (web, "git://github.com/acme/guestbook", true),
             (
                 "git@gitlab.example.com:acme/guestbook.git",
                 "https://gitlab.example.com/acme/guestbook",

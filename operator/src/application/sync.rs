@@ -278,6 +278,13 @@ async fn dry_run(
         let Some(target) = task.target.clone() else {
             continue;
         };
+        // A hook that is deleted before it is created again is checked when it is created.
+        if task.is_hook
+            && task.live.is_some()
+            && task.has_delete_policy(tasks::DeletePolicy::BeforeHookCreation)
+        {
+            continue;
+        }
         let skip_missing = SyncOptions::of_app(app)
             .for_object(&target)
             .skip_dry_run_on_missing_resource();
