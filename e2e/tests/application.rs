@@ -112,6 +112,13 @@ async fn cm_value(ns: &TestNamespace, name: &str) -> Option<String> {
     cm.data?.get("value").cloned()
 }
 
+/// `kubectl patch` of a ConfigMap's value, as a user's live edit.
+fn edit_value(ns: &TestNamespace, name: &str, value: &str) {
+    let patch = json!({"data": {"value": value}}).to_string();
+    ns.kubectl(&["patch", "configmap", name, "--type=merge", "-p", &patch], None)
+        .expect("kubectl patch");
+}
+
 async fn seed(repo: &Repo, files: &[(&str, String)]) -> String {
     for (path, content) in files {
         repo.write(path, content).await.expect("write");
@@ -197,18 +204,7 @@ async fn a_directory_is_synced_and_kept_equal_to_git_by_polling() {
     .unwrap();
 
     // selfHeal puts back what `kubectl edit` changed.
-    ns.kubectl(
-        &[
-            "patch",
-            "configmap",
-            "settings",
-            "--type=merge",
-            "-p",
-            r#"{"data":{"value":"edited"}}"#,
-        ],
-        None,
-    )
-    .unwrap();
+    edit_value(&ns, "settings", "edited");
     wait_for("self-heal", WAIT, || async {
         match cm_value(&ns, "settings").await.as_deref() {
             Some("one") => Ok(()),
@@ -240,18 +236,7 @@ async fn a_webhook_push_refreshes_at_once_and_without_self_heal_drift_shows_out_
     wait_app(&ns, "hooked", "first sync", synced_healthy(&first)).await;
 
     // Without selfHeal a live edit makes the app OutOfSync and stays.
-    ns.kubectl(
-        &[
-            "patch",
-            "configmap",
-            "settings",
-            "--type=merge",
-            "-p",
-            r#"{"data":{"value":"edited"}}"#,
-        ],
-        None,
-    )
-    .unwrap();
+    edit_value(&ns, "settings", "edited");
     wait_app(&ns, "hooked", "OutOfSync after the edit", |a| {
         match field(a, "/status/sync/status") {
             "OutOfSync" => Ok(()),
@@ -453,7 +438,17 @@ async fn manual_operations_over_http_with_credentials_dry_run_and_prune() {
     assert!(!everything.contains(secret_value), "secret value leaked");
 }
 
-fn hook_job(name: &str, hook: &str) -> String {
+fn hook_job(name: &str, hook: &str, ok: bool) -> String {
+    // A failing Job: its pod is never scheduled, and its deadline fails it.
+    let (image, fail, pin) = if ok {
+        ("job:1", "", "")
+    } else {
+        (
+            "job:fail",
+            "\n  backoffLimit: 0\n  activeDeadlineSeconds: 2",
+            "\n      nodeSelector: {no-such-node: \"true\"}",
+        )
+    };
     format!(
         r#"apiVersion: batch/v1
 kind: Job
@@ -462,13 +457,13 @@ metadata:
   annotations:
     argocd.argoproj.io/hook: {hook}
     argocd.argoproj.io/hook-delete-policy: BeforeHookCreation
-spec:
+spec:{fail}
   template:
     spec:
-      restartPolicy: Never
+      restartPolicy: Never{pin}
       containers:
       - name: run
-        image: job:1
+        image: {image}
 "#
     )
 }
@@ -481,10 +476,10 @@ async fn waves_and_hooks_run_in_order() {
     let first = seed(
         &repo,
         &[
-            ("pre.yaml", hook_job("migrate", "PreSync")),
+            ("pre.yaml", hook_job("migrate", "PreSync", true)),
             ("w0.yaml", config_map("first", "0", &wave(0))),
             ("w1.yaml", config_map("second", "1", &wave(1))),
-            ("post.yaml", hook_job("smoke", "PostSync")),
+            ("post.yaml", hook_job("smoke", "PostSync", true)),
         ],
     )
     .await;
@@ -494,7 +489,7 @@ async fn waves_and_hooks_run_in_order() {
         "waves",
         &repo.git_url(),
         ".",
-        json!({"automated": {}}),
+        json!({"automated": {}, "retry": {"limit": 1, "backoff": {"duration": "1s"}}}),
     ))
     .expect("apply app");
     wait_app(&ns, "waves", "all waves synced", synced_healthy(&first)).await;
@@ -538,6 +533,57 @@ async fn waves_and_hooks_run_in_order() {
         Some(2),
         "hooks are not resources"
     );
+
+    // A failing PreSync hook fails the sync, runs the SyncFail hook, and applies nothing of the Sync phase.
+    repo.write("pre.yaml", hook_job("migrate", "PreSync", false))
+        .await
+        .unwrap();
+    repo.write("fail.yaml", hook_job("on-fail", "SyncFail", true))
+        .await
+        .unwrap();
+    repo.write("w0.yaml", config_map("first", "changed", &wave(0)))
+        .await
+        .unwrap();
+    let second = repo.commit("failing migration").await.unwrap();
+    let a = wait_app(&ns, "waves", "the failed sync", |a| {
+        let failed = field(a, "/status/operationState/phase") == "Failed"
+            && field(a, "/status/operationState/syncResult/revision") == second;
+        if failed {
+            Ok(())
+        } else {
+            bail!("{}", a["status"]["operationState"])
+        }
+    })
+    .await;
+    let results = a["status"]["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        results
+            .iter()
+            .any(|r| r["name"] == "on-fail" && r["syncPhase"] == "SyncFail"),
+        "{results:?}"
+    );
+    assert_eq!(
+        cm_value(&ns, "first").await.as_deref(),
+        Some("0"),
+        "the Sync phase did not run"
+    );
+    // The automated sync does not loop on the failed revision: it says so.
+    wait_app(&ns, "waves", "SyncError after the failed attempt", |a| {
+        let found = a["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "SyncError");
+        if found {
+            Ok(())
+        } else {
+            bail!("{}", a["status"]["conditions"])
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -162,6 +162,21 @@ pub enum RenderError {
         /// Its error output, or why it could not run.
         message: String,
     },
+    /// kustomize or helm ran longer than allowed and was killed.
+    #[error("`{tool}` timed out after {after:?} and was killed")]
+    Timeout {
+        /// The command (`kustomize build`, `helm template`).
+        tool: String,
+        /// The time it was given.
+        after: std::time::Duration,
+    },
+    /// The source asks for something that cannot be rendered (two tool blocks, a plugin, a value file URL
+    /// with a scheme that is not allowed, a replica count that is not a number, ...).
+    #[error("{message}")]
+    InvalidSource {
+        /// What is wrong, in the words of the field at fault.
+        message: String,
+    },
     /// Reading the repository failed.
     #[error("{path:?}: {message}")]
     Io {
@@ -672,6 +687,21 @@ pub(crate) fn decode_yaml_file(path: &str, bytes: &[u8]) -> Result<Vec<Value>, R
         path,
         format!("failed to unmarshal manifest: {message}"),
     ))
+}
+
+/// The Kubernetes objects of a tool's output (a YAML or JSON stream), Lists not yet expanded; any document
+/// that does not decode into a Kubernetes object is an error, as upstream's `kube.SplitYAML` makes it.
+pub(crate) fn decode_manifest_stream(bytes: &[u8]) -> Result<Vec<Value>, String> {
+    let text = decode_text(bytes)?;
+    match decode_yaml_stream(&text) {
+        (objects, None) => Ok(objects),
+        (_, Some(message)) => Err(message),
+    }
+}
+
+/// The first document of a YAML text as JSON, with Go's YAML 1.1 scalars (`Null` for an empty document).
+pub(crate) fn decode_yaml_value(text: &str) -> Result<Value, String> {
+    decode_yaml_document(text, 0)
 }
 
 /// The Kubernetes objects of a YAML (or sniffed JSON) stream, up to the first failure and its message.

@@ -1,12 +1,16 @@
 //! The engine of the Application controller, as Argo CD defines it: Git sources (`source`: the git CLI, one
-//! shared mirror per repository), rendering of a plain directory (`directory`), the sync tasks of a sync and
-//! the pure steps of its state machine (`tasks`: phases, waves, hooks, ordering), Argo CD's tracking id
-//! (`tracking`) and the health of live objects (`health`). No Kubernetes client here: the Application
-//! controller wires these pieces (not yet: the controller itself is still to be written).
+//! shared mirror per repository), rendering (`render`: tool detection, dispatch and the render cache;
+//! `kustomize` and `helm` for the real binaries, `directory` for plain directories), the diff of desired
+//! and live objects (`diff`), the sync tasks of a sync and the pure steps of its state machine (`tasks`),
+//! sync options, retries and the automated-sync decision (`policy`), Git webhooks (`webhook`), repository
+//! Secrets (`repo`), Argo CD's tracking id (`tracking`) and the health of live objects (`health`). No
+//! Kubernetes client here: the Application controller (`operator/src/application`) wires these pieces.
 
 pub mod diff;
 pub mod directory;
 pub mod health;
+pub mod helm;
+pub mod kustomize;
 pub mod policy;
 pub mod render;
 pub mod repo;

@@ -1,27 +1,74 @@
-//! Rendering an Application source into objects, as Argo CD's repo server does: the tool is the one the
-//! source names (`directory`, `kustomize`, `helm`), else detected (`Chart.yaml` ⇒ Helm,
-//! `kustomization.yaml|yml` or `Kustomization` ⇒ Kustomize, else a plain directory). Kustomize and Helm are
-//! the real binaries, run as child processes with a timeout under a bound on how many run at once; the
-//! shared checkout is never written (Kustomize overrides are applied to a private copy). Renders are cached
-//! in memory, bounded, by (repository, commit, path, options).
+//! Rendering an Application source into Kubernetes objects, as Argo CD's repo server does it
+//! (`AC:reposerver/repository/repository.go`: `GetAppSourceType`, `GenerateManifests`, `newEnv`).
+//!
+//! - The tool is the one the source names with a `directory`, `kustomize` or `helm` block, empty or not (two
+//!   blocks are an error, as upstream's `ExplicitType` makes them; a `plugin` block is refused, as Sluice runs
+//!   no config management plugins). Otherwise it is detected from the files at the top of the app directory
+//!   as upstream's `discovery.AppType` does: a name ending in `Chart.yaml` means Helm, `kustomization.yaml`,
+//!   `kustomization.yml` or `Kustomization` means Kustomize, and of several such names the last in byte
+//!   order wins (a directory holding both `Chart.yaml` and `kustomization.yaml` is Kustomize). Anything else
+//!   is a plain directory, rendered by [`crate::directory`]. A Helm repository source (`chart`) is refused:
+//!   only charts inside a Git repository are rendered.
+//! - Paths stay in the repository. The app path is checked as [`crate::directory`] checks it, a checkout
+//!   holding an out-of-bounds symlink is refused whole, and Helm value files and file parameters are resolved
+//!   inside it (see [`crate::helm`]).
+//! - Kustomize ([`crate::kustomize`]) and Helm ([`crate::helm`]) are the real binaries, run as child
+//!   processes: an empty environment except `PATH`, the proxy and CA variables and the build environment
+//!   ([`BuildEnv`]); a private temporary `HOME` with its own XDG and Helm directories; output bounded by
+//!   [`MAX_TOOL_OUTPUT_BYTES`]; killed (and reaped) when one runs longer than [`Tools::timeout`]. Error
+//!   messages carry the tool's standard error, with the checkout's directory shown as `.`. At most
+//!   [`Tools::with_concurrency`] renders run at once.
+//! - The checkout is shared by every Application of the repository and is never written: Kustomize
+//!   overrides are applied to a private copy.
+//! - [`RenderCache`] keeps renders, bounded, by repository, commit, path and a digest of everything else
+//!   that shapes them.
+//!
+//! Known difference: the build environment has no `ARGOCD_APP_REVISION`/`ARGOCD_APP_REVISION_SHORT`
+//! (a [`RenderContext`] does not carry the commit), so references to them expand to nothing.
 
-use std::{
-    collections::HashMap,
-    path::{Path, PathBuf},
-    process::Stdio,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::fmt;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sluice_crds::application::{ApplicationSource, ApplicationSourceHelm, ApplicationSourceKustomize};
-use tokio::{process::Command, sync::Semaphore};
+use sluice_crds::application::ApplicationSource;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::sync::Semaphore;
 
 use crate::directory::{self, DirectoryOptions, RenderError};
+use crate::{helm, kustomize};
 
-/// The tool that renders a source (`status.sourceType`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How long one kustomize or helm run may take by default (Argo CD's `ARGOCD_EXEC_TIMEOUT` default).
+pub const DEFAULT_TOOL_TIMEOUT: Duration = Duration::from_secs(90);
+/// How many renders run at once by default.
+pub const DEFAULT_CONCURRENT_RENDERS: usize = 4;
+/// The most standard output one tool run may produce (64 MiB); a run producing more fails.
+pub const MAX_TOOL_OUTPUT_BYTES: usize = 64 * 1024 * 1024;
+/// How much of a tool's standard error is kept for its error message.
+const MAX_TOOL_STDERR_BYTES: usize = 64 * 1024;
+/// The parent's environment variables a tool inherits (besides `PATH`).
+const INHERITED_ENV: [&str; 8] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+/// The `PATH` of a tool when the parent has none.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The tool that renders a source, with Argo CD's names (`status.sourceType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SourceType {
     /// Plain YAML/JSON files.
     Directory,
@@ -32,13 +79,19 @@ pub enum SourceType {
 }
 
 impl SourceType {
-    /// Argo CD's name of the type.
+    /// Argo CD's name of the type (`Directory`, `Kustomize`, `Helm`).
     pub fn as_str(self) -> &'static str {
         match self {
             SourceType::Directory => "Directory",
             SourceType::Kustomize => "Kustomize",
             SourceType::Helm => "Helm",
         }
+    }
+}
+
+impl fmt::Display for SourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -49,33 +102,45 @@ pub struct Tools {
     pub kustomize: PathBuf,
     /// The helm binary.
     pub helm: PathBuf,
-    /// How long one tool run may take.
+    /// How long one tool run may take before it is killed.
     pub timeout: Duration,
     permits: Arc<Semaphore>,
 }
 
 impl Tools {
-    /// The binaries, 90 s per run, at most 4 runs at once.
+    /// The binaries, with [`DEFAULT_TOOL_TIMEOUT`] per run and [`DEFAULT_CONCURRENT_RENDERS`] renders at once.
     pub fn new(kustomize: PathBuf, helm: PathBuf) -> Self {
         Tools {
             kustomize,
             helm,
-            timeout: Duration::from_secs(90),
-            permits: Arc::new(Semaphore::new(4)),
+            timeout: DEFAULT_TOOL_TIMEOUT,
+            permits: Arc::new(Semaphore::new(DEFAULT_CONCURRENT_RENDERS)),
         }
+    }
+
+    /// The same tools with at most `renders` renders at once (at least one).
+    pub fn with_concurrency(mut self, renders: usize) -> Self {
+        self.permits = Arc::new(Semaphore::new(renders.max(1)));
+        self
+    }
+
+    /// The same tools with `timeout` per run.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 }
 
-/// What a render needs from the Application.
+/// What a render needs to know about the Application besides its source.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RenderContext {
-    /// The Application's name (Helm's default release name).
+    /// The Application's name (Helm's default release name, `ARGOCD_APP_NAME`).
     pub app_name: String,
-    /// The destination namespace (Helm's default `--namespace`).
+    /// The destination namespace (Helm's default `--namespace`, `ARGOCD_APP_NAMESPACE`).
     pub namespace: String,
-    /// `--kube-version` for Helm.
+    /// The destination cluster's Kubernetes version, for Helm's `--kube-version`.
     pub kube_version: Option<String>,
-    /// `--api-versions` for Helm.
+    /// The destination cluster's API versions, for Helm's `--api-versions`.
     pub api_versions: Vec<String>,
 }
 
@@ -84,500 +149,549 @@ pub struct RenderContext {
 pub struct Rendered {
     /// The tool used.
     pub source_type: SourceType,
-    /// The objects, in the tool's order.
+    /// The objects, in the tool's order, Lists expanded.
     pub objects: Vec<Value>,
 }
 
-/// The tool of a source at `app_dir`.
-pub fn detect(app_dir: &Path, source: &ApplicationSource) -> SourceType {
-    if source.helm.is_some() {
-        return SourceType::Helm;
+/// The tool of `source` at `app_dir`: the one its tool block names, else detected from the directory's files
+/// (see the module documentation).
+pub fn detect(app_dir: &Path, source: &ApplicationSource) -> Result<SourceType, RenderError> {
+    if let Some(explicit) = explicit_type(source)? {
+        return Ok(explicit);
     }
-    if source.kustomize.is_some() {
-        return SourceType::Kustomize;
+    let entries = fs::read_dir(app_dir).map_err(|e| io_error(app_dir, &e))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(app_dir, &e))?;
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !is_dir {
+            names.push(entry.file_name());
+        }
     }
-    if source.directory.is_some() {
-        return SourceType::Directory;
-    }
-    if app_dir.join("Chart.yaml").is_file() {
-        return SourceType::Helm;
-    }
-    let kustomization = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
-    if kustomization.iter().any(|f| app_dir.join(f).is_file()) {
-        return SourceType::Kustomize;
-    }
-    SourceType::Directory
+    Ok(detect_from_names(names))
 }
 
-/// Renders `source` from the checkout at `repo_root`.
+/// The tool named by the source's tool block, if it has one; two blocks, or a plugin, are refused.
+fn explicit_type(source: &ApplicationSource) -> Result<Option<SourceType>, RenderError> {
+    let blocks = [
+        (source.kustomize.is_some(), "Kustomize"),
+        (source.helm.is_some(), "Helm"),
+        (source.directory.is_some(), "Directory"),
+        (source.plugin.is_some(), "Plugin"),
+    ];
+    let named: Vec<&str> = blocks.iter().filter(|(set, _)| *set).map(|(_, n)| *n).collect();
+    match named.as_slice() {
+        [] => Ok(None),
+        ["Kustomize"] => Ok(Some(SourceType::Kustomize)),
+        ["Helm"] => Ok(Some(SourceType::Helm)),
+        ["Directory"] => Ok(Some(SourceType::Directory)),
+        ["Plugin"] => Err(invalid(
+            "config management plugins (spec.source.plugin) are not supported by Sluice",
+        )),
+        _ => Err(invalid(format!(
+            "multiple application sources defined: {}",
+            named.join(",")
+        ))),
+    }
+}
+
+/// Upstream's discovery over the names of the non-directory entries of the app directory.
+fn detect_from_names(mut names: Vec<OsString>) -> SourceType {
+    names.sort();
+    let mut detected = SourceType::Directory;
+    for name in &names {
+        let name = name.to_string_lossy();
+        if name.ends_with("Chart.yaml") {
+            detected = SourceType::Helm;
+        }
+        if kustomize::KUSTOMIZATION_NAMES.contains(&name.as_ref()) {
+            detected = SourceType::Kustomize;
+        }
+    }
+    detected
+}
+
+/// Renders `source` from the checkout at `repo_root` (read, never written). See the module documentation.
 pub async fn render(
     tools: &Tools,
     repo_root: &Path,
     source: &ApplicationSource,
     ctx: &RenderContext,
 ) -> Result<Rendered, RenderError> {
-    let app_path = source.path.as_deref().unwrap_or(".");
-    let root = std::fs::canonicalize(repo_root).map_err(|e| io(repo_root, &e))?;
-    directory::check_out_of_bounds_symlinks(&root)?;
-    let rel = directory::clean_app_path(app_path)?;
-    let Some(app_dir) = directory::resolve_app_dir(&root, &rel, app_path)? else {
-        return Err(RenderError::AppPathNotFound {
-            path: app_path.to_string(),
-        });
-    };
-    let source_type = detect(&app_dir, source);
-    let objects = match source_type {
-        SourceType::Directory => {
-            let d = source.directory.as_ref();
-            let options = DirectoryOptions {
-                recurse: d.and_then(|d| d.recurse).unwrap_or(false),
-                include: d.and_then(|d| d.include.clone()).filter(|s| !s.is_empty()),
-                exclude: d.and_then(|d| d.exclude.clone()).filter(|s| !s.is_empty()),
-            };
-            directory::render(&root, app_path, &options)?
-        }
-        SourceType::Kustomize => {
-            let options = source.kustomize.clone().unwrap_or_default();
-            kustomize(tools, &root, &rel, &options).await?
-        }
-        SourceType::Helm => {
-            let options = source.helm.clone().unwrap_or_default();
-            helm(tools, &root, &app_dir, &options, ctx).await?
-        }
-    };
-    Ok(Rendered { source_type, objects })
-}
-
-fn io(path: &Path, e: &std::io::Error) -> RenderError {
-    RenderError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
-}
-
-fn tool_error(tool: &str, message: impl Into<String>) -> RenderError {
-    RenderError::Tool {
-        tool: tool.to_string(),
-        message: message.into(),
-    }
-}
-
-/// Runs a tool in `dir` with a private HOME, the timeout and a permit; returns its standard output.
-async fn run(
-    tools: &Tools,
-    name: &str,
-    program: &Path,
-    args: &[String],
-    dir: &Path,
-) -> Result<Vec<u8>, RenderError> {
     let _permit = tools
         .permits
         .acquire()
         .await
-        .map_err(|e| tool_error(name, e.to_string()))?;
-    let home = tempfile::tempdir().map_err(|e| io(Path::new("tmp"), &e))?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path().join("config"))
-        .env("XDG_CACHE_HOME", home.path().join("cache"))
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .env("HELM_CONFIG_HOME", home.path().join("helm/config"))
-        .env("HELM_CACHE_HOME", home.path().join("helm/cache"))
-        .env("HELM_DATA_HOME", home.path().join("helm/data"))
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let out = match tokio::time::timeout(tools.timeout, cmd.output()).await {
-        Err(_) => {
-            return Err(tool_error(
-                name,
-                format!("timed out after {}s", tools.timeout.as_secs()),
-            ));
-        }
-        Ok(Err(e)) => return Err(tool_error(name, format!("{}: {e}", program.display()))),
-        Ok(Ok(out)) => out,
+        .map_err(|e| invalid(format!("the renderer is shut down: {e}")))?;
+    let (located, source_type) = {
+        let (root, source) = (repo_root.to_path_buf(), source.clone());
+        blocking(move || prepare(&root, &source)).await?
     };
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(tool_error(name, stderr));
-    }
-    Ok(out.stdout)
+    let env = BuildEnv::new(source, ctx);
+    let objects = match source_type {
+        SourceType::Directory => {
+            let options = directory_options(source);
+            let (root, app_path) = (repo_root.to_path_buf(), source.path.clone().unwrap_or_default());
+            blocking(move || directory::render(&root, &app_path, &options)).await?
+        }
+        SourceType::Kustomize => kustomize::build(tools, &located, source.kustomize.as_ref(), &env).await?,
+        SourceType::Helm => helm::template(tools, &located, source.helm.as_ref(), ctx, &env).await?,
+    };
+    Ok(Rendered { source_type, objects })
 }
 
-/// The `kustomize edit` commands that apply the Application's overrides.
-pub fn kustomize_edits(options: &ApplicationSourceKustomize) -> Vec<Vec<String>> {
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let mut edits = Vec::new();
-    if let Some(p) = options.name_prefix.as_deref().filter(|p| !p.is_empty()) {
-        edits.push(s(&["edit", "set", "nameprefix", "--", p]));
+/// Where a source's files are, checked to be inside the repository.
+#[derive(Clone, Debug)]
+pub(crate) struct Located {
+    /// The repository root, canonical.
+    pub(crate) root: PathBuf,
+    /// The real app directory, inside `root`.
+    pub(crate) app_dir: PathBuf,
+}
+
+impl Located {
+    /// The app directory relative to the root (empty for the root itself).
+    pub(crate) fn app_rel(&self) -> &Path {
+        self.app_dir.strip_prefix(&self.root).unwrap_or(Path::new(""))
     }
-    if let Some(p) = options.name_suffix.as_deref().filter(|p| !p.is_empty()) {
-        edits.push(s(&["edit", "set", "namesuffix", "--", p]));
+}
+
+/// Locates the app directory and detects the tool; a tool-rendered source also has its checkout checked
+/// for out-of-bounds symlinks (a plain directory's render checks it itself).
+fn prepare(repo_root: &Path, source: &ApplicationSource) -> Result<(Located, SourceType), RenderError> {
+    if source.chart.as_deref().is_some_and(|c| !c.is_empty()) {
+        return Err(invalid(
+            "Helm repository sources (spec.source.chart) are not supported: point spec.source.path at a chart in Git",
+        ));
     }
-    for image in options.images.iter().flatten() {
-        edits.push(s(&["edit", "set", "image", image]));
+    let app_path = source.path.as_deref().unwrap_or_default();
+    let app_rel = directory::clean_app_path(app_path)?;
+    let root = fs::canonicalize(repo_root).map_err(|e| io_error(repo_root, &e))?;
+    let app_dir = match directory::resolve_app_dir(&root, &app_rel, app_path)? {
+        Some(real) => real,
+        None => fs::canonicalize(root.join(&app_rel)).map_err(|e| io_error(Path::new(app_path), &e))?,
+    };
+    let source_type = detect(&app_dir, source)?;
+    if source_type != SourceType::Directory {
+        directory::check_out_of_bounds_symlinks(&root)?;
     }
-    if let Some(labels) = options.common_labels.as_ref().filter(|l| !l.is_empty()) {
-        let mut args = s(&["edit", "add", "label"]);
-        if options.force_common_labels == Some(true) {
-            args.push("--force".into());
+    Ok((Located { root, app_dir }, source_type))
+}
+
+/// The `spec.source.directory` options the plain-directory renderer takes.
+fn directory_options(source: &ApplicationSource) -> DirectoryOptions {
+    let directory = source.directory.as_ref();
+    let glob = |g: Option<&String>| g.filter(|g| !g.is_empty()).cloned();
+    DirectoryOptions {
+        recurse: directory.and_then(|d| d.recurse).unwrap_or(false),
+        include: glob(directory.and_then(|d| d.include.as_ref())),
+        exclude: glob(directory.and_then(|d| d.exclude.as_ref())),
+    }
+}
+
+/// Runs blocking file-system work off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, RenderError> + Send + 'static,
+) -> Result<T, RenderError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| RenderError::Io {
+            path: ".".to_owned(),
+            message: format!("the render task failed: {e}"),
+        })?
+}
+
+/// A relative `path` joined to `base` (a directory inside `root`), `.` and `..` resolved lexically as Go's
+/// `filepath.Join` does; `None` when it is absolute or climbs above `root`.
+pub(crate) fn join_inside(root: &Path, base: &Path, path: &str) -> Option<PathBuf> {
+    let mut parts: Vec<OsString> = base
+        .strip_prefix(root)
+        .ok()?
+        .components()
+        .map(|c| c.as_os_str().to_owned())
+        .collect();
+    for component in Path::new(path).components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::Normal(part) => parts.push(part.to_owned()),
+            Component::RootDir | Component::Prefix(_) => return None,
         }
-        if options.label_without_selector == Some(true) {
-            args.push("--without-selector".into());
+    }
+    Some(root.join(parts.iter().collect::<PathBuf>()))
+}
+
+pub(crate) fn invalid(message: impl Into<String>) -> RenderError {
+    RenderError::InvalidSource {
+        message: message.into(),
+    }
+}
+
+pub(crate) fn tool_error(tool: &str, message: impl Into<String>) -> RenderError {
+    RenderError::Tool {
+        tool: tool.to_owned(),
+        message: message.into(),
+    }
+}
+
+pub(crate) fn io_error(path: &Path, error: &std::io::Error) -> RenderError {
+    RenderError::Io {
+        path: path.display().to_string(),
+        message: error.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Build environment
+
+/// The build environment of a render, as upstream's `newEnv`: `ARGOCD_APP_NAME`, `ARGOCD_APP_NAMESPACE`,
+/// `ARGOCD_APP_SOURCE_REPO_URL`, `ARGOCD_APP_SOURCE_PATH`, `ARGOCD_APP_SOURCE_TARGET_REVISION`. The tools
+/// inherit it, and Kustomize images and labels, Helm parameters and value file paths expand references to
+/// it ([`BuildEnv::subst`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuildEnv {
+    vars: Vec<(String, String)>,
+}
+
+impl BuildEnv {
+    /// The build environment of `source` rendered for `ctx`.
+    pub fn new(source: &ApplicationSource, ctx: &RenderContext) -> Self {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let vars = [
+            ("ARGOCD_APP_NAME", ctx.app_name.clone()),
+            ("ARGOCD_APP_NAMESPACE", ctx.namespace.clone()),
+            ("ARGOCD_APP_SOURCE_REPO_URL", source.repo_url.clone()),
+            ("ARGOCD_APP_SOURCE_PATH", text(&source.path)),
+            ("ARGOCD_APP_SOURCE_TARGET_REVISION", text(&source.target_revision)),
+        ];
+        BuildEnv {
+            vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         }
-        args.push("--".into());
-        args.push(
-            labels
+    }
+
+    /// The variables, as (name, value).
+    pub fn vars(&self) -> &[(String, String)] {
+        &self.vars
+    }
+
+    /// `text` with `$NAME` and `${NAME}` replaced as Go's `os.Expand` does with upstream's `Envsubst`
+    /// mapping: unknown names become empty, `$$` is `$`, a `$` not followed by a name stays, a malformed
+    /// `${` or `${}` is dropped.
+    pub fn subst(&self, text: &str) -> String {
+        let value = |name: &str| -> String {
+            if name == "$" {
+                return "$".to_owned();
+            }
+            self.vars
                 .iter()
-                .map(|(k, v)| format!("{k}:{v}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        edits.push(args);
-    }
-    if let Some(annotations) = options.common_annotations.as_ref().filter(|a| !a.is_empty()) {
-        let mut args = s(&["edit", "add", "annotation"]);
-        if options.force_common_annotations == Some(true) {
-            args.push("--force".into());
-        }
-        args.push("--".into());
-        args.push(
-            annotations
-                .iter()
-                .map(|(k, v)| format!("{k}:{v}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        edits.push(args);
-    }
-    if let Some(ns) = options.namespace.as_deref().filter(|n| !n.is_empty()) {
-        edits.push(s(&["edit", "set", "namespace", "--", ns]));
-    }
-    for r in options.replicas.iter().flatten() {
-        let count = match &r.count {
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => i.to_string(),
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
         };
-        edits.push(vec![
-            "edit".into(),
-            "set".into(),
-            "replicas".into(),
-            format!("{}={count}", r.name),
-        ]);
+        let bytes = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        let (mut literal_start, mut j) = (0, 0);
+        while j < bytes.len() {
+            if bytes[j] == b'$' && j + 1 < bytes.len() {
+                out.push_str(&text[literal_start..j]);
+                let (name, width) = shell_name(&text[j + 1..]);
+                if !name.is_empty() {
+                    out.push_str(&value(name));
+                } else if width == 0 {
+                    out.push('$');
+                }
+                j += width;
+                literal_start = j + 1;
+            }
+            j += 1;
+        }
+        out.push_str(text.get(literal_start..).unwrap_or_default());
+        out
     }
-    for c in options.components.iter().flatten() {
-        edits.push(s(&["edit", "add", "component", c]));
-    }
-    edits
 }
 
-/// Copies a directory tree (without `.git`), following no symlinks out of it (they were checked).
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name == ".git" {
-            continue;
+/// The variable name at the start of `s` (just after a `$`) and how many bytes it spans, as Go's
+/// `getShellName`: an empty name with a width is malformed syntax to drop.
+fn shell_name(s: &str) -> (&str, usize) {
+    let bytes = s.as_bytes();
+    let special = |c: u8| b"*#$@!?-0123456789".contains(&c);
+    if bytes.first() == Some(&b'{') {
+        if bytes.len() > 2 && special(bytes[1]) && bytes[2] == b'}' {
+            return (&s[1..2], 3);
         }
-        let (src, dst) = (entry.path(), to.join(&name));
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        return match bytes.iter().skip(1).position(|&c| c == b'}') {
+            Some(0) => ("", 2),
+            Some(end) => (&s[1..=end], end + 2),
+            None => ("", 1),
+        };
+    }
+    if bytes.first().is_some_and(|&c| special(c)) {
+        return (&s[..1], 1);
+    }
+    let len = bytes
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+        .count();
+    (&s[..len], len)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Child processes
+
+/// One run of kustomize or helm.
+pub(crate) struct ToolRun<'a> {
+    /// The command as error messages name it (`kustomize build`, `helm template`).
+    pub(crate) tool: &'static str,
+    /// The binary.
+    pub(crate) program: &'a Path,
+    /// Its arguments.
+    pub(crate) args: Vec<String>,
+    /// Its working directory.
+    pub(crate) dir: &'a Path,
+    /// The build environment it inherits.
+    pub(crate) env: &'a BuildEnv,
+    /// Directories shown in its error messages as the given text instead.
+    pub(crate) redact: Vec<(PathBuf, &'static str)>,
+}
+
+/// Runs a tool with a private `HOME` and the `timeout` (killed and reaped when it runs out); its standard
+/// output on success, its standard error in the error otherwise.
+pub(crate) async fn run_tool(run: ToolRun<'_>, timeout: Duration) -> Result<Vec<u8>, RenderError> {
+    let home = tempfile::Builder::new()
+        .prefix("sluice-tool-home-")
+        .tempdir()
+        .map_err(|e| io_error(Path::new("$TMPDIR"), &e))?;
+    let mut command = Command::new(run.program);
+    command
+        .args(&run.args)
+        .current_dir(run.dir)
+        .env_clear()
+        .envs(tool_env(home.path(), run.env))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .map_err(|e| tool_error(run.tool, format!("cannot run {}: {e}", run.program.display())))?;
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let finished = tokio::time::timeout(timeout, async {
+        let (out, err) = tokio::join!(
+            read_capped(stdout, MAX_TOOL_OUTPUT_BYTES),
+            read_capped(stderr, MAX_TOOL_STDERR_BYTES)
+        );
+        (out, err, child.wait().await)
+    })
+    .await;
+    let Ok(((stdout, stdout_overflow), (stderr, _), status)) = finished else {
+        // `kill` also waits for the child, so no zombie is left.
+        let _ = child.kill().await;
+        return Err(RenderError::Timeout {
+            tool: run.tool.to_owned(),
+            after: timeout,
+        });
+    };
+    let status = status.map_err(|e| tool_error(run.tool, e.to_string()))?;
+    if !status.success() {
+        let message = redact(String::from_utf8_lossy(&stderr).trim(), &run.redact);
+        let message = if message.is_empty() {
+            format!("{status} with no error output")
         } else {
-            std::fs::copy(&src, &dst)?;
+            message
+        };
+        return Err(tool_error(run.tool, message));
+    }
+    if stdout_overflow {
+        return Err(tool_error(
+            run.tool,
+            format!("its output exceeds {MAX_TOOL_OUTPUT_BYTES} bytes"),
+        ));
+    }
+    Ok(stdout)
+}
+
+/// The whole environment of a tool run whose private home is `home`.
+fn tool_env(home: &Path, env: &BuildEnv) -> Vec<(OsString, OsString)> {
+    let mut vars: Vec<(OsString, OsString)> = Vec::new();
+    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+    vars.push(("PATH".into(), path));
+    for name in INHERITED_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            vars.push((name.into(), value));
         }
     }
-    Ok(())
-}
-
-async fn kustomize(
-    tools: &Tools,
-    root: &Path,
-    rel: &Path,
-    options: &ApplicationSourceKustomize,
-) -> Result<Vec<Value>, RenderError> {
-    let edits = kustomize_edits(options);
-    if edits.is_empty() {
-        return build_kustomize(tools, &root.join(rel)).await;
+    let dirs = [
+        ("HOME", ""),
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_CACHE_HOME", "cache"),
+        ("XDG_DATA_HOME", "data"),
+        ("HELM_CONFIG_HOME", "helm/config"),
+        ("HELM_CACHE_HOME", "helm/cache"),
+        ("HELM_DATA_HOME", "helm/data"),
+    ];
+    for (name, sub) in dirs {
+        vars.push((name.into(), home.join(sub).into_os_string()));
     }
-    let copy = tempfile::tempdir().map_err(|e| io(Path::new("tmp"), &e))?;
-    copy_tree(root, copy.path()).map_err(|e| io(root, &e))?;
-    let dir = copy.path().join(rel);
-    for edit in &edits {
-        run(tools, "kustomize edit", &tools.kustomize, edit, &dir).await?;
+    vars.push(("GIT_TERMINAL_PROMPT".into(), "0".into()));
+    vars.push(("GIT_CONFIG_NOSYSTEM".into(), "1".into()));
+    for (name, value) in env.vars() {
+        vars.push((name.into(), value.into()));
     }
-    build_kustomize(tools, &dir).await
+    vars
 }
 
-async fn build_kustomize(tools: &Tools, dir: &Path) -> Result<Vec<Value>, RenderError> {
-    let out = run(
-        tools,
-        "kustomize build",
-        &tools.kustomize,
-        &["build".into(), ".".into()],
-        dir,
-    )
-    .await?;
-    parse_output("kustomize build", &out)
+/// Reads a child's stream to its end, keeping at most `cap` bytes; whether more came.
+async fn read_capped<R: AsyncRead + Unpin>(stream: Option<R>, cap: usize) -> (Vec<u8>, bool) {
+    let (mut kept, mut overflow) = (Vec::new(), false);
+    let Some(mut stream) = stream else {
+        return (kept, overflow);
+    };
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = cap.saturating_sub(kept.len());
+                overflow |= n > room;
+                kept.extend_from_slice(&buffer[..n.min(room)]);
+            }
+        }
+    }
+    (kept, overflow)
 }
 
-fn parse_output(tool: &str, out: &[u8]) -> Result<Vec<Value>, RenderError> {
-    let mut objects = Vec::new();
-    for object in directory::decode_yaml_file(tool, out)? {
+/// `text` with each directory of `pairs` replaced by its stand-in.
+fn redact(text: &str, pairs: &[(PathBuf, &'static str)]) -> String {
+    let mut text = text.to_owned();
+    for (dir, stand_in) in pairs {
+        if let Some(dir) = dir.to_str().filter(|d| d.len() > 1) {
+            text = text.replace(dir, stand_in);
+        }
+    }
+    text
+}
+
+/// The objects of a tool's output, Lists expanded.
+pub(crate) fn parse_output(tool: &str, output: &[u8]) -> Result<Vec<Value>, RenderError> {
+    let decoded = directory::decode_manifest_stream(output)
+        .map_err(|m| tool_error(tool, format!("its output does not parse: {m}")))?;
+    let mut objects = Vec::with_capacity(decoded.len());
+    for object in decoded {
         directory::push_expanded(tool, object, &mut objects)?;
     }
     Ok(objects)
 }
 
-/// A value file or file parameter path, checked to stay inside the repository; URLs pass through.
-fn inside(root: &Path, app_dir: &Path, path: &str) -> Result<Option<PathBuf>, RenderError> {
-    if path.starts_with("http://") || path.starts_with("https://") {
-        return Ok(Some(PathBuf::from(path)));
-    }
-    let outside = || RenderError::OutsideRepository {
-        path: path.to_string(),
-    };
-    if Path::new(path).is_absolute() {
-        return Err(outside());
-    }
-    let joined = app_dir.join(path);
-    let Ok(real) = std::fs::canonicalize(&joined) else {
-        // A missing file must still not name a place outside the repository.
-        let mut depth: i64 = app_dir
-            .strip_prefix(root)
-            .map(|p| p.components().count() as i64)
-            .unwrap_or(0);
-        for c in Path::new(path).components() {
-            match c {
-                std::path::Component::ParentDir => depth -= 1,
-                std::path::Component::Normal(_) => depth += 1,
-                _ => {}
-            }
-            if depth < 0 {
-                return Err(outside());
-            }
-        }
-        return Ok(None);
-    };
-    if !real.starts_with(root) {
-        return Err(outside());
-    }
-    Ok(Some(real))
+// ---------------------------------------------------------------------------------------------------------
+// Cache
+
+/// The key of a render: repository, commit, app path and a digest of the rest of the source and of the
+/// [`RenderContext`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RenderKey {
+    repo_url: String,
+    revision: String,
+    path: String,
+    digest: [u8; 32],
 }
 
-/// The `helm template` arguments for a chart at `app_dir` (value files resolved by the caller).
-pub fn helm_args(
-    options: &ApplicationSourceHelm,
-    ctx: &RenderContext,
-    value_files: &[PathBuf],
-    inline_values: Option<&Path>,
-    file_parameters: &[(String, PathBuf)],
-) -> Vec<String> {
-    let release = options
-        .release_name
-        .clone()
-        .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| ctx.app_name.clone());
-    let namespace = options
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| ctx.namespace.clone());
-    let mut args = vec![
-        "template".to_string(),
-        ".".into(),
-        "--name-template".into(),
-        release,
-    ];
-    if !namespace.is_empty() {
-        args.extend(["--namespace".into(), namespace]);
-    }
-    if let Some(v) = options.kube_version.clone().or(ctx.kube_version.clone()) {
-        args.extend(["--kube-version".into(), v]);
-    }
-    for v in options.api_versions.iter().flatten().chain(&ctx.api_versions) {
-        args.extend(["--api-versions".into(), v.clone()]);
-    }
-    if options.skip_crds != Some(true) {
-        args.push("--include-crds".into());
-    }
-    if options.skip_tests == Some(true) {
-        args.push("--skip-tests".into());
-    }
-    if options.skip_schema_validation == Some(true) {
-        args.push("--skip-schema-validation".into());
-    }
-    for f in value_files {
-        args.extend(["--values".into(), f.display().to_string()]);
-    }
-    if let Some(f) = inline_values {
-        args.extend(["--values".into(), f.display().to_string()]);
-    }
-    for p in options.parameters.iter().flatten() {
-        let (Some(name), value) = (p.name.as_deref(), p.value.as_deref().unwrap_or("")) else {
-            continue;
-        };
-        let flag = if p.force_string == Some(true) {
-            "--set-string"
-        } else {
-            "--set"
-        };
-        args.extend([flag.into(), format!("{name}={value}")]);
-    }
-    for (name, path) in file_parameters {
-        args.extend(["--set-file".into(), format!("{name}={}", path.display())]);
-    }
-    args
-}
-
-async fn helm(
-    tools: &Tools,
-    root: &Path,
-    app_dir: &Path,
-    options: &ApplicationSourceHelm,
-    ctx: &RenderContext,
-) -> Result<Vec<Value>, RenderError> {
-    let mut value_files = Vec::new();
-    for f in options.value_files.iter().flatten() {
-        match inside(root, app_dir, f)? {
-            Some(p) => value_files.push(p),
-            None if options.ignore_missing_value_files == Some(true) => {}
-            None => {
-                return Err(tool_error(
-                    "helm template",
-                    format!("open {f}: no such file or directory"),
-                ));
-            }
-        }
-    }
-    let mut file_parameters = Vec::new();
-    for p in options.file_parameters.iter().flatten() {
-        let (Some(name), Some(path)) = (p.name.as_deref(), p.path.as_deref()) else {
-            continue;
-        };
-        match inside(root, app_dir, path)? {
-            Some(real) => file_parameters.push((name.to_string(), real)),
-            None => {
-                return Err(tool_error(
-                    "helm template",
-                    format!("open {path}: no such file or directory"),
-                ));
-            }
-        }
-    }
-    let scratch = tempfile::tempdir().map_err(|e| io(Path::new("tmp"), &e))?;
-    let inline = inline_values(options)?;
-    let inline_path = match inline {
-        Some(text) => {
-            let p = scratch.path().join("values.yaml");
-            std::fs::write(&p, text).map_err(|e| io(&p, &e))?;
-            Some(p)
-        }
-        None => None,
-    };
-    let args = helm_args(
-        options,
-        ctx,
-        &value_files,
-        inline_path.as_deref(),
-        &file_parameters,
-    );
-    let out = run(tools, "helm template", &tools.helm, &args, app_dir).await?;
-    parse_output("helm template", &out)
-}
-
-/// `valuesObject` (which wins) or `values`, as one values document.
-fn inline_values(options: &ApplicationSourceHelm) -> Result<Option<String>, RenderError> {
-    if let Some(obj) = options.values_object.as_ref().filter(|v| !v.is_null()) {
-        return serde_json::to_string(obj)
-            .map(Some)
-            .map_err(|e| tool_error("helm template", e.to_string()));
-    }
-    Ok(options.values.clone().filter(|v| !v.trim().is_empty()))
-}
-
-/// Rendered sources by (repository, commit, path, options), at most `bound` of them.
+/// Rendered sources by [`RenderKey`], at most a fixed number of them, the least recently used evicted first.
 pub struct RenderCache {
     bound: usize,
-    entries: Mutex<(u64, Entries)>,
+    state: Mutex<CacheState>,
 }
 
-/// Renders by key, each with the clock tick of its last use.
-type Entries = HashMap<String, (u64, Rendered)>;
+/// The entries with the tick of their last use, and the keys by tick.
+#[derive(Default)]
+struct CacheState {
+    tick: u64,
+    entries: HashMap<RenderKey, (u64, Rendered)>,
+    by_use: BTreeMap<u64, RenderKey>,
+}
+
+impl CacheState {
+    /// Marks the entry of `key`, if any, as just used.
+    fn touch(&mut self, key: &RenderKey) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(entry) = self.entries.get_mut(key) {
+            self.by_use.remove(&entry.0);
+            entry.0 = tick;
+            self.by_use.insert(tick, key.clone());
+        }
+    }
+}
 
 impl RenderCache {
-    /// An empty cache holding up to `bound` renders.
+    /// An empty cache holding up to `bound` renders (at least one).
     pub fn new(bound: usize) -> Self {
         RenderCache {
             bound: bound.max(1),
-            entries: Mutex::new((0, HashMap::new())),
+            state: Mutex::new(CacheState::default()),
         }
     }
 
-    /// The key of a render.
-    pub fn key(repo: &str, sha: &str, source: &ApplicationSource, ctx: &RenderContext) -> String {
-        let options = serde_json::to_vec(&(source, ctx)).unwrap_or_default();
-        let digest: String = Sha256::digest(&options)
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("{repo}@{sha}#{digest}")
+    /// The key of rendering `source` at commit `revision` of `repo_url` for `ctx`.
+    pub fn key(repo_url: &str, revision: &str, source: &ApplicationSource, ctx: &RenderContext) -> RenderKey {
+        let shaping = serde_json::to_vec(&(source, ctx)).unwrap_or_default();
+        RenderKey {
+            repo_url: repo_url.to_owned(),
+            revision: revision.to_owned(),
+            path: source.path.clone().unwrap_or_default(),
+            digest: Sha256::digest(&shaping).into(),
+        }
     }
 
-    /// A cached render (marked as recently used).
-    pub fn get(&self, key: &str) -> Option<Rendered> {
-        let mut guard = self.entries.lock().ok()?;
-        let (clock, entries) = &mut *guard;
-        *clock += 1;
-        let entry = entries.get_mut(key)?;
-        entry.0 = *clock;
-        Some(entry.1.clone())
+    /// The cached render of `key`, now the most recently used.
+    pub fn get(&self, key: &RenderKey) -> Option<Rendered> {
+        let mut state = self.lock();
+        let rendered = state.entries.get(key)?.1.clone();
+        state.touch(key);
+        Some(rendered)
     }
 
-    /// Stores a render, evicting the least recently used one beyond the bound.
-    pub fn insert(&self, key: String, rendered: Rendered) {
-        let Ok(mut guard) = self.entries.lock() else {
-            return;
-        };
-        let (clock, entries) = &mut *guard;
-        *clock += 1;
-        entries.insert(key, (*clock, rendered));
-        while entries.len() > self.bound {
-            let Some(oldest) = entries
-                .iter()
-                .min_by_key(|(_, (t, _))| *t)
-                .map(|(k, _)| k.clone())
-            else {
+    /// Stores a render as the most recently used, evicting the least recently used beyond the bound.
+    pub fn insert(&self, key: RenderKey, rendered: Rendered) {
+        let mut state = self.lock();
+        if let Some((old_tick, _)) = state.entries.insert(key.clone(), (0, rendered)) {
+            state.by_use.remove(&old_tick);
+        }
+        state.touch(&key);
+        while state.entries.len() > self.bound {
+            let Some((_, oldest)) = state.by_use.pop_first() else {
                 break;
             };
-            entries.remove(&oldest);
+            state.entries.remove(&oldest);
         }
     }
 
     /// Forgets every render (a hard refresh).
     pub fn invalidate_all(&self) {
-        if let Ok(mut guard) = self.entries.lock() {
-            guard.1.clear();
-        }
+        let mut state = self.lock();
+        state.entries.clear();
+        state.by_use.clear();
     }
 
     /// How many renders are cached.
     pub fn len(&self) -> usize {
-        self.entries.lock().map(|g| g.1.len()).unwrap_or(0)
+        self.lock().entries.len()
     }
 
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The state; a panic while it was held left it consistent, so a poisoned lock is taken over.
+    fn lock(&self) -> MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
+
+#[cfg(test)]
+pub(crate) mod test_support;
 
 #[cfg(test)]
 mod tests;

@@ -1,343 +1,387 @@
-//! Renders with the real kustomize and helm (built by e2e/scripts/build-gitops-tools.sh, cached).
+//! Detection, dispatch, the child-process runner, the build environment and the cache.
 
-use std::{path::Path, sync::OnceLock};
+use std::time::Instant;
 
 use serde_json::json;
 
+use super::test_support::{ctx, source, tools, write};
 use super::*;
 
-fn tools() -> Tools {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../e2e/scripts/build-gitops-tools.sh");
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("build-gitops-tools.sh runs");
-        assert!(out.status.success(), "build-gitops-tools.sh failed");
-        PathBuf::from(
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .trim()
-                .lines()
-                .last()
-                .unwrap(),
-        )
-    });
-    Tools::new(dir.join("kustomize"), dir.join("helm"))
-}
-
-fn write(root: &Path, path: &str, text: &str) {
-    let p = root.join(path);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-fn source(path: &str, extra: serde_json::Value) -> ApplicationSource {
-    let mut v = json!({"repoURL": "git://x/r.git", "path": path});
-    v.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().cloned().unwrap_or_default());
-    serde_json::from_value(v).unwrap()
-}
-
-fn ctx() -> RenderContext {
-    RenderContext {
-        app_name: "shop".into(),
-        namespace: "prod".into(),
-        ..Default::default()
+fn detected(files: &[&str], extra: serde_json::Value) -> Result<SourceType, RenderError> {
+    let repo = tempfile::tempdir().expect("tempdir");
+    for file in files {
+        write(repo.path(), &format!("app/{file}"), "{}\n");
     }
-}
-
-fn kustomize_repo() -> tempfile::TempDir {
-    let repo = tempfile::tempdir().unwrap();
-    let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: web:1\n";
-    write(repo.path(), "base/deploy.yaml", deploy);
-    write(
-        repo.path(),
-        "base/kustomization.yaml",
-        "resources:\n- deploy.yaml\n",
-    );
-    write(
-        repo.path(),
-        "overlays/prod/kustomization.yaml",
-        "resources:\n- ../../base\ncommonAnnotations:\n  env: prod\n",
-    );
-    repo
+    fs::create_dir_all(repo.path().join("app")).expect("mkdir");
+    detect(&repo.path().join("app"), &source("app", extra))
 }
 
 #[test]
-fn detection() {
-    let repo = tempfile::tempdir().unwrap();
-    write(repo.path(), "chart/Chart.yaml", "name: c\nversion: 0.1.0\n");
-    write(repo.path(), "k/kustomization.yml", "resources: []\n");
-    write(repo.path(), "plain/a.yaml", "{}");
+fn detection_follows_upstream_s_discovery() {
+    let none = json!({});
     assert_eq!(
-        detect(&repo.path().join("chart"), &source("chart", json!({}))),
-        SourceType::Helm
+        detected(&["Chart.yaml", "values.yaml"], none.clone()),
+        Ok(SourceType::Helm)
     );
     assert_eq!(
-        detect(&repo.path().join("k"), &source("k", json!({}))),
-        SourceType::Kustomize
+        detected(&["kustomization.yaml"], none.clone()),
+        Ok(SourceType::Kustomize)
     );
     assert_eq!(
-        detect(&repo.path().join("plain"), &source("plain", json!({}))),
-        SourceType::Directory
+        detected(&["kustomization.yml"], none.clone()),
+        Ok(SourceType::Kustomize)
     );
-    let forced = source("chart", json!({"directory": {"recurse": true}}));
-    assert_eq!(detect(&repo.path().join("chart"), &forced), SourceType::Directory);
-    assert_eq!(SourceType::Kustomize.as_str(), "Kustomize");
+    assert_eq!(
+        detected(&["Kustomization"], none.clone()),
+        Ok(SourceType::Kustomize)
+    );
+    assert_eq!(
+        detected(&["deploy.yaml"], none.clone()),
+        Ok(SourceType::Directory)
+    );
+    assert_eq!(detected(&[], none.clone()), Ok(SourceType::Directory));
+    assert_eq!(
+        detected(&["Chart.yaml", "kustomization.yaml"], none.clone()),
+        Ok(SourceType::Kustomize),
+        "the last name in byte order wins"
+    );
+    assert_eq!(
+        detected(&["kustomization.yaml", "myChart.yaml"], none.clone()),
+        Ok(SourceType::Helm)
+    );
+    assert_eq!(
+        detected(&["Chart.yaml/x.yaml", "sub/kustomization.yaml"], none),
+        Ok(SourceType::Directory),
+        "directories and files below the app directory do not count"
+    );
+}
+
+#[test]
+fn an_explicit_tool_block_wins() {
+    let files = ["Chart.yaml", "kustomization.yaml"];
+    assert_eq!(
+        detected(&files, json!({"directory": {}})),
+        Ok(SourceType::Directory)
+    );
+    assert_eq!(detected(&files, json!({"helm": {}})), Ok(SourceType::Helm));
+    assert_eq!(
+        detected(&["a.yaml"], json!({"kustomize": {}})),
+        Ok(SourceType::Kustomize)
+    );
+    let err = detected(&files, json!({"helm": {}, "directory": {"recurse": true}})).expect_err("two blocks");
+    assert_eq!(
+        err.to_string(),
+        "multiple application sources defined: Helm,Directory"
+    );
+    let err = detected(&files, json!({"plugin": {"name": "cmp"}})).expect_err("plugin");
+    assert!(err.to_string().contains("plugins"), "{err}");
+}
+
+#[test]
+fn source_types_have_argo_cd_s_names() {
+    assert_eq!(SourceType::Directory.as_str(), "Directory");
+    assert_eq!(SourceType::Kustomize.to_string(), "Kustomize");
+    assert_eq!(SourceType::Helm.as_str(), "Helm");
 }
 
 #[tokio::test]
-async fn a_kustomize_overlay_with_overrides_leaves_the_checkout_untouched() {
-    let repo = kustomize_repo();
-    let before = std::fs::read_to_string(repo.path().join("overlays/prod/kustomization.yaml")).unwrap();
-    let overrides = json!({"kustomize": {"namePrefix": "prod-", "images": ["web=web:2"],
-                                         "commonLabels": {"team": "shop"}}});
-    let out = render(&tools(), repo.path(), &source("overlays/prod", overrides), &ctx())
-        .await
-        .unwrap();
-    assert_eq!(out.source_type, SourceType::Kustomize);
-    let d = &out.objects[0];
-    assert_eq!(d["metadata"]["name"], "prod-web");
-    assert_eq!(d["metadata"]["labels"]["team"], "shop");
-    assert_eq!(d["metadata"]["annotations"]["env"], "prod");
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "web:2");
-    let after = std::fs::read_to_string(repo.path().join("overlays/prod/kustomization.yaml")).unwrap();
-    assert_eq!(before, after, "the shared checkout is not modified");
-    let plain = render(&tools(), repo.path(), &source("overlays/prod", json!({})), &ctx())
-        .await
-        .unwrap();
-    assert_eq!(plain.objects[0]["metadata"]["name"], "web");
-}
-
-#[tokio::test]
-async fn a_broken_kustomization_reports_kustomize_s_message() {
-    let repo = tempfile::tempdir().unwrap();
+async fn a_plain_directory_goes_through_the_directory_renderer() {
+    let repo = tempfile::tempdir().expect("tempdir");
     write(
         repo.path(),
-        "k/kustomization.yaml",
-        "resources:\n- missing.yaml\n",
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
     );
-    let err = render(&tools(), repo.path(), &source("k", json!({})), &ctx())
+    write(
+        repo.path(),
+        "app/sub/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+    );
+    let out = render(&tools(), repo.path(), &source("app", json!({})), &ctx())
         .await
-        .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        text.contains("kustomize build") && text.contains("missing.yaml"),
-        "{text}"
-    );
+        .expect("render");
+    assert_eq!(out.source_type, SourceType::Directory);
+    assert_eq!(out.objects.len(), 1);
+    let recurse = json!({"directory": {"recurse": true, "exclude": "sub/*"}});
+    let out = render(&tools(), repo.path(), &source("app", recurse), &ctx())
+        .await
+        .expect("render");
+    assert_eq!(out.objects.len(), 1);
+    let all = json!({"directory": {"recurse": true}});
+    let all = render(&tools(), repo.path(), &source("app", all), &ctx())
+        .await
+        .expect("render");
+    assert_eq!(all.objects.len(), 2);
 }
 
-fn chart_repo() -> tempfile::TempDir {
-    let repo = tempfile::tempdir().unwrap();
+#[tokio::test]
+async fn app_paths_leaving_the_repository_and_chart_sources_are_refused() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    write(
+        repo.path(),
+        "app/Chart.yaml",
+        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+    );
+    for bad in ["../x", "/etc", "app/../../x"] {
+        let err = render(&tools(), repo.path(), &source(bad, json!({})), &ctx())
+            .await
+            .expect_err("outside");
+        assert_eq!(err, RenderError::OutsideRepository { path: bad.into() });
+    }
+    let err = render(&tools(), repo.path(), &source("missing", json!({})), &ctx())
+        .await
+        .expect_err("missing");
+    assert_eq!(
+        err,
+        RenderError::AppPathNotFound {
+            path: "missing".into()
+        }
+    );
+    let chart = json!({"chart": "nginx", "targetRevision": "1.0.0"});
+    let err = render(&tools(), repo.path(), &source("", chart), &ctx())
+        .await
+        .expect_err("chart");
+    assert!(matches!(err, RenderError::InvalidSource { .. }), "{err}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_checkout_with_an_out_of_bounds_symlink_is_refused_for_the_tools() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    write(outside.path(), "values.yaml", "a: 1\n");
+    let repo = tempfile::tempdir().expect("tempdir");
     write(
         repo.path(),
         "chart/Chart.yaml",
-        "apiVersion: v2\nname: shop\nversion: 0.1.0\n",
+        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
     );
-    write(
-        repo.path(),
-        "chart/values.yaml",
-        "color: red\nsize: 1\nflag: plain\n",
-    );
-    write(repo.path(), "chart/values-prod.yaml", "size: 2\n");
-    write(
-        repo.path(),
-        "chart/templates/cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cfg\n  namespace: {{ .Release.Namespace }}\ndata:\n  color: {{ .Values.color | quote }}\n  size: {{ .Values.size | quote }}\n  flag: {{ .Values.flag | kindOf | quote }}\n",
-    );
-    write(
-        repo.path(),
-        "chart/crds/crd.yaml",
-        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions: []\n",
-    );
-    write(repo.path(), "secret.yaml", "color: stolen\n");
-    repo
-}
-
-#[tokio::test]
-async fn a_helm_chart_with_values_in_upstream_s_precedence() {
-    let repo = chart_repo();
-    let helm = json!({"helm": {"releaseName": "web", "valueFiles": ["values-prod.yaml"],
-        "values": "color: blue\n", "parameters": [{"name": "flag", "value": "true", "forceString": true}]}});
-    let out = render(&tools(), repo.path(), &source("chart", helm), &ctx())
-        .await
-        .unwrap();
-    assert_eq!(out.source_type, SourceType::Helm);
-    let cm = out.objects.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
-    assert_eq!(cm["metadata"]["name"], "web-cfg");
-    assert_eq!(cm["metadata"]["namespace"], "prod");
-    assert_eq!(cm["data"]["color"], "blue");
-    assert_eq!(cm["data"]["size"], "2");
-    assert_eq!(cm["data"]["flag"], "string");
-    assert!(
-        out.objects
-            .iter()
-            .any(|o| o["kind"] == "CustomResourceDefinition")
-    );
-    let object_wins = json!({"helm": {"values": "color: blue\n", "valuesObject": {"color": "green"},
-        "parameters": [{"name": "size", "value": "9"}], "skipCrds": true}});
-    let out = render(&tools(), repo.path(), &source("chart", object_wins), &ctx())
-        .await
-        .unwrap();
-    let cm = out.objects.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
-    assert_eq!(
-        cm["metadata"]["name"], "shop-cfg",
-        "the app name is the default release"
-    );
-    assert_eq!(cm["data"]["color"], "green");
-    assert_eq!(cm["data"]["size"], "9");
-    assert!(
-        !out.objects
-            .iter()
-            .any(|o| o["kind"] == "CustomResourceDefinition")
-    );
-}
-
-#[tokio::test]
-async fn value_files_outside_the_repository_or_missing() {
-    let repo = chart_repo();
-    for bad in ["../../etc/passwd", "/etc/passwd", "../../../outside.yaml"] {
-        let helm = json!({"helm": {"valueFiles": [bad]}});
-        let err = render(&tools(), repo.path(), &source("chart", helm), &ctx())
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, RenderError::OutsideRepository { .. }),
-            "{bad}: {err}"
-        );
-    }
-    let inside = json!({"helm": {"valueFiles": ["../secret.yaml"]}});
-    let out = render(&tools(), repo.path(), &source("chart", inside), &ctx())
-        .await
-        .unwrap();
-    assert_eq!(
-        out.objects.iter().find(|o| o["kind"] == "ConfigMap").unwrap()["data"]["color"],
-        "stolen"
-    );
-    let missing = json!({"helm": {"valueFiles": ["nope.yaml"]}});
-    let err = render(&tools(), repo.path(), &source("chart", missing), &ctx())
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("nope.yaml"), "{err}");
-    let ignored = json!({"helm": {"valueFiles": ["nope.yaml"], "ignoreMissingValueFiles": true}});
-    assert!(
-        render(&tools(), repo.path(), &source("chart", ignored), &ctx())
-            .await
-            .is_ok()
-    );
-}
-
-#[tokio::test]
-async fn a_failing_chart_reports_helm_s_message_and_a_slow_tool_is_killed() {
-    let repo = chart_repo();
-    write(
-        repo.path(),
-        "chart/templates/bad.yaml",
-        "{{ .Values.nothing.here }}\n",
-    );
+    std::os::unix::fs::symlink(outside.path(), repo.path().join("elsewhere")).expect("symlink");
     let err = render(&tools(), repo.path(), &source("chart", json!({})), &ctx())
         .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("helm template") && err.to_string().contains("nil pointer"),
-        "{err}"
-    );
-    let mut slow = tools();
-    slow.helm = PathBuf::from("/bin/sleep");
-    slow.timeout = Duration::from_millis(200);
-    let fake = tempfile::tempdir().unwrap();
-    let started = std::time::Instant::now();
-    let err = run(
-        &slow,
-        "sleep",
-        Path::new("/bin/sleep"),
-        &["5".into()],
-        fake.path(),
-    )
-    .await
-    .unwrap_err();
-    assert!(err.to_string().contains("timed out"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(4));
-}
-
-#[test]
-fn helm_arguments() {
-    let options: ApplicationSourceHelm = serde_json::from_value(json!({
-        "releaseName": "r", "namespace": "n", "skipTests": true, "kubeVersion": "1.36.0",
-        "parameters": [{"name": "a", "value": "1"}, {"name": "b", "value": "x", "forceString": true}]
-    }))
-    .unwrap();
-    let args = helm_args(
-        &options,
-        &ctx(),
-        &[PathBuf::from("/r/v.yaml")],
-        Some(Path::new("/t/values.yaml")),
-        &[],
-    );
+        .expect_err("out of bounds");
     assert_eq!(
-        args,
-        [
-            "template",
-            ".",
-            "--name-template",
-            "r",
-            "--namespace",
-            "n",
-            "--kube-version",
-            "1.36.0",
-            "--include-crds",
-            "--skip-tests",
-            "--values",
-            "/r/v.yaml",
-            "--values",
-            "/t/values.yaml",
-            "--set",
-            "a=1",
-            "--set-string",
-            "b=x"
-        ]
+        err,
+        RenderError::OutsideRepository {
+            path: "elsewhere".into()
+        }
     );
 }
 
 #[test]
-fn kustomize_edit_commands() {
-    let options: ApplicationSourceKustomize = serde_json::from_value(json!({
-        "namePrefix": "p-", "images": ["web=web:2"], "commonLabels": {"a": "b"}, "forceCommonLabels": true,
-        "namespace": "ns", "replicas": [{"name": "web", "count": 3}]
-    }))
-    .unwrap();
-    let edits = kustomize_edits(&options);
-    assert_eq!(edits[0], ["edit", "set", "nameprefix", "--", "p-"]);
-    assert_eq!(edits[1], ["edit", "set", "image", "web=web:2"]);
-    assert_eq!(edits[2], ["edit", "add", "label", "--force", "--", "a:b"]);
-    assert_eq!(edits[3], ["edit", "set", "namespace", "--", "ns"]);
-    assert_eq!(edits[4], ["edit", "set", "replicas", "web=3"]);
-    assert!(kustomize_edits(&ApplicationSourceKustomize::default()).is_empty());
+fn the_build_environment_expands_as_go_s_os_expand() {
+    let source = source(
+        "apps/web",
+        json!({"targetRevision": "main", "repoURL": "https://git.example/r.git"}),
+    );
+    let env = BuildEnv::new(&source, &ctx());
+    let cases = [
+        ("web:$ARGOCD_APP_NAME", "web:shop"),
+        ("web:${ARGOCD_APP_NAME}-x", "web:shop-x"),
+        ("$ARGOCD_APP_NAMESPACE/$ARGOCD_APP_SOURCE_PATH", "prod/apps/web"),
+        (
+            "${ARGOCD_APP_SOURCE_TARGET_REVISION}@${ARGOCD_APP_SOURCE_REPO_URL}",
+            "main@https://git.example/r.git",
+        ),
+        ("$UNKNOWN|${UNKNOWN}", "|"),
+        ("cost: 5$", "cost: 5$"),
+        ("$$HOME", "$HOME"),
+        ("a$-b", "ab"),
+        ("a${}b", "ab"),
+        ("a${b", "ab"),
+        ("a$ b", "a$ b"),
+        ("é$ARGOCD_APP_NAMEé", "éshopé"),
+        ("é${ARGOCD_APP_NAME}é", "éshopé"),
+        ("", ""),
+    ];
+    for (text, want) in cases {
+        assert_eq!(env.subst(text), want, "{text}");
+    }
+}
+
+/// An executable shell script at `dir/name`.
+#[cfg(unix)]
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+#[cfg(unix)]
+fn run_in<'a>(program: &'a Path, dir: &'a Path, env: &'a BuildEnv) -> ToolRun<'a> {
+    ToolRun {
+        tool: "helm template",
+        program,
+        args: vec!["a b".into()],
+        dir,
+        env,
+        redact: vec![(dir.to_path_buf(), ".")],
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_tool_that_runs_out_of_time_is_killed_and_reaped() {
+    let bin = tempfile::tempdir().expect("tempdir");
+    let pid_file = bin.path().join("pid");
+    let body = format!("echo $$ > {}\nexec sleep 30", pid_file.display());
+    let sleeper = script(bin.path(), "helm", &body);
+    let env = BuildEnv::default();
+    let started = Instant::now();
+    let err = run_tool(run_in(&sleeper, bin.path(), &env), Duration::from_millis(500))
+        .await
+        .expect_err("timeout");
+    assert_eq!(
+        err,
+        RenderError::Timeout {
+            tool: "helm template".into(),
+            after: Duration::from_millis(500)
+        }
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let pid = fs::read_to_string(&pid_file).expect("pid").trim().to_owned();
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the child is gone, not even a zombie"
+    );
+
+    let repo = tempfile::tempdir().expect("tempdir");
+    write(
+        repo.path(),
+        "chart/Chart.yaml",
+        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+    );
+    let slow = Tools::new(PathBuf::from("kustomize"), sleeper).with_timeout(Duration::from_millis(300));
+    let err = render(&slow, repo.path(), &source("chart", json!({})), &ctx())
+        .await
+        .expect_err("timeout");
+    assert!(matches!(err, RenderError::Timeout { .. }), "{err}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_tool_runs_in_a_private_environment_and_its_errors_carry_stderr() {
+    let bin = tempfile::tempdir().expect("tempdir");
+    let env_dump = script(bin.path(), "dump", "echo \"$1\"; env");
+    let env = BuildEnv::new(&source("app", json!({})), &ctx());
+    let out = run_tool(run_in(&env_dump, bin.path(), &env), Duration::from_secs(10))
+        .await
+        .expect("runs");
+    let out = String::from_utf8(out).expect("utf-8");
+    let vars: BTreeMap<&str, &str> = out.lines().skip(1).filter_map(|l| l.split_once('=')).collect();
+    assert_eq!(
+        out.lines().next(),
+        Some("a b"),
+        "arguments are passed as they are"
+    );
+    assert_eq!(vars.get("ARGOCD_APP_NAME"), Some(&"shop"));
+    let home = vars.get("HOME").expect("HOME");
+    assert_ne!(Some(*home), std::env::var("HOME").ok().as_deref());
+    assert!(vars.get("HELM_CACHE_HOME").is_some_and(|d| d.starts_with(home)));
+    assert!(
+        !vars.contains_key("CARGO_MANIFEST_DIR"),
+        "nothing else is inherited"
+    );
+    assert!(!Path::new(home).exists(), "the private home is removed");
+
+    let body = format!("echo \"Error: open {}/x.yaml\" >&2; exit 3", bin.path().display());
+    let failing = script(bin.path(), "fail", &body);
+    let err = run_tool(run_in(&failing, bin.path(), &env), Duration::from_secs(10))
+        .await
+        .expect_err("fails");
+    assert_eq!(
+        err,
+        RenderError::Tool {
+            tool: "helm template".into(),
+            message: "Error: open ./x.yaml".into()
+        }
+    );
+    let silent = script(bin.path(), "silent", "exit 2");
+    let err = run_tool(run_in(&silent, bin.path(), &env), Duration::from_secs(10))
+        .await
+        .expect_err("fails");
+    assert!(err.to_string().contains("exit status: 2"), "{err}");
+    let missing = bin.path().join("no-such-binary");
+    let err = run_tool(run_in(&missing, bin.path(), &env), Duration::from_secs(10))
+        .await
+        .expect_err("missing");
+    assert!(err.to_string().contains("cannot run"), "{err}");
+}
+
+#[tokio::test]
+async fn tool_output_is_bounded() {
+    assert_eq!(read_capped(Some(&b"hello"[..]), 3).await, (b"hel".to_vec(), true));
+    assert_eq!(
+        read_capped(Some(&b"hello"[..]), 5).await,
+        (b"hello".to_vec(), false)
+    );
+    assert_eq!(read_capped(None::<&[u8]>, 5).await, (Vec::new(), false));
 }
 
 #[test]
-fn the_cache_is_bounded_and_keyed_by_everything() {
-    let cache = RenderCache::new(2);
-    let r = |n: &str| Rendered {
+fn tool_output_parses_into_objects_with_lists_expanded() {
+    let output = b"---\n# Source: c/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n\
+        ---\n# only a comment\n---\napiVersion: v1\nkind: List\nitems:\n\
+        - {apiVersion: v1, kind: Secret, metadata: {name: s}}\n";
+    let objects = parse_output("helm template", output).expect("parses");
+    let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(kinds, ["ConfigMap", "Secret"]);
+    let err = parse_output("helm template", b"just: data\n").expect_err("not an object");
+    assert!(matches!(err, RenderError::Tool { .. }), "{err}");
+}
+
+fn rendered(n: u64) -> Rendered {
+    Rendered {
         source_type: SourceType::Directory,
         objects: vec![json!({"n": n})],
-    };
+    }
+}
+
+#[test]
+fn the_cache_is_keyed_by_everything_that_shapes_a_render() {
     let s = source("a", json!({}));
-    let k1 = RenderCache::key("repo", "sha1", &s, &ctx());
-    let k2 = RenderCache::key("repo", "sha2", &s, &ctx());
-    let k3 = RenderCache::key("repo", "sha1", &source("b", json!({})), &ctx());
-    assert!(k1 != k2 && k1 != k3);
-    cache.insert(k1.clone(), r("1"));
-    cache.insert(k2.clone(), r("2"));
-    assert!(cache.get(&k1).is_some());
-    cache.insert(k3.clone(), r("3"));
+    let base = RenderCache::key("repo", "sha1", &s, &ctx());
+    let newer_cluster = RenderContext {
+        kube_version: Some("1.36.0".into()),
+        ..ctx()
+    };
+    let others = [
+        RenderCache::key("other-repo", "sha1", &s, &ctx()),
+        RenderCache::key("repo", "sha2", &s, &ctx()),
+        RenderCache::key("repo", "sha1", &source("b", json!({})), &ctx()),
+        RenderCache::key(
+            "repo",
+            "sha1",
+            &source("a", json!({"helm": {"releaseName": "x"}})),
+            &ctx(),
+        ),
+        RenderCache::key("repo", "sha1", &s, &newer_cluster),
+    ];
+    for other in &others {
+        assert_ne!(&base, other);
+    }
+    assert_eq!(base, RenderCache::key("repo", "sha1", &s, &ctx()));
+}
+
+#[test]
+fn the_cache_is_bounded_and_evicts_the_least_recently_used() {
+    let cache = RenderCache::new(2);
+    let key = |n: u64| RenderCache::key("repo", &n.to_string(), &source("a", json!({})), &ctx());
+    cache.insert(key(1), rendered(1));
+    cache.insert(key(2), rendered(2));
+    assert_eq!(cache.get(&key(1)), Some(rendered(1)));
+    cache.insert(key(3), rendered(3));
     assert_eq!(cache.len(), 2);
-    assert!(cache.get(&k2).is_none(), "the least recently used is evicted");
-    assert!(cache.get(&k1).is_some() && cache.get(&k3).is_some());
+    assert_eq!(cache.get(&key(2)), None, "the least recently used is evicted");
+    assert_eq!(cache.get(&key(1)), Some(rendered(1)));
+    cache.insert(key(3), rendered(33));
+    assert_eq!(cache.len(), 2, "a key stored again is replaced");
+    cache.insert(key(4), rendered(4));
+    assert_eq!(cache.get(&key(1)), None);
+    assert_eq!(cache.get(&key(3)), Some(rendered(33)));
     cache.invalidate_all();
     assert!(cache.is_empty());
+    assert_eq!(cache.get(&key(3)), None);
+    assert_eq!(RenderCache::new(0).bound, 1);
 }

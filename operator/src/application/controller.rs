@@ -106,6 +106,7 @@ pub struct Context {
     pub(super) pushed: Mutex<HashSet<String>>,
     kinds: live_watch::Kinds,
     failures: Mutex<HashMap<String, u32>>,
+    written: Mutex<HashMap<String, u64>>,
 }
 
 impl Context {
@@ -160,6 +161,7 @@ pub async fn run(
         pushed: Default::default(),
         kinds: live_watch::Kinds::new(client.clone(), trigger_tx.clone(), cp.clone()),
         failures: Default::default(),
+        written: Default::default(),
         client,
         config,
     });
@@ -239,6 +241,9 @@ async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, E
     let ns = app.namespace().unwrap_or_default();
     if !ctx.config.watches(&ns) || skip_reconcile(&app) {
         return Ok(Action::await_change());
+    }
+    if stale(&ctx, &app) {
+        return Ok(Action::requeue(Duration::from_millis(100)));
     }
     let result = reconcile_app(&app, &ctx).await;
     if result.is_ok()
@@ -562,6 +567,13 @@ async fn run_operation(
     };
     refresh_task_lives(ctx, &mut tasks).await?;
     let outcome = sync::step(&ctx.cluster, app, &state.operation, tasks, terminating).await;
+    tracing::debug!(
+        application = %app_key(app),
+        phase = outcome.phase,
+        message = %outcome.message,
+        tasks = ?outcome.tasks.iter().map(|t| (t.task.result_key(), t.task.live.is_some(), t.result.phase)).collect::<Vec<_>>(),
+        "operation step"
+    );
     state = operation::with_results(&state, &revision, app, &outcome.tasks);
     if outcome.phase == phase::RUNNING {
         state.message = Some(outcome.message);
@@ -721,13 +733,44 @@ async fn write_status(
         return Ok(());
     }
     let api: Api<Application> = Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
-    api.patch(
-        &app.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(Value::Object(patch)),
-    )
-    .await?;
+    let written = api
+        .patch(
+            &app.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(Value::Object(patch)),
+        )
+        .await?;
+    remember_written(ctx, &written);
     Ok(())
+}
+
+fn resource_version(app: &Application) -> u64 {
+    app.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Remembers the resourceVersion a write produced, so that a reconcile of an older cached copy waits for
+/// the watch to catch up instead of acting on a status it already replaced.
+fn remember_written(ctx: &Context, written: &Application) {
+    if let Ok(mut w) = ctx.written.lock() {
+        if w.len() > 100_000 {
+            w.clear();
+        }
+        w.insert(app_key(written), resource_version(written));
+    }
+}
+
+/// Whether the cached app is older than the controller's own last write of it.
+fn stale(ctx: &Context, app: &Application) -> bool {
+    let written = ctx
+        .written
+        .lock()
+        .ok()
+        .and_then(|w| w.get(&app_key(app)).copied());
+    written.is_some_and(|rv| resource_version(app) < rv)
 }
 
 async fn announce_finished(app: &Application, ctx: &Context, next: &ApplicationStatus) {
@@ -805,8 +848,10 @@ async fn auto_sync(
             let api: Api<Application> =
                 Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
             let patch = json!({"operation": op.operation});
-            api.patch(&app.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+            let written = api
+                .patch(&app.name_any(), &PatchParams::default(), &Patch::Merge(patch))
                 .await?;
+            remember_written(ctx, &written);
             info!(application = %app_key(app), "{}", op.message);
             let _ = ctx
                 .events

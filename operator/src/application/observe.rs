@@ -207,7 +207,7 @@ pub async fn live_state(
         .collect();
     let mut jobs = Vec::with_capacity(named.len() + extra.len());
     for target in &named {
-        jobs.push(read_pair(
+        jobs.push(pair_of(
             cluster,
             cache,
             app_key,
@@ -218,7 +218,7 @@ pub async fn live_state(
         ));
     }
     for key in &extra {
-        jobs.push(read_pair(
+        jobs.push(pair_of(
             cluster,
             cache,
             app_key,
@@ -247,7 +247,14 @@ pub async fn live_state(
     Ok(state)
 }
 
-async fn read_pair(
+enum PairOutcome {
+    Pair(Pair),
+    Failed(Pair, String),
+    Unmanaged,
+}
+
+/// Reads the live object of `key` and pairs it with its target.
+async fn pair_of(
     cluster: &impl Cluster,
     cache: &DiffCache,
     app_key: &str,
@@ -257,17 +264,11 @@ async fn read_pair(
     rules: &IgnoreRules,
 ) -> Result<PairOutcome, ClusterError> {
     let live = cluster.get(&key).await?;
-    Ok(pair_of(cluster, cache, app_key, instance, key, target, live, rules).await)
-}
-
-enum PairOutcome {
-    Pair(Pair),
-    Failed(Pair, String),
-    Unmanaged,
+    Ok(pair_read(cluster, cache, app_key, instance, key, target, live, rules).await)
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn pair_of(
+async fn pair_read(
     cluster: &impl Cluster,
     cache: &DiffCache,
     app_key: &str,
