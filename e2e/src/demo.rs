@@ -137,7 +137,8 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
     let migrated = crate::demo_takeover::before_the_operator(info).await?;
 
     say("Starting the operator: ARGO_ROLLOUTS_PROMETHEUS_ADDRESS=<prometheus> sluice run");
-    let (mut operator, rx) = start_operator(info, sluice, &prom.url).await?;
+    let webhook_port = crate::cluster::free_port()?;
+    let (mut operator, rx) = start_operator(info, sluice, &prom.url, webhook_port).await?;
     crate::demo_takeover::after_the_operator(info, &client, &rx, &migrated).await?;
     say(
         "Applying the upstream example manifests unchanged (canary with Istio and analysis, blue-green, Application)",
@@ -155,6 +156,7 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
     manual_canary(info, &client, &rx).await?;
     analysis_demo(info, &client, &traffic, &rx).await?;
     bluegreen_demo(info, &client, &traffic, &rx).await?;
+    crate::demo_gitops::run(info, &client, webhook_port).await?;
     drop(prom);
     std::fs::remove_dir_all(&prom_dir).ok();
 
@@ -178,6 +180,7 @@ async fn start_operator(
     info: &crate::cluster::ClusterInfo,
     sluice: &Path,
     prometheus: &str,
+    webhook_port: u16,
 ) -> Result<(tokio::process::Child, std::sync::mpsc::Receiver<String>)> {
     let mut cmd = Command::new(sluice);
     cmd.env("ARGO_ROLLOUTS_PROMETHEUS_ADDRESS", prometheus);
@@ -185,6 +188,7 @@ async fn start_operator(
         .arg("--kubeconfig")
         .arg(&info.kubeconfig)
         .args(["--metrics-addr", "127.0.0.1:0", "--healthz-addr", "127.0.0.1:0"])
+        .arg(format!("--webhook-addr=127.0.0.1:{webhook_port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd.kill_on_drop(true);

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_analysis;
 pub mod cluster;
 pub mod demo;
+mod demo_gitops;
 mod demo_takeover;
 pub mod git_server;
 pub mod gohash;

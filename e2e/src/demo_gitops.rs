@@ -1,0 +1,191 @@
+//! The demo's GitOps part: a Rollout delivered by an Application from a local Git repository. A commit is
+//! synced, the canary walks its steps while the Application reports the Rollout's health, a live edit is
+//! healed, and a push announced by webhook is synced at once.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use kube::Api;
+use serde_json::{Value, json};
+use sluice_crds::application::Application;
+
+use crate::{demo::say, git_server::GitServer, harness::kubectl};
+
+const NAMESPACE: &str = "argocd";
+
+fn rollout(image: &str) -> String {
+    format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: storefront
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: storefront}}
+  template:
+    metadata:
+      labels: {{app: storefront}}
+    spec:
+      containers:
+      - name: storefront
+        image: {image}
+  strategy:
+    canary:
+      steps:
+      - setWeight: 50
+      - pause: {{duration: 3s}}
+"#
+    )
+}
+
+const CONFIG: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: storefront-config\ndata:\n  banner: \"welcome\"\n";
+
+fn line(app: &Value) -> String {
+    let f = |p: &str| app.pointer(p).and_then(Value::as_str).unwrap_or("-").to_string();
+    let rev = f("/status/sync/revision");
+    format!(
+        "sync {:<9} health {:<11} revision {:.7}  operation {}",
+        f("/status/sync/status"),
+        f("/status/health/status"),
+        rev,
+        f("/status/operationState/phase")
+    )
+}
+
+/// Prints the Application's state whenever it changes until `done` holds, or fails after `timeout`.
+async fn watch_app(
+    apps: &Api<Application>,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let app = serde_json::to_value(apps.get("storefront").await?)?;
+        let now = line(&app);
+        if now != last {
+            println!("    app storefront: {now}");
+            last = now;
+        }
+        if done(&app) {
+            return Ok(app);
+        }
+        if Instant::now() > deadline {
+            bail!("the Application did not get there in {timeout:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn at(app: &Value, revision: &str, health: &str) -> bool {
+    let f = |p: &str| app.pointer(p).and_then(Value::as_str).unwrap_or("");
+    f("/status/sync/revision") == revision
+        && f("/status/sync/status") == "Synced"
+        && f("/status/health/status") == health
+        && f("/status/operationState/phase") == "Succeeded"
+}
+
+/// The GitOps walk; `webhook_port` is the operator's webhook endpoint.
+pub async fn run(info: &crate::cluster::ClusterInfo, client: &kube::Client, webhook_port: u16) -> Result<()> {
+    say("GitOps: a Git server on 127.0.0.1 (git daemon) holding a Rollout and a ConfigMap");
+    let git = GitServer::start().await?;
+    let repo = git.create_repo("storefront").await?;
+    repo.write("deploy/rollout.yaml", rollout("storefront:1")).await?;
+    repo.write("deploy/config.yaml", CONFIG).await?;
+    let first = repo.commit("storefront 1").await?;
+    println!("    {} at {:.7}", repo.git_url(), first);
+
+    say("An Argo CD Application for it (automated, prune, selfHeal), in the argocd namespace");
+    kubectl(info, &["create", "namespace", NAMESPACE], None)?;
+    kubectl(info, &["create", "namespace", "storefront"], None)?;
+    let app = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "storefront", "namespace": NAMESPACE},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo.git_url(), "targetRevision": "HEAD", "path": "deploy"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": "storefront"},
+            "syncPolicy": {"automated": {"prune": true, "selfHeal": true}},
+        }
+    });
+    println!(
+        "{}",
+        kubectl(info, &["apply", "-f", "-"], Some(&app.to_string()))?.trim_end()
+    );
+    let apps: Api<Application> = Api::namespaced(client.clone(), NAMESPACE);
+    watch_app(&apps, Duration::from_secs(90), |a| at(a, &first, "Healthy")).await?;
+
+    say("A commit changes the image; the push reaches POST /api/webhook and the canary walks its steps");
+    repo.write("deploy/rollout.yaml", rollout("storefront:2")).await?;
+    let second = repo.commit("storefront 2").await?;
+    let push = json!({
+        "ref": "refs/heads/main", "before": first, "after": second,
+        "repository": {"html_url": repo.git_url().trim_end_matches(".git"), "default_branch": "main"},
+        "commits": [{"id": second, "modified": ["deploy/rollout.yaml"]}],
+    });
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{webhook_port}/api/webhook"))
+        .header("X-GitHub-Event", "push")
+        .body(push.to_string())
+        .send()
+        .await?;
+    println!("    webhook answered {}", response.status());
+    watch_app(&apps, Duration::from_secs(120), |a| at(a, &second, "Healthy")).await?;
+    println!(
+        "{}",
+        kubectl(info, &["get", "rollout", "-n", "storefront", "storefront"], None)?.trim_end()
+    );
+
+    say("Someone edits the ConfigMap by hand; selfHeal puts Git's value back");
+    let patch = r#"{"data":{"banner":"edited by hand"}}"#;
+    kubectl(
+        info,
+        &[
+            "patch",
+            "configmap",
+            "-n",
+            "storefront",
+            "storefront-config",
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+        None,
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let banner = kubectl(
+            info,
+            &[
+                "get",
+                "configmap",
+                "-n",
+                "storefront",
+                "storefront-config",
+                "-o",
+                "jsonpath={.data.banner}",
+            ],
+            None,
+        )?;
+        if banner == "welcome" {
+            println!("    banner is {banner:?} again");
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("selfHeal did not restore the ConfigMap: {banner:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let app = serde_json::to_value(apps.get("storefront").await?)?;
+    let history = app
+        .pointer("/status/history")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    println!(
+        "    history: {history} syncs; images: {}",
+        app["status"]["summary"]["images"]
+    );
+    Ok(())
+}
