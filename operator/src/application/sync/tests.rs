@@ -304,3 +304,39 @@ async fn a_failed_wave_runs_the_sync_fail_hooks() {
     let out = run(&cluster, &app, &mut st, &targets).await;
     assert_eq!(out.phase, "Failed", "{out:?}");
 }
+
+#[tokio::test]
+async fn terminating_deletes_running_hooks_and_fails_the_operation() {
+    let cluster = FakeCluster::default();
+    let app = app(&[]);
+    let mut st = state(false, false);
+    let targets = vec![job("migrate", "PreSync"), config_map("a", 0)];
+    let out = run(&cluster, &app, &mut st, &targets).await;
+    assert_eq!(out.phase, "Running");
+    assert!(cluster.object("Job", "migrate").is_some());
+    let lives = cluster.lives();
+    let namespaced = |_: &str, kind: &str| kind != "Namespace";
+    let in_sync = |_: &ObjectKey| false;
+    let input = StepInput {
+        app: &app,
+        state: &st,
+        targets: &targets,
+        lives: &lives,
+        revision: "0123456789abcdef",
+        namespaced: &namespaced,
+        in_sync: &in_sync,
+    };
+    let tasks = task_states(&input).unwrap();
+    let op = st.operation.clone();
+    let out = step(&cluster, &app, &op, tasks, true).await;
+    assert_eq!(out.phase, "Failed");
+    assert_eq!(out.message, "Operation terminated");
+    assert!(
+        cluster.object("Job", "migrate").is_none(),
+        "the running hook is deleted"
+    );
+    assert!(
+        cluster.object("ConfigMap", "a").is_none(),
+        "nothing else is applied"
+    );
+}
