@@ -199,18 +199,21 @@ fn tokio_stream_from<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-fn error_policy(app: Arc<Application>, err: &Error, ctx: Arc<Context>) -> Action {
-    let key = app_key(&app);
-    let failures = ctx
-        .failures
+/// One more consecutive failure of the app; returns how many there are now.
+fn count_failure(ctx: &Context, key: &str) -> u32 {
+    ctx.failures
         .lock()
         .map(|mut f| {
-            let n = f.entry(key.clone()).or_insert(0);
+            let n = f.entry(key.to_string()).or_insert(0);
             *n = n.saturating_add(1);
             *n
         })
-        .unwrap_or(1);
-    let delay = backoff(failures);
+        .unwrap_or(1)
+}
+
+fn error_policy(app: Arc<Application>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = app_key(&app);
+    let delay = backoff(count_failure(&ctx, &key));
     warn!(application = %key, error = %err, retry_in = ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
 }
@@ -467,15 +470,7 @@ async fn comparison_failed(
     let next = status::with_condition(app, "ComparisonError", message, Timestamp::now());
     write_status(app, ctx, &next, false, refreshed).await?;
     warn!(application = %app_key(app), message, "comparison failed");
-    let failures = ctx
-        .failures
-        .lock()
-        .map(|mut f| {
-            let n = f.entry(app_key(app)).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        })
-        .unwrap_or(1);
+    let failures = count_failure(ctx, &app_key(app));
     Ok(Action::requeue(backoff(failures + 2).min(ctx.config.resync)))
 }
 
@@ -535,7 +530,7 @@ async fn run_operation(
         .await?;
         (targets, lives_of(&state_now))
     };
-    if SyncOptionsExt::create_namespace(app) && state.sync_result.is_none() {
+    if policy::SyncOptions::of_app(app).create_namespace() && state.sync_result.is_none() {
         ensure_namespace(app, ctx).await?;
     }
     let scopes = observe::scopes(&ctx.cluster, &targets.objects).await?;
@@ -589,14 +584,6 @@ async fn run_operation(
         });
     }
     Ok(conclude(app, state, outcome.phase, &outcome.message))
-}
-
-struct SyncOptionsExt;
-
-impl SyncOptionsExt {
-    fn create_namespace(app: &Application) -> bool {
-        policy::SyncOptions::of_app(app).create_namespace()
-    }
 }
 
 fn conclude(

@@ -253,7 +253,8 @@ enum PairOutcome {
     Unmanaged,
 }
 
-/// Reads the live object of `key` and pairs it with its target.
+/// Reads the live object of `key` and pairs it with its target: its drift from a cached result, or from a
+/// dry run of the target when the target or the live object changed.
 async fn pair_of(
     cluster: &impl Cluster,
     cache: &DiffCache,
@@ -264,20 +265,6 @@ async fn pair_of(
     rules: &IgnoreRules,
 ) -> Result<PairOutcome, ClusterError> {
     let live = cluster.get(&key).await?;
-    Ok(pair_read(cluster, cache, app_key, instance, key, target, live, rules).await)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn pair_read(
-    cluster: &impl Cluster,
-    cache: &DiffCache,
-    app_key: &str,
-    instance: &str,
-    key: ObjectKey,
-    target: Option<&Value>,
-    live: Option<Value>,
-    rules: &IgnoreRules,
-) -> PairOutcome {
     let make = |drift| Pair {
         key: key.clone(),
         target: target.cloned(),
@@ -285,13 +272,13 @@ async fn pair_read(
         drift,
     };
     let Some(target) = target else {
-        return match &live {
+        return Ok(match &live {
             Some(l) if is_managed_root(l, instance) => PairOutcome::Pair(make(Drift::Extraneous)),
             _ => PairOutcome::Unmanaged,
-        };
+        });
     };
     let Some(live_obj) = &live else {
-        return PairOutcome::Pair(make(Drift::Missing));
+        return Ok(PairOutcome::Pair(make(Drift::Missing)));
     };
     let target_digest = digest(target);
     let rv = live_obj
@@ -312,11 +299,11 @@ async fn pair_read(
                     cache.put(app_key, &key, target_digest, rv, r.clone());
                     r
                 }
-                Err(e) => return PairOutcome::Failed(make(Drift::Modified(vec![])), e.to_string()),
+                Err(e) => return Ok(PairOutcome::Failed(make(Drift::Modified(vec![])), e.to_string())),
             }
         }
     };
-    PairOutcome::Pair(make(drift_of(result)))
+    Ok(PairOutcome::Pair(make(drift_of(result))))
 }
 
 fn drift_of(result: DiffResult) -> Drift {

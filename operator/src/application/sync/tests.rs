@@ -120,13 +120,13 @@ fn state(prune: bool, dry_run: bool) -> OperationState {
     operation::begin(&op, "2026-12-02T10:00:00Z".parse::<Timestamp>().unwrap())
 }
 
-/// One reconcile's step: tasks from the targets and the fake's objects, stored results, the step.
-async fn run(
+/// The tasks of one reconcile: from the targets and the fake's objects, with the stored results.
+fn states(
     cluster: &FakeCluster,
     app: &Application,
-    st: &mut OperationState,
+    st: &OperationState,
     targets: &[Value],
-) -> Outcome {
+) -> Vec<TaskState> {
     let lives = cluster.lives();
     let namespaced = |_: &str, kind: &str| kind != "Namespace";
     let in_sync = |_: &ObjectKey| false;
@@ -139,7 +139,17 @@ async fn run(
         namespaced: &namespaced,
         in_sync: &in_sync,
     };
-    let tasks = task_states(&input).unwrap();
+    task_states(&input).unwrap()
+}
+
+/// One reconcile's step: the tasks, the step, and its results stored in the operation state.
+async fn run(
+    cluster: &FakeCluster,
+    app: &Application,
+    st: &mut OperationState,
+    targets: &[Value],
+) -> Outcome {
+    let tasks = states(cluster, app, st, targets);
     let op = st.operation.clone();
     let outcome = step(cluster, app, &op, tasks, false).await;
     *st = operation::with_results(st, "0123456789abcdef", app, &outcome.tasks);
@@ -314,19 +324,7 @@ async fn terminating_deletes_running_hooks_and_fails_the_operation() {
     let out = run(&cluster, &app, &mut st, &targets).await;
     assert_eq!(out.phase, "Running");
     assert!(cluster.object("Job", "migrate").is_some());
-    let lives = cluster.lives();
-    let namespaced = |_: &str, kind: &str| kind != "Namespace";
-    let in_sync = |_: &ObjectKey| false;
-    let input = StepInput {
-        app: &app,
-        state: &st,
-        targets: &targets,
-        lives: &lives,
-        revision: "0123456789abcdef",
-        namespaced: &namespaced,
-        in_sync: &in_sync,
-    };
-    let tasks = task_states(&input).unwrap();
+    let tasks = states(&cluster, &app, &st, &targets);
     let op = st.operation.clone();
     let out = step(&cluster, &app, &op, tasks, true).await;
     assert_eq!(out.phase, "Failed");
