@@ -766,11 +766,8 @@ async fn announce_finished(app: &Application, ctx: &Context, next: &ApplicationS
     };
     let ok = state.phase == phase::SUCCEEDED;
     let message = state.message.clone().unwrap_or_default();
-    let reason = if ok {
-        "OperationCompleted"
-    } else {
-        "OperationFailed"
-    };
+    // Argo CD gives both outcomes the reason OperationCompleted; a failure is a Warning event.
+    let reason = "OperationCompleted";
     let text = if ok {
         format!(
             "Sync operation to {} succeeded",
