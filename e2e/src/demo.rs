@@ -156,7 +156,7 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
     manual_canary(info, &client, &rx).await?;
     analysis_demo(info, &client, &traffic, &rx).await?;
     bluegreen_demo(info, &client, &traffic, &rx).await?;
-    crate::demo_gitops::run(info, &client, webhook_port).await?;
+    crate::demo_gitops::run(info, &client, webhook_port, &traffic).await?;
     drop(prom);
     std::fs::remove_dir_all(&prom_dir).ok();
 

@@ -1,6 +1,7 @@
 //! The demo's GitOps part: a Rollout delivered by an Application from a local Git repository. A commit is
-//! synced, the canary walks its steps while the Application reports the Rollout's health, a live edit is
-//! healed, and a push announced by webhook is synced at once.
+//! synced; a push announced by webhook is synced at once and its canary, judged by Prometheus, is promoted
+//! while the Application reports the Rollout's health; a bad commit is rolled back by its analysis and the
+//! Application reports the Rollout Degraded until the commit is reverted; a live edit is healed.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,12 @@ use kube::Api;
 use serde_json::{Value, json};
 use sluice_crds::application::Application;
 
-use crate::{demo::say, git_server::GitServer, harness::kubectl};
+use crate::{
+    demo::say,
+    git_server::{GitServer, Repo},
+    harness::kubectl,
+    prometheus::TrafficCounters,
+};
 
 const NAMESPACE: &str = "argocd";
 
@@ -34,10 +40,33 @@ spec:
     canary:
       steps:
       - setWeight: 50
-      - pause: {{duration: 3s}}
+      - analysis:
+          templates: [{{templateName: success-rate}}]
+          args: [{{name: service-name, value: storefront-canary}}]
 "#
     )
 }
+
+/// Judged by the operator's Prometheus (ARGO_ROLLOUTS_PROMETHEUS_ADDRESS), as with Argo Rollouts.
+const ANALYSIS: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: success-rate
+spec:
+  args:
+  - name: service-name
+  metrics:
+  - name: success-rate
+    interval: 2s
+    count: 3
+    successCondition: result[0] >= 0.95
+    failureLimit: 0
+    provider:
+      prometheus:
+        query: |
+          sum(rate(http_requests_total{service="{{args.service-name}}",code!~"5.."}[10s])) /
+          sum(rate(http_requests_total{service="{{args.service-name}}"}[10s]))
+"#;
 
 const CONFIG: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: storefront-config\ndata:\n  banner: \"welcome\"\n";
@@ -79,6 +108,36 @@ async fn watch_app(
     }
 }
 
+/// Commits a new image and announces the push at the operator's webhook, as GitHub would.
+async fn release(repo: &Repo, image: &str, before: &str, webhook_port: u16) -> Result<String> {
+    repo.write("deploy/rollout.yaml", rollout(image)).await?;
+    let after = repo.commit(&format!("storefront {image}")).await?;
+    let push = json!({
+        "ref": "refs/heads/main", "before": before, "after": after,
+        "repository": {"html_url": repo.git_url().trim_end_matches(".git"), "default_branch": "main"},
+        "commits": [{"id": after, "modified": ["deploy/rollout.yaml"]}],
+    });
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{webhook_port}/api/webhook"))
+        .header("X-GitHub-Event", "push")
+        .body(push.to_string())
+        .send()
+        .await?;
+    println!(
+        "    commit {after:.7} ({image}); webhook answered {}",
+        response.status()
+    );
+    Ok(after)
+}
+
+fn rollout_line(info: &crate::cluster::ClusterInfo) -> Result<()> {
+    println!(
+        "{}",
+        kubectl(info, &["get", "rollout", "-n", "storefront", "storefront"], None)?.trim_end()
+    );
+    Ok(())
+}
+
 fn at(app: &Value, revision: &str, health: &str) -> bool {
     let f = |p: &str| app.pointer(p).and_then(Value::as_str).unwrap_or("");
     f("/status/sync/revision") == revision
@@ -87,12 +146,21 @@ fn at(app: &Value, revision: &str, health: &str) -> bool {
         && f("/status/operationState/phase") == "Succeeded"
 }
 
-/// The GitOps walk; `webhook_port` is the operator's webhook endpoint.
-pub async fn run(info: &crate::cluster::ClusterInfo, client: &kube::Client, webhook_port: u16) -> Result<()> {
-    say("GitOps: a Git server on 127.0.0.1 (git daemon) holding a Rollout and a ConfigMap");
+/// The GitOps walk; `webhook_port` is the operator's webhook endpoint, `traffic` the counters Prometheus scrapes.
+pub async fn run(
+    info: &crate::cluster::ClusterInfo,
+    client: &kube::Client,
+    webhook_port: u16,
+    traffic: &TrafficCounters,
+) -> Result<()> {
+    say(
+        "GitOps: a Git server on 127.0.0.1 (git daemon) holding a Rollout, its AnalysisTemplate and a ConfigMap",
+    );
+    traffic.set_service("storefront-canary", 200.0, 0.99);
     let git = GitServer::start().await?;
     let repo = git.create_repo("storefront").await?;
     repo.write("deploy/rollout.yaml", rollout("storefront:1")).await?;
+    repo.write("deploy/analysis.yaml", ANALYSIS).await?;
     repo.write("deploy/config.yaml", CONFIG).await?;
     let first = repo.commit("storefront 1").await?;
     println!("    {} at {:.7}", repo.git_url(), first);
@@ -117,26 +185,34 @@ pub async fn run(info: &crate::cluster::ClusterInfo, client: &kube::Client, webh
     let apps: Api<Application> = Api::namespaced(client.clone(), NAMESPACE);
     watch_app(&apps, Duration::from_secs(90), |a| at(a, &first, "Healthy")).await?;
 
-    say("A commit changes the image; the push reaches POST /api/webhook and the canary walks its steps");
-    repo.write("deploy/rollout.yaml", rollout("storefront:2")).await?;
-    let second = repo.commit("storefront 2").await?;
-    let push = json!({
-        "ref": "refs/heads/main", "before": first, "after": second,
-        "repository": {"html_url": repo.git_url().trim_end_matches(".git"), "default_branch": "main"},
-        "commits": [{"id": second, "modified": ["deploy/rollout.yaml"]}],
-    });
-    let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{webhook_port}/api/webhook"))
-        .header("X-GitHub-Event", "push")
-        .body(push.to_string())
-        .send()
-        .await?;
-    println!("    webhook answered {}", response.status());
-    watch_app(&apps, Duration::from_secs(120), |a| at(a, &second, "Healthy")).await?;
-    println!(
-        "{}",
-        kubectl(info, &["get", "rollout", "-n", "storefront", "storefront"], None)?.trim_end()
+    say(
+        "storefront:2 is committed and pushed (webhook); its canary answers 99% well and its analysis promotes it",
     );
+    let second = release(&repo, "storefront:2", &first, webhook_port).await?;
+    watch_app(&apps, Duration::from_secs(120), |a| at(a, &second, "Healthy")).await?;
+    rollout_line(info)?;
+
+    say(
+        "storefront:3 is committed and pushed; its canary fails 20% of requests and its analysis rolls it back",
+    );
+    traffic.set_success_ratio("storefront-canary", 0.80);
+    let started = Instant::now();
+    let third = release(&repo, "storefront:3", &second, webhook_port).await?;
+    let degraded = watch_app(&apps, Duration::from_secs(120), |a| at(a, &third, "Degraded")).await?;
+    println!(
+        "    rolled back {:.1}s after the push; the Application says: {}",
+        started.elapsed().as_secs_f64(),
+        degraded["status"]["health"]["message"].as_str().unwrap_or("-")
+    );
+    rollout_line(info)?;
+
+    say(
+        "The bad commit is reverted in Git; the Rollout returns to storefront:2 and the Application to Healthy",
+    );
+    traffic.set_success_ratio("storefront-canary", 0.99);
+    let fourth = release(&repo, "storefront:2", &third, webhook_port).await?;
+    watch_app(&apps, Duration::from_secs(120), |a| at(a, &fourth, "Healthy")).await?;
+    rollout_line(info)?;
 
     say("Someone edits the ConfigMap by hand; selfHeal puts Git's value back");
     let patch = r#"{"data":{"banner":"edited by hand"}}"#;

@@ -4,6 +4,7 @@
 pub mod argo_state;
 pub mod bench;
 pub mod bench_analysis;
+pub mod bench_apps;
 pub mod cluster;
 pub mod demo;
 mod demo_gitops;

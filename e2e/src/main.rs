@@ -56,6 +56,25 @@ enum Cmd {
         #[arg(long, env = "SLUICE_BINARY")]
         sluice: Option<PathBuf>,
     },
+    /// Benchmarks: N Argo CD Applications of 10 resources each from one Git repository; time to all Synced and
+    /// Healthy, memory, CPU, and the API requests of a refresh when nothing changed.
+    BenchApps {
+        /// Number of Applications per run; repeat for several runs (e.g. --count 100 --count 1000).
+        #[arg(long, default_values_t = [100usize])]
+        count: Vec<usize>,
+        /// The operator's --app-resync (seconds between refreshes of an unchanged Application).
+        #[arg(long, default_value_t = 30)]
+        resync: u64,
+        /// Length of the idle window after all are synced, seconds (three resync periods by default).
+        #[arg(long, default_value_t = 90)]
+        idle: u64,
+        /// Directory of the control-plane binaries (default: built or found by e2e/scripts/build-bins.sh).
+        #[arg(long, env = "SLUICE_BIN_DIR")]
+        bin_dir: Option<PathBuf>,
+        /// The operator binary (default: `sluice` next to this binary; build it with --release to measure it).
+        #[arg(long, env = "SLUICE_BINARY")]
+        sluice: Option<PathBuf>,
+    },
     /// Starts a control plane, installs the CRDs, runs the operator and walks a sample Rollout, narrating.
     Demo {
         /// Directory of the control-plane binaries (default: built or found by e2e/scripts/build-bins.sh).
@@ -151,6 +170,27 @@ fn main() -> Result<()> {
                     keep,
                 ))?;
                 println!("{r}");
+            }
+            Ok(())
+        }
+        Cmd::BenchApps {
+            count,
+            resync,
+            idle,
+            bin_dir,
+            sluice,
+        } => {
+            let (bin_dir, sluice) = binaries(bin_dir, sluice)?;
+            let settings = sluice_e2e::bench_apps::Settings {
+                bin_dir,
+                sluice,
+                resync,
+                idle,
+            };
+            println!("{}", sluice_e2e::bench_apps::HEADER);
+            for n in count {
+                let r = rt.block_on(sluice_e2e::bench_apps::run(&settings, n))?;
+                println!("{}", r.row());
             }
             Ok(())
         }

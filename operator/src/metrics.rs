@@ -17,7 +17,7 @@ use prometheus_client::{
     encoding::{DescriptorEncoder, EncodeMetric},
     metrics::{
         MetricType,
-        counter::Counter,
+        counter::{ConstCounter, Counter},
         gauge::ConstGauge,
         histogram::{Histogram, exponential_buckets},
     },
@@ -41,6 +41,8 @@ pub struct Metrics {
     pub analysis_run_reconcile_error: Counter,
     /// Seconds between when a measurement was due and when it started.
     pub measurement_delay: Histogram,
+    /// Seconds per Application reconcile (Argo CD's `argocd_app_reconcile`, without per-app labels).
+    pub app_reconcile: Histogram,
     caches: Arc<Caches>,
 }
 
@@ -51,6 +53,8 @@ pub struct Caches {
     pub rollouts: OnceLock<Store<Rollout>>,
     /// AnalysisRuns.
     pub analysis_runs: OnceLock<Store<AnalysisRun>>,
+    /// The operator's API requests.
+    pub requests: OnceLock<crate::apicount::RequestCounter>,
 }
 
 impl Metrics {
@@ -63,6 +67,12 @@ impl Metrics {
         let measurement_delay = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let rollout_reconcile_error = Counter::default();
         let analysis_run_reconcile_error = Counter::default();
+        let app_reconcile = Histogram::new([0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]);
+        registry.register(
+            "argocd_app_reconcile",
+            "Application reconciliation performance in seconds.",
+            app_reconcile.clone(),
+        );
         registry.register(
             "rollout_reconcile",
             "Rollout reconciliation performance.",
@@ -97,6 +107,7 @@ impl Metrics {
             analysis_run_reconcile,
             analysis_run_reconcile_error,
             measurement_delay,
+            app_reconcile,
             caches,
         })
     }
@@ -130,8 +141,28 @@ fn gauge(
     Ok(())
 }
 
+fn encode_requests(
+    encoder: &mut DescriptorEncoder,
+    requests: &crate::apicount::RequestCounter,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        "sluice_k8s_request",
+        "Requests the controller sent to the API server, by verb and dry run.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (verb, dry_run, count) in requests.detailed() {
+        let labels = [("verb", verb.to_string()), ("dry_run", dry_run.to_string())];
+        ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 impl Collector for Caches {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(requests) = self.requests.get() {
+            encode_requests(&mut encoder, requests)?;
+        }
         if let Some(store) = self.rollouts.get() {
             let rollouts = store.state();
             let info = rollouts.iter().map(|ro| {
@@ -302,4 +333,28 @@ pub async fn serve(metrics: Arc<Metrics>, metrics_addr: SocketAddr, healthz_addr
     a??;
     b??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_app_reconciles_are_exported_without_per_object_labels() {
+        let metrics = Metrics::new();
+        let requests = crate::apicount::RequestCounter::default();
+        requests.count(&http::Method::PATCH, &"/api/v1/x?dryRun=All".parse().unwrap());
+        let _ = metrics.caches().requests.set(requests);
+        metrics.app_reconcile.observe(0.3);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"sluice_k8s_request_total{verb="PATCH",dry_run="true"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"sluice_k8s_request_total{verb="GET",dry_run="false"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains("argocd_app_reconcile_count 1"), "{text}");
+    }
 }

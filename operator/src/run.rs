@@ -113,6 +113,7 @@ const REQUIRED_CRDS: [&str; 3] = [
 pub async fn run(args: Args) -> Result<()> {
     let requests = crate::apicount::RequestCounter::default();
     let metrics = crate::metrics::Metrics::new();
+    let _ = metrics.caches().requests.set(requests.clone());
     let server = tokio::spawn(crate::metrics::serve(
         metrics.clone(),
         args.metrics_addr,
@@ -159,6 +160,7 @@ pub async fn run(args: Args) -> Result<()> {
         client.clone(),
         app_config,
         webhook_addr,
+        metrics.clone(),
         stopped(stop_rx.clone()),
     ));
     let watches = vec![tokio::spawn(runs_source)];

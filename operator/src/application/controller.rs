@@ -107,6 +107,7 @@ pub struct Context {
     kinds: live_watch::Kinds,
     failures: Mutex<HashMap<String, u32>>,
     written: Mutex<HashMap<String, u64>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Context {
@@ -125,6 +126,7 @@ pub async fn run(
     client: Client,
     config: Config,
     webhook_addr: Option<std::net::SocketAddr>,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let cp = config.control_plane_namespace.clone();
@@ -162,6 +164,7 @@ pub async fn run(
         kinds: live_watch::Kinds::new(client.clone(), trigger_tx.clone(), cp.clone()),
         failures: Default::default(),
         written: Default::default(),
+        metrics,
         client,
         config,
     });
@@ -248,7 +251,9 @@ async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, E
     if stale(&ctx, &app) {
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
+    let started = Instant::now();
     let result = reconcile_app(&app, &ctx).await;
+    ctx.metrics.app_reconcile.observe(started.elapsed().as_secs_f64());
     if result.is_ok()
         && let Ok(mut f) = ctx.failures.lock()
     {
