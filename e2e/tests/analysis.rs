@@ -9,7 +9,7 @@ use kube::{
 };
 use sluice_crds::{analysis::AnalysisRun, rollout::Rollout};
 use sluice_e2e::{
-    harness::{Operator, TestNamespace, install_crds},
+    harness::{Operator, TestNamespace, install_crds, namespace_with_operator},
     prometheus::{Prometheus, SUCCESS_RATE_TEMPLATE_QUERY, TrafficCounters, success_rate_query},
     rollouts::{healthy, phase, services_and_vs, set_image, wait_rollout},
 };
@@ -782,4 +782,89 @@ spec:
         start.elapsed() >= Duration::from_secs(1),
         "not before its time to live"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsupported_provider_or_option_errors_the_run_at_once_without_measuring() {
+    let (ns, _op) = namespace_with_operator(SUPERVISOR, "unsupported", &["analysisruns"]).await;
+    let amp = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-0123";
+    ns.apply(&format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisRun
+metadata: {{name: datadog}}
+spec:
+  metrics:
+  - name: success-rate
+    interval: 1s
+    successCondition: default(result, 0) >= 0.95
+    provider:
+      datadog:
+        apiVersion: v2
+        query: 'sum:requests.error.rate{{service:canary}}'
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisRun
+metadata: {{name: sigv4}}
+spec:
+  metrics:
+  - name: latency
+    interval: 1s
+    successCondition: result[0] < 0.5
+    provider:
+      prometheus:
+        address: {amp}
+        query: 'vector(0.1)'
+        authentication:
+          sigv4: {{region: us-east-1}}
+"#
+    ))
+    .unwrap();
+    let cases = [
+        (
+            "datadog",
+            "Analysis spec invalid: metric \"success-rate\": provider Datadog is not supported by this \
+             controller (supported: prometheus, web, job)"
+                .to_string(),
+        ),
+        (
+            "sigv4",
+            format!(
+                "Analysis spec invalid: metric \"latency\": provider Prometheus: authentication.sigv4 is not \
+                 supported by this controller: address \"{amp}\" is Amazon Managed Prometheus, whose requests \
+                 must be signed with AWS SigV4"
+            ),
+        ),
+    ];
+    for (name, want) in cases {
+        // Erroring after measurements would take consecutiveErrorLimit + 1 errors, 10 s apart.
+        let run = wait_run(&ns, "the run errors", 20, |r| {
+            r.name_any() == name && Phase::is_done(run_phase(r))
+        })
+        .await;
+        let st = run.status.clone().unwrap();
+        assert_eq!(st.phase, "Error", "{name}: {st:#?}");
+        assert_eq!(st.message.as_deref(), Some(want.as_str()), "{name}");
+        let measured = st
+            .metric_results
+            .iter()
+            .flatten()
+            .any(|m| m.measurements.as_ref().is_some_and(|ms| !ms.is_empty()));
+        assert!(!measured, "{name}: no measurement was taken: {st:#?}");
+        assert!(st.started_at.is_some() && st.completed_at.is_some(), "{st:#?}");
+    }
+    // The run stays as it ended: nothing is measured afterwards either.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for r in runs(&ns).await {
+        let st = r.status.unwrap();
+        assert_eq!(st.phase, "Error");
+        assert!(
+            st.metric_results
+                .iter()
+                .flatten()
+                .all(|m| m.measurements.is_none()),
+            "{st:#?}"
+        );
+    }
+    let events = ns.kubectl(&["get", "events", "-o", "yaml"], None).unwrap();
+    assert!(events.contains("AnalysisRunError"), "{events}");
 }

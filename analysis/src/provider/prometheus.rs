@@ -26,6 +26,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
+/// What marks the address of an Amazon Managed Prometheus workspace.
+const MANAGED_PROMETHEUS_MARK: &str = "aps-workspaces";
+
 /// Metric-result metadata key under which upstream records the query it ran (arguments substituted).
 pub const RESOLVED_QUERY_KEY: &str = "ResolvedPrometheusQuery";
 
@@ -58,8 +61,11 @@ pub async fn measure_with(
         .map(str::trim)
         .filter(|q| !q.is_empty())
         .ok_or_else(|| "prometheus query is empty".to_string())?;
+    if let Some(option) = refused_option(metric, fallback_address) {
+        return Err(option);
+    }
     let timeout = timeout(metric.timeout)?;
-    let headers = headers(metric, address)?;
+    let headers = headers(metric);
     let (endpoint, params) = match &metric.range_query {
         None => (
             "query",
@@ -128,26 +134,30 @@ fn timeout(seconds: Option<i64>) -> Result<Duration, String> {
     }
 }
 
-fn headers(metric: &PrometheusMetric, address: &str) -> Result<Vec<(String, String)>, String> {
+/// The option of the metric that this controller cannot honour, in words for a message; None when it can run
+/// the query. `fallback_address` stands for a missing address, as when measuring.
+pub fn refused_option(metric: &PrometheusMetric, fallback_address: Option<&str>) -> Option<String> {
+    // Argo Rollouts signs every request to an Amazon Managed Prometheus address with SigV4, whether or not
+    // `authentication.sigv4` is given; unsigned, such a workspace answers 403 to every query.
+    if let Ok(address) = address(metric.address.as_deref(), fallback_address)
+        && address.contains(MANAGED_PROMETHEUS_MARK)
+    {
+        return Some(format!(
+            "authentication.sigv4 is not supported by this controller: address \"{address}\" is Amazon \
+             Managed Prometheus, whose requests must be signed with AWS SigV4"
+        ));
+    }
+    super::refused_oauth2(metric.authentication.as_ref())
+}
+
+fn headers(metric: &PrometheusMetric) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = metric
         .headers
         .iter()
         .flatten()
         .map(|h| (h.key.clone(), h.value.clone()))
         .collect();
-    let Some(auth) = &metric.authentication else {
-        return Ok(headers);
-    };
-    // Upstream signs with SigV4 only for Amazon Managed Prometheus addresses.
-    if auth.sigv4.is_some() && address.contains("aps-workspaces") {
-        return Err("sigv4 authentication (Amazon Managed Prometheus) is not supported yet".to_string());
-    }
-    if let Some(oauth2) = &auth.oauth2
-        && oauth2.token_url.as_deref().is_some_and(|u| !u.trim().is_empty())
-    {
-        return Err("oauth2 authentication for Prometheus is not supported yet".to_string());
-    }
-    if let Some(basic) = &auth.basic_auth {
+    if let Some(basic) = metric.authentication.as_ref().and_then(|a| a.basic_auth.as_ref()) {
         let user = basic.username.as_deref().unwrap_or_default();
         let password = basic.password.as_deref().unwrap_or_default();
         if !user.is_empty() || !password.is_empty() {
@@ -155,7 +165,7 @@ fn headers(metric: &PrometheusMetric, address: &str) -> Result<Vec<(String, Stri
             headers.push(("Authorization".to_string(), format!("Basic {token}")));
         }
     }
-    Ok(headers)
+    headers
 }
 
 fn range_params(
@@ -581,11 +591,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            headers(&metric, "http://p"),
-            Ok(vec![
+            headers(&metric),
+            vec![
                 ("X-Scope-OrgID".to_string(), "tenant_a".to_string()),
                 ("Authorization".to_string(), "Basic dXNlcjpwYXNz".to_string()),
-            ])
+            ]
         );
     }
 

@@ -28,6 +28,9 @@ const MAX_STORED_VALUE: usize = 2048;
 
 /// Sends the request; Err is the measurement's error message.
 pub async fn measure(metric: &WebMetric) -> Result<Reading, String> {
+    if let Some(option) = refused_option(metric) {
+        return Err(option);
+    }
     let method = method(metric.method.as_deref())?;
     let body = body(metric, &method)?;
     let path = json_path(metric.json_path.as_deref())?;
@@ -37,22 +40,12 @@ pub async fn measure(metric: &WebMetric) -> Result<Reading, String> {
         .flatten()
         .map(|h| (h.key.clone(), h.value.clone()))
         .collect();
-    if let Some(auth) = &metric.authentication {
-        if auth
-            .oauth2
-            .as_ref()
-            .and_then(|o| o.token_url.as_deref())
-            .is_some_and(|u| !u.trim().is_empty())
-        {
-            return Err("oauth2 authentication for web metrics is not supported yet".to_string());
-        }
-        if let Some(basic) = &auth.basic_auth {
-            use base64::Engine;
-            let user = basic.username.as_deref().unwrap_or_default();
-            let password = basic.password.as_deref().unwrap_or_default();
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            headers.push(("Authorization".to_string(), format!("Basic {token}")));
-        }
+    if let Some(basic) = metric.authentication.as_ref().and_then(|a| a.basic_auth.as_ref()) {
+        use base64::Engine;
+        let user = basic.username.as_deref().unwrap_or_default();
+        let password = basic.password.as_deref().unwrap_or_default();
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        headers.push(("Authorization".to_string(), format!("Basic {token}")));
     }
     let timeout = match metric.timeout_seconds {
         Some(s) if s > 0 => Duration::from_secs(s.unsigned_abs()),
@@ -76,6 +69,14 @@ pub async fn measure(metric: &WebMetric) -> Result<Reading, String> {
     read_answer(&answer.body, &path)
 }
 
+/// The option of the metric that this controller cannot honour, in words for a message; None when it can send
+/// the request.
+pub fn refused_option(metric: &WebMetric) -> Option<String> {
+    method(metric.method.as_deref())
+        .err()
+        .or_else(|| super::refused_oauth2(metric.authentication.as_ref()))
+}
+
 fn method(method: Option<&str>) -> Result<Method, String> {
     match method
         .map(str::trim)
@@ -88,7 +89,7 @@ fn method(method: Option<&str>) -> Result<Method, String> {
         "POST" => Ok(Method::POST),
         "PUT" => Ok(Method::PUT),
         other => Err(format!(
-            "unsupported web metric method \"{other}\": use GET, POST or PUT"
+            "method \"{other}\" is not supported: use GET, POST or PUT"
         )),
     }
 }
@@ -427,7 +428,7 @@ mod tests {
         delete.method = Some("DELETE".into());
         assert_eq!(
             measure(&delete).await.unwrap_err(),
-            "unsupported web metric method \"DELETE\": use GET, POST or PUT"
+            "method \"DELETE\" is not supported: use GET, POST or PUT"
         );
     }
 

@@ -1,7 +1,7 @@
 //! The AnalysisRun controller's I/O: the watch, secrets, providers, events and the status write.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -22,7 +22,7 @@ use sluice_analysis::{
     args::{ArgValue, redact, resolve_metric},
     provider, rollup,
 };
-use sluice_crds::analysis::{AnalysisRun, AnalysisRunStatus, Argument, Metric};
+use sluice_crds::analysis::{AnalysisRun, AnalysisRunSpec, AnalysisRunStatus, Argument, Metric};
 use tracing::{debug, info, warn};
 
 use super::{JOB_RUN_UID_LABEL, job};
@@ -215,6 +215,41 @@ fn fail(status: &mut AnalysisRunStatus, message: String, now: Timestamp) {
     status.completed_at = Some(rollup::stamp(now));
 }
 
+/// What a run's spec resolves to once checked.
+struct CheckedSpec {
+    /// The metrics with their arguments resolved, secrets as a placeholder.
+    metrics: Vec<Metric>,
+    /// Names of the dry-run metrics.
+    dry_run: BTreeSet<String>,
+    /// Measurements kept per metric name.
+    retention: BTreeMap<String, usize>,
+}
+
+/// Checks the run's spec; Err is the run's Error message. As upstream, a dry-run metric is checked like any
+/// other: a metric this controller cannot measure ends the whole run before a first measurement.
+fn check_spec(spec: &AnalysisRunSpec) -> Result<CheckedSpec, String> {
+    let placeholder_args = args_without_secrets(spec.args.as_deref().unwrap_or_default());
+    let metrics = spec
+        .metrics
+        .iter()
+        .map(|m| resolve_metric(m, &placeholder_args))
+        .collect::<Result<Vec<Metric>, String>>()
+        .map_err(|e| format!("Unable to resolve metric arguments: {e}"))?;
+    let invalid = |e: String| format!("Analysis spec invalid: {e}");
+    rollup::validate_metrics(&metrics).map_err(invalid)?;
+    metrics
+        .iter()
+        .try_for_each(provider::supported)
+        .map_err(invalid)?;
+    let dry_run = rollup::dry_run_metrics(spec, &metrics).map_err(invalid)?;
+    let retention = rollup::retention(spec, &metrics).map_err(invalid)?;
+    Ok(CheckedSpec {
+        metrics,
+        dry_run,
+        retention,
+    })
+}
+
 async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Requeue, Error> {
     let ns = run.namespace().unwrap_or_default();
     let name = run.name_any();
@@ -258,30 +293,18 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Requeue, Er
     let mut status = current.clone();
     let args = run.spec.args.clone().unwrap_or_default();
     let mut transitions = rollup::Assessment::default();
-    let checked = (|| {
-        let placeholder_args = args_without_secrets(&args);
-        let metrics = run
-            .spec
-            .metrics
-            .iter()
-            .map(|m| resolve_metric(m, &placeholder_args))
-            .collect::<Result<Vec<Metric>, String>>()
-            .map_err(|e| format!("Unable to resolve metric arguments: {e}"))?;
-        rollup::validate_metrics(&metrics).map_err(|e| format!("Analysis spec invalid: {e}"))?;
-        let dry_run = rollup::dry_run_metrics(&run.spec, &metrics)
-            .map_err(|e| format!("Analysis spec invalid: {e}"))?;
-        let retention =
-            rollup::retention(&run.spec, &metrics).map_err(|e| format!("Analysis spec invalid: {e}"))?;
-        Ok::<_, String>((metrics, dry_run, retention))
-    })();
     let mut next = None;
-    match checked {
+    match check_spec(&run.spec) {
         Err(message) => {
             warn!(analysisrun = %name, namespace = %ns, "{message}");
             fail(&mut status, message, now);
             transitions.run = Some(Phase::Error);
         }
-        Ok((metrics, dry_run, retention)) => {
+        Ok(CheckedSpec {
+            metrics,
+            dry_run,
+            retention,
+        }) => {
             if status.started_at.is_none() {
                 status.started_at = Some(rollup::stamp(now));
             }
@@ -411,10 +434,7 @@ async fn measure(
                 } else if let Some(web) = &p.web {
                     provider::web::measure(web).await
                 } else {
-                    Err(format!(
-                        "metric provider {} is not supported by this controller",
-                        rollup::provider_type(&metric)
-                    ))
+                    Err(provider::not_supported(&metric))
                 };
                 rollup::finish_measurement(&metric, start, outcome, Timestamp::now())
             };
@@ -442,4 +462,63 @@ async fn measure(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> AnalysisRunSpec {
+        serde_json::from_value(json).expect("test spec")
+    }
+
+    #[test]
+    fn analysisrun_spec_check_refuses_what_cannot_be_measured() {
+        use serde_json::json;
+        let prometheus = json!({"name": "rate", "provider": {"prometheus": {"query": "up"}}});
+        let datadog = json!({"name": "dd", "provider": {"datadog": {"query": "avg:x"}}});
+        let amp = json!({"name": "amp", "provider": {"prometheus": {
+            "address": "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1", "query": "up",
+            "authentication": {"sigv4": {"region": "eu-west-1"}}}}});
+        let dd_refused = "Analysis spec invalid: metric \"dd\": provider Datadog is not supported by this \
+                          controller (supported: prometheus, web, job)";
+        let cases = [
+            ("measurable", json!({"metrics": [prometheus]}), Ok(())),
+            (
+                "an unknown provider",
+                json!({"metrics": [prometheus, datadog]}),
+                Err(dd_refused.to_string()),
+            ),
+            (
+                "an unknown provider in a dry-run metric",
+                json!({"metrics": [prometheus, datadog], "dryRun": [{"metricName": "dd"}]}),
+                Err(dd_refused.to_string()),
+            ),
+            (
+                "an unsupported option",
+                json!({"metrics": [amp]}),
+                Err("Analysis spec invalid: metric \"amp\": provider Prometheus: authentication.sigv4 is not \
+                     supported by this controller: address \
+                     \"https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1\" is Amazon Managed \
+                     Prometheus, whose requests must be signed with AWS SigV4"
+                    .to_string()),
+            ),
+            (
+                "an option given by an argument",
+                json!({"args": [{"name": "method", "value": "DELETE"}],
+                       "metrics": [{"name": "w", "provider": {"web": {"url": "http://w", "method": "{{args.method}}"}}}]}),
+                Err("Analysis spec invalid: metric \"w\": provider Web: method \"DELETE\" is not supported: use \
+                     GET, POST or PUT"
+                    .to_string()),
+            ),
+            (
+                "the shape of the metrics is checked first",
+                json!({"metrics": [datadog.clone(), datadog]}),
+                Err("Analysis spec invalid: two metrics have the same name 'dd'".to_string()),
+            ),
+        ];
+        for (case, json, want) in cases {
+            assert_eq!(check_spec(&spec(json)).map(|_| ()), want, "{case}");
+        }
+    }
 }
