@@ -199,10 +199,17 @@ pub async fn run(
     let started = Instant::now();
     let third = release(&repo, "storefront:3", &second, webhook_port).await?;
     let degraded = watch_app(&apps, Duration::from_secs(120), |a| at(a, &third, "Degraded")).await?;
+    let rollout_health = degraded["status"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["kind"] == "Rollout")
+        .and_then(|r| r["health"]["message"].as_str())
+        .unwrap_or("-")
+        .to_string();
     println!(
-        "    rolled back {:.1}s after the push; the Application says: {}",
-        started.elapsed().as_secs_f64(),
-        degraded["status"]["health"]["message"].as_str().unwrap_or("-")
+        "    rolled back {:.1}s after the push; the Application's Rollout is Degraded: {rollout_health}",
+        started.elapsed().as_secs_f64()
     );
     rollout_line(info)?;
 
@@ -215,6 +222,12 @@ pub async fn run(
     rollout_line(info)?;
 
     say("Someone edits the ConfigMap by hand; selfHeal puts Git's value back");
+    let syncs = |app: &Value| {
+        app.pointer("/status/history")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+    };
+    let before = syncs(&serde_json::to_value(apps.get("storefront").await?)?);
     let patch = r#"{"data":{"banner":"edited by hand"}}"#;
     kubectl(
         info,
@@ -254,11 +267,11 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let app = serde_json::to_value(apps.get("storefront").await?)?;
-    let history = app
-        .pointer("/status/history")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let app = watch_app(&apps, Duration::from_secs(30), |a| {
+        syncs(a) > before && at(a, &fourth, "Healthy")
+    })
+    .await?;
+    let history = syncs(&app);
     println!(
         "    history: {history} syncs; images: {}",
         app["status"]["summary"]["images"]

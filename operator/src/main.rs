@@ -3,8 +3,11 @@
 mod analysisrun;
 mod apicount;
 mod application;
+mod backoff;
 mod events;
+mod leader;
 mod metrics;
+mod ready;
 mod rollout;
 mod run;
 mod status_patch;

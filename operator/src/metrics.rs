@@ -14,10 +14,11 @@ use anyhow::{Context, Result};
 use kube::{ResourceExt, runtime::reflector::Store};
 use prometheus_client::{
     collector::Collector,
-    encoding::{DescriptorEncoder, EncodeMetric},
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
     metrics::{
         MetricType,
         counter::{ConstCounter, Counter},
+        family::Family,
         gauge::ConstGauge,
         histogram::{Histogram, exponential_buckets},
     },
@@ -43,7 +44,27 @@ pub struct Metrics {
     pub measurement_delay: Histogram,
     /// Seconds per Application reconcile (Argo CD's `argocd_app_reconcile`, without per-app labels).
     pub app_reconcile: Histogram,
+    /// Failed reconciles by controller and reason (bounded: see `backoff::kube_reason`).
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
     caches: Arc<Caches>,
+}
+
+/// Labels of `sluice_reconcile_errors_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// `rollout`, `analysisrun` or `application`.
+    pub controller: &'static str,
+    /// The error's category.
+    pub reason: &'static str,
+}
+
+impl Metrics {
+    /// Counts a failed reconcile.
+    pub fn reconcile_failed(&self, controller: &'static str, reason: &'static str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels { controller, reason })
+            .inc();
+    }
 }
 
 /// The caches the info gauges are computed from; each is set when its controller starts.
@@ -68,6 +89,12 @@ impl Metrics {
         let rollout_reconcile_error = Counter::default();
         let analysis_run_reconcile_error = Counter::default();
         let app_reconcile = Histogram::new([0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]);
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "sluice_reconcile_errors",
+            "Failed reconciles by controller and reason.",
+            reconcile_errors.clone(),
+        );
         registry.register(
             "argocd_app_reconcile",
             "Application reconciliation performance in seconds.",
@@ -108,6 +135,7 @@ impl Metrics {
             analysis_run_reconcile_error,
             measurement_delay,
             app_reconcile,
+            reconcile_errors,
             caches,
         })
     }
@@ -295,8 +323,14 @@ impl Collector for Caches {
     }
 }
 
-/// Serves `/metrics` on `metrics_addr` and `/healthz`, `/readyz` on `healthz_addr` until the process ends.
-pub async fn serve(metrics: Arc<Metrics>, metrics_addr: SocketAddr, healthz_addr: SocketAddr) -> Result<()> {
+/// Serves `/metrics` on `metrics_addr` and `/healthz`, `/readyz` (see [`crate::ready`]) on `healthz_addr`
+/// until the process ends.
+pub async fn serve(
+    metrics: Arc<Metrics>,
+    readiness: Arc<crate::ready::Readiness>,
+    metrics_addr: SocketAddr,
+    healthz_addr: SocketAddr,
+) -> Result<()> {
     use axum::{Router, routing::get};
     let app = Router::new().route(
         "/metrics",
@@ -313,9 +347,14 @@ pub async fn serve(metrics: Arc<Metrics>, metrics_addr: SocketAddr, healthz_addr
             }
         }),
     );
-    let health = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }));
+    let health = Router::new().route("/healthz", get(|| async { "ok" })).route(
+        "/readyz",
+        get(move || {
+            let (code, body) = readiness.report();
+            let code = http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE);
+            async move { (code, body) }
+        }),
+    );
     let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
         .await
         .with_context(|| format!("binding the metrics address {metrics_addr}"))?;
@@ -356,5 +395,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("argocd_app_reconcile_count 1"), "{text}");
+        metrics.reconcile_failed("rollout", "Conflict");
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"sluice_reconcile_errors_total{controller="rollout",reason="Conflict"} 1"#),
+            "{text}"
+        );
     }
 }

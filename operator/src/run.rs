@@ -58,9 +58,72 @@ pub struct Args {
     /// Address of the Git webhook endpoint (`POST /api/webhook`); `off` disables it.
     #[arg(long, env = "SLUICE_WEBHOOK_ADDR", default_value = "0.0.0.0:8081")]
     pub webhook_addr: String,
+    /// Lead through a Lease so that only one replica writes (default: on in a cluster, off with a kubeconfig).
+    #[arg(long, env = "SLUICE_LEADER_ELECT", num_args = 0..=1, default_missing_value = "true")]
+    pub leader_elect: Option<bool>,
+    /// Namespace of the Lease (default: --namespace, else $POD_NAMESPACE, else the service account's, else
+    /// argo-rollouts).
+    #[arg(long, env = "SLUICE_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, env = "SLUICE_LEADER_ELECTION_LEASE_NAME", default_value = crate::leader::DEFAULT_LEASE_NAME)]
+    pub leader_election_lease_name: String,
+    /// How long a standby waits after the leader's last renewal before taking over.
+    #[arg(long, env = "SLUICE_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = go_duration)]
+    pub leader_election_lease_duration: Duration,
+    /// How long the leader tries to renew before it stops leading.
+    #[arg(long, env = "SLUICE_LEADER_ELECTION_RENEW_DEADLINE", default_value = "10s", value_parser = go_duration)]
+    pub leader_election_renew_deadline: Duration,
+    /// Time between tries to acquire or renew the Lease.
+    #[arg(long, env = "SLUICE_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = go_duration)]
+    pub leader_election_retry_period: Duration,
+}
+
+fn go_duration(s: &str) -> Result<Duration, String> {
+    sluice_analysis::duration::parse_go_duration(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s:?} is not a positive duration such as 15s or 1m"))
 }
 
 impl Args {
+    /// The election's settings, or None when this process leads without one.
+    fn election(&self) -> Result<Option<crate::leader::Settings>> {
+        let in_cluster = self.kubeconfig.is_none() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+        if !self.leader_elect.unwrap_or(in_cluster) {
+            return Ok(None);
+        }
+        if self.leader_election_renew_deadline >= self.leader_election_lease_duration {
+            anyhow::bail!(
+                "--leader-election-renew-deadline must be shorter than --leader-election-lease-duration"
+            );
+        }
+        if self.leader_election_retry_period >= self.leader_election_renew_deadline {
+            anyhow::bail!(
+                "--leader-election-retry-period must be shorter than --leader-election-renew-deadline"
+            );
+        }
+        let namespace = self
+            .leader_election_namespace
+            .clone()
+            .or_else(|| self.namespace.clone())
+            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+            .or_else(|| {
+                std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                    .ok()
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+            })
+            .unwrap_or_else(|| "argo-rollouts".into());
+        Ok(Some(crate::leader::Settings {
+            namespace,
+            name: self.leader_election_lease_name.clone(),
+            identity: crate::leader::identity(),
+            lease_duration: self.leader_election_lease_duration,
+            renew_deadline: self.leader_election_renew_deadline,
+            retry_period: self.leader_election_retry_period,
+        }))
+    }
+
     fn application_config(
         &self,
     ) -> Result<(
@@ -102,11 +165,13 @@ pub fn init_logging(level: &str) {
         .init();
 }
 
-/// The CRDs the controllers need before they can watch anything.
-const REQUIRED_CRDS: [&str; 3] = [
+/// The CRDs the Rollout and AnalysisRun controllers need before they can watch anything. The Application
+/// controller starts on its own once `applications.argoproj.io` is established.
+const REQUIRED_CRDS: [&str; 4] = [
     "rollouts.argoproj.io",
     "analysisruns.argoproj.io",
-    "applications.argoproj.io",
+    "analysistemplates.argoproj.io",
+    "clusteranalysistemplates.argoproj.io",
 ];
 
 /// Runs until SIGTERM or SIGINT.
@@ -114,8 +179,15 @@ pub async fn run(args: Args) -> Result<()> {
     let requests = crate::apicount::RequestCounter::default();
     let metrics = crate::metrics::Metrics::new();
     let _ = metrics.caches().requests.set(requests.clone());
+    let election = args.election()?;
+    let (lead_tx, leading) = tokio::sync::watch::channel(election.is_none());
+    let readiness = crate::ready::Readiness::new(
+        leading,
+        election.as_ref().map(|e| format!("{}/{}", e.namespace, e.name)),
+    );
     let server = tokio::spawn(crate::metrics::serve(
         metrics.clone(),
+        readiness.clone(),
         args.metrics_addr,
         args.healthz_addr,
     ));
@@ -133,18 +205,30 @@ pub async fn run(args: Args) -> Result<()> {
     }
 
     let ns = args.namespace.as_deref();
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let mut elector = match election {
+        Some(settings) => {
+            let elector = crate::leader::Elector::new(client.clone(), settings);
+            tokio::spawn(elector.run(lead_tx, release_rx))
+        }
+        None => tokio::spawn(async move {
+            let _keep = (lead_tx, release_rx);
+            std::future::pending().await
+        }),
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |rx: tokio::sync::watch::Receiver<bool>| async move {
         let mut rx = rx;
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let (runs, runs_source, [runs_for_rollouts, runs_for_analysis]) =
-        crate::analysisrun::controller::shared_cache(&client, ns);
+        crate::analysisrun::controller::shared_cache(&client, ns, &readiness);
     let rollouts = tokio::spawn(crate::rollout::controller::run(
         client.clone(),
         args.namespace.clone(),
         args.istio_api_version.clone(),
         metrics.clone(),
+        readiness.clone(),
         (runs.clone(), runs_for_rollouts),
         stopped(stop_rx.clone()),
     ));
@@ -152,15 +236,17 @@ pub async fn run(args: Args) -> Result<()> {
         client.clone(),
         args.namespace.clone(),
         metrics.clone(),
+        readiness.clone(),
         (runs, runs_for_analysis),
         stopped(stop_rx.clone()),
     ));
     let (app_config, webhook_addr) = args.application_config()?;
-    let applications = tokio::spawn(crate::application::controller::run(
+    let applications = tokio::spawn(applications_when_installed(
         client.clone(),
         app_config,
         webhook_addr,
         metrics.clone(),
+        readiness.clone(),
         stopped(stop_rx.clone()),
     ));
     let watches = vec![tokio::spawn(runs_source)];
@@ -169,6 +255,7 @@ pub async fn run(args: Args) -> Result<()> {
         "watching rollouts, analysisruns and applications"
     );
 
+    let mut lost = None;
     tokio::select! {
         s = &mut shutdown => info!(signal = s, "shutting down"),
         (done, _, _) = select_all(watches) => warn!(?done, "a watch ended unexpectedly"),
@@ -176,17 +263,61 @@ pub async fn run(args: Args) -> Result<()> {
             Ok(Err(e)) => return Err(e),
             other => warn!(?other, "the metrics server ended unexpectedly"),
         },
+        r = &mut elector => lost = Some(match r {
+            Ok(Err(e)) => e.to_string(),
+            other => format!("the election ended: {other:?}"),
+        }),
     }
     let _ = stop_tx.send(true);
+    if let Some(why) = &lost {
+        // The gate closed with the lease: nothing more is written; a restart makes this a standby.
+        tracing::error!(reason = %why, "stopped leading; exiting");
+    }
     // Reconciles in flight finish; no new one starts.
     let both = async { tokio::join!(rollouts, analysis_runs, applications) };
     if tokio::time::timeout(Duration::from_secs(10), both).await.is_err() {
         warn!("the controllers did not stop within 10 s");
     }
+    // Only now that nothing writes any more may a standby take over.
+    let _ = release_tx.send(true);
+    if lost.is_none() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), elector).await;
+    }
     let (by_method, total) = requests.snapshot();
     let by_method: std::collections::BTreeMap<_, _> = by_method.into_iter().collect();
     info!(api_requests = total, ?by_method, "stopped");
-    Ok(())
+    match lost {
+        Some(why) => Err(anyhow::anyhow!("stopped leading: {why}")),
+        None => Ok(()),
+    }
+}
+
+/// Runs the Application controller once its CRD is established (watching for it, so a cluster without Argo
+/// CD's CRDs still gets Rollouts served).
+async fn applications_when_installed(
+    client: Client,
+    config: crate::application::controller::Config,
+    webhook_addr: Option<std::net::SocketAddr>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    readiness: std::sync::Arc<crate::ready::Readiness>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let established = kube::runtime::wait::await_condition(
+        crds,
+        "applications.argoproj.io",
+        kube::runtime::wait::conditions::is_crd_established(),
+    );
+    let mut shutdown = Box::pin(shutdown);
+    tokio::select! {
+        r = established => if let Err(e) = r {
+            warn!(error = %e, "watching for the Application CRD failed; the Application controller is off");
+            return;
+        },
+        _ = &mut shutdown => return,
+    }
+    info!("applications.argoproj.io is established: starting the Application controller");
+    crate::application::controller::run(client, config, webhook_addr, metrics, readiness, shutdown).await;
 }
 
 async fn client(args: &Args, requests: &crate::apicount::RequestCounter) -> Result<Client> {

@@ -1,5 +1,7 @@
 //! Status writes as merge patches of only what changed, so that fields other clients own (the plugin's
-//! `abort`, `pauseConditions`, ...) are never overwritten with a stale copy.
+//! `abort`, `pauseConditions`, ...) are never overwritten with a stale copy; with the resourceVersion the
+//! change was planned from as a precondition, so that a status planned before a user's action cannot land
+//! after it (the server answers 409 Conflict and the object is planned again).
 
 use kube::{
     Api,
@@ -33,20 +35,54 @@ pub fn merge_diff(from: &Value, to: &Value) -> Value {
     }
 }
 
-/// Patches the status subresource from `current` to `next` (only the difference) and returns the object.
-pub async fn write<K, S>(api: &Api<K>, name: &str, current: &S, next: &S) -> kube::Result<K>
+/// The status patch from `current` to `next`, conditional on `resource_version` when given.
+pub fn status_patch<S: Serialize>(resource_version: Option<&str>, current: &S, next: &S) -> Value {
+    let diff = merge_diff(
+        &serde_json::to_value(current).unwrap_or_default(),
+        &serde_json::to_value(next).unwrap_or_default(),
+    );
+    match resource_version {
+        Some(rv) => json!({"metadata": {"resourceVersion": rv}, "status": diff}),
+        None => json!({ "status": diff }),
+    }
+}
+
+/// Patches the status subresource from `current` to `next` (only the difference), conditional on the object
+/// still being at `resource_version` when given, and returns the object.
+pub async fn write_at<K, S>(
+    api: &Api<K>,
+    name: &str,
+    resource_version: Option<&str>,
+    current: &S,
+    next: &S,
+) -> kube::Result<K>
 where
     K: Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize,
 {
-    let patch = merge_diff(
-        &serde_json::to_value(current).unwrap_or_default(),
-        &serde_json::to_value(next).unwrap_or_default(),
-    );
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": patch })),
-    )
-    .await
+    let patch = status_patch(resource_version, current, next);
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+}
+
+/// Whether the server refused a write because the object changed since it was read.
+pub fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_changes_are_sent_with_the_planned_version() {
+        let current =
+            json!({"phase": "Paused", "abort": false, "pauseConditions": [{"reason": "CanaryPauseStep"}]});
+        let next = json!({"phase": "Progressing", "abort": false});
+        assert_eq!(
+            status_patch(Some("42"), &current, &next),
+            json!({"metadata": {"resourceVersion": "42"}, "status": {"phase": "Progressing", "pauseConditions": null}})
+        );
+        assert_eq!(status_patch(None, &current, &current), json!({"status": {}}));
+    }
 }

@@ -44,6 +44,10 @@ pub struct Context {
     /// resourceVersion after this controller's last status write per run: an older cached copy is stale, and
     /// measuring from it would repeat a measurement.
     written: Mutex<HashMap<(String, String), u64>>,
+    /// Consecutive failures per run.
+    backoff: crate::backoff::Backoff,
+    /// Open once the run cache is synced while this process leads.
+    gate: crate::ready::Gate,
 }
 
 /// Placeholder for a secret argument while only the shape of the metrics is checked (the secret itself is read
@@ -55,6 +59,7 @@ pub async fn run(
     client: Client,
     namespace: Option<String>,
     metrics: Arc<Metrics>,
+    readiness: Arc<crate::ready::Readiness>,
     runs: (
         Store<AnalysisRun>,
         impl futures::Stream<Item = Arc<AnalysisRun>> + Send + 'static,
@@ -72,16 +77,19 @@ pub async fn run(
         events: EventWriter::new(client, "rollouts-controller"),
         metrics,
         written: Mutex::default(),
+        backoff: Default::default(),
+        gate: readiness.gate(&[CACHE]),
     });
     // Only Jobs made for a measurement carry the run's uid label.
     let job_config = watcher::Config::default().labels(JOB_RUN_UID_LABEL);
     Controller::for_shared_stream(stream, store)
+        .reconcile_all_on(ctx.gate.opening())
         .owns(jobs, job_config)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
             if let Err(e) = r {
-                debug!(error = %e, "analysis run reconcile failed");
+                crate::backoff::log_stream_error("analysisrun", &e);
             }
         })
         .await;
@@ -92,6 +100,7 @@ pub async fn run(
 pub fn shared_cache(
     client: &Client,
     namespace: Option<&str>,
+    readiness: &Arc<crate::ready::Readiness>,
 ) -> (
     Store<AnalysisRun>,
     impl std::future::Future<Output = ()> + Send + 'static,
@@ -106,22 +115,34 @@ pub fn shared_cache(
         writer.subscribe().expect("a shared store has subscribers"),
         writer.subscribe().expect("a shared store has subscribers"),
     ];
-    let source = watcher(api, watcher::Config::default())
+    let events = watcher(api, watcher::Config::default())
         .default_backoff()
         .modify(|o| o.managed_fields_mut().clear())
-        .reflect_shared(writer)
-        .for_each(|event| async move {
-            if let Err(e) = event {
-                warn!(error = %e, "analysis run watch error; retrying with backoff");
-            }
-        });
+        .reflect_shared(writer);
+    let source = readiness.track(CACHE, events).for_each(|event| async move {
+        if let Err(e) = event {
+            warn!(error = %e, "analysis run watch error; retrying with backoff");
+        }
+    });
     (store, source, subscribers)
 }
 
+/// The name of the run cache in readiness reports.
+pub const CACHE: &str = "analysisruns";
+
+fn key_of(run: &AnalysisRun) -> String {
+    format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any())
+}
+
 fn error_policy(run: Arc<AnalysisRun>, err: &Error, ctx: Arc<Context>) -> Requeue {
+    let Error::Kube(e) = err;
+    let reason = crate::backoff::kube_reason(e);
     ctx.metrics.analysis_run_reconcile_error.inc();
-    warn!(analysisrun = %run.name_any(), namespace = run.namespace(), error = %err, "reconcile failed; retrying");
-    Requeue::requeue(Duration::from_secs(2))
+    ctx.metrics.reconcile_failed("analysisrun", reason);
+    let key = key_of(&run);
+    let delay = ctx.backoff.failed(&key);
+    warn!(analysisrun = %key, reason, error = %err, retry_in = ?delay, "reconcile failed; retrying");
+    Requeue::requeue(delay)
 }
 
 fn resource_version(run: &AnalysisRun) -> Option<u64> {
@@ -132,8 +153,21 @@ fn resource_version(run: &AnalysisRun) -> Option<u64> {
 }
 
 async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    if !ctx.gate.is_open() {
+        // Everything is reconciled when the gate opens.
+        return Ok(Requeue::await_change());
+    }
     let started = Instant::now();
-    let result = reconcile_inner(&run, &ctx).await;
+    let result = match reconcile_inner(&run, &ctx).await {
+        Err(Error::Kube(e)) if crate::status_patch::is_conflict(&e) => {
+            // Changed since read (e.g. terminated): measured again from what is there now.
+            Ok(Requeue::requeue(Duration::from_millis(100)))
+        }
+        r => r,
+    };
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key_of(&run));
+    }
     ctx.metrics
         .analysis_run_reconcile
         .observe(started.elapsed().as_secs_f64());
@@ -326,31 +360,34 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Requeue, Er
         }
     }
 
-    let reference = run.object_ref(&());
-    for t in &transitions.metrics {
-        if t.phase.completed() {
-            let warning = matches!(t.phase, Phase::Failed | Phase::Error);
-            let message = format!("Metric '{}' Completed. Result: {}", t.metric, t.phase);
-            publish(ctx, &reference, warning, &format!("Metric{}", t.phase), &message).await;
-        }
-    }
-    if let Some(phase) = transitions.run.filter(|p| p.completed()) {
-        let warning = matches!(phase, Phase::Failed | Phase::Error);
-        info!(analysisrun = %name, namespace = %ns, phase = %phase, message = status.message.as_deref().unwrap_or(""), "analysis completed");
-        publish(
-            ctx,
-            &reference,
-            warning,
-            &format!("AnalysisRun{phase}"),
-            &format!("Analysis Completed. Result: {phase}"),
-        )
-        .await;
-    }
-
+    // The status first, then the events it tells of.
     if status != current {
-        let updated = crate::status_patch::write(&api, &name, &current, &status).await?;
+        // Conditional on the version measured from: a run terminated meanwhile is looked at again, and the
+        // events of a refused write are not told.
+        let planned = run.metadata.resource_version.as_deref();
+        let updated = crate::status_patch::write_at(&api, &name, planned, &current, &status).await?;
         if let (Ok(mut w), Some(rv)) = (ctx.written.lock(), resource_version(&updated)) {
             w.insert(key, rv);
+        }
+        let reference = run.object_ref(&());
+        for t in &transitions.metrics {
+            if t.phase.completed() {
+                let warning = matches!(t.phase, Phase::Failed | Phase::Error);
+                let message = format!("Metric '{}' Completed. Result: {}", t.metric, t.phase);
+                publish(ctx, &reference, warning, &format!("Metric{}", t.phase), &message).await;
+            }
+        }
+        if let Some(phase) = transitions.run.filter(|p| p.completed()) {
+            let warning = matches!(phase, Phase::Failed | Phase::Error);
+            info!(analysisrun = %name, namespace = %ns, phase = %phase, message = status.message.as_deref().unwrap_or(""), "analysis completed");
+            publish(
+                ctx,
+                &reference,
+                warning,
+                &format!("AnalysisRun{phase}"),
+                &format!("Analysis Completed. Result: {phase}"),
+            )
+            .await;
         }
     }
     let now = Timestamp::now();

@@ -105,9 +105,10 @@ pub struct Context {
     /// Apps a webhook asked to refresh now.
     pub(super) pushed: Mutex<HashSet<String>>,
     kinds: live_watch::Kinds,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: crate::backoff::Backoff,
     written: Mutex<HashMap<String, u64>>,
     metrics: Arc<crate::metrics::Metrics>,
+    gate: crate::ready::Gate,
 }
 
 impl Context {
@@ -127,6 +128,7 @@ pub async fn run(
     config: Config,
     webhook_addr: Option<std::net::SocketAddr>,
     metrics: Arc<crate::metrics::Metrics>,
+    readiness: Arc<crate::ready::Readiness>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let cp = config.control_plane_namespace.clone();
@@ -135,20 +137,21 @@ pub async fn run(
     } else {
         Api::namespaced(client.clone(), &cp)
     };
+    let gate = readiness.gate(&["applications", "repository-secrets"]);
     let (app_store, app_writer) = reflector::store();
-    let app_stream = watcher(apps_api, watcher::Config::default())
+    let app_events = watcher(apps_api, watcher::Config::default())
         .default_backoff()
         .modify(|a| a.managed_fields_mut().clear())
-        .reflect(app_writer)
-        .touched_objects();
+        .reflect(app_writer);
+    let app_stream = gate.track("applications", app_events).touched_objects();
     let (secret_store, secret_writer) = reflector::store();
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &cp);
     let selector = "argocd.argoproj.io/secret-type in (repository,repo-creds)";
-    let secret_stream = watcher(secrets_api, watcher::Config::default().labels(selector))
+    let secret_events = watcher(secrets_api, watcher::Config::default().labels(selector))
         .default_backoff()
         .modify(|s| s.managed_fields_mut().clear())
-        .reflect(secret_writer)
-        .touched_objects();
+        .reflect(secret_writer);
+    let secret_stream = gate.track("repository-secrets", secret_events).touched_objects();
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Application>>();
     let ctx = Arc::new(Context {
         cluster: KubeCluster::new(client.clone()),
@@ -165,6 +168,7 @@ pub async fn run(
         failures: Default::default(),
         written: Default::default(),
         metrics,
+        gate: gate.clone(),
         client,
         config,
     });
@@ -185,12 +189,13 @@ pub async fn run(
     let secrets_drained = secret_stream.for_each(|_| async {});
     tokio::spawn(secrets_drained);
     Controller::for_stream(app_stream, app_store)
+        .reconcile_all_on(gate.opening())
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
             if let Err(e) = r {
-                tracing::debug!(error = %e, "application reconcile failed");
+                crate::backoff::log_stream_error("application", &e);
             }
         })
         .await;
@@ -202,48 +207,23 @@ fn tokio_stream_from<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// One more consecutive failure of the app; returns how many there are now.
-fn count_failure(ctx: &Context, key: &str) -> u32 {
-    ctx.failures
-        .lock()
-        .map(|mut f| {
-            let n = f.entry(key.to_string()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        })
-        .unwrap_or(1)
-}
-
 fn error_policy(app: Arc<Application>, err: &Error, ctx: Arc<Context>) -> Action {
     let key = app_key(&app);
-    let delay = backoff(count_failure(&ctx, &key));
-    warn!(application = %key, error = %err, retry_in = ?delay, "reconcile failed; retrying");
+    let reason = match err {
+        Error::Kube(e) => crate::backoff::kube_reason(e),
+        Error::Cluster(_) => "Cluster",
+    };
+    ctx.metrics.reconcile_failed("application", reason);
+    let delay = ctx.failures.failed(&key);
+    warn!(application = %key, reason, error = %err, retry_in = ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
 }
 
-/// Exponential backoff from 1 s to 5 min, with up to 10 % jitter.
-fn backoff(failures: u32) -> Duration {
-    let base = Duration::from_secs(1u64 << failures.min(8).saturating_sub(1)).min(Duration::from_secs(300));
-    base + jitter(base, failures as u64)
-}
-
-/// Up to 10 % of `period`, spread by `seed` (no randomness needed: apps differ by their keys).
-fn jitter(period: Duration, seed: u64) -> Duration {
-    let spread = period.as_millis() as u64 / 10;
-    if spread == 0 {
-        return Duration::ZERO;
-    }
-    let mixed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
-    Duration::from_millis(mixed % spread)
-}
-
-fn seed_of(key: &str) -> u64 {
-    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.gate.is_open() {
+        // Everything is reconciled when the gate opens.
+        return Ok(Action::await_change());
+    }
     let ns = app.namespace().unwrap_or_default();
     if !ctx.config.watches(&ns) || skip_reconcile(&app) {
         return Ok(Action::await_change());
@@ -254,10 +234,8 @@ async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, E
     let started = Instant::now();
     let result = reconcile_app(&app, &ctx).await;
     ctx.metrics.app_reconcile.observe(started.elapsed().as_secs_f64());
-    if result.is_ok()
-        && let Ok(mut f) = ctx.failures.lock()
-    {
-        f.remove(&app_key(&app));
+    if result.is_ok() {
+        ctx.failures.succeeded(&app_key(&app));
     }
     result
 }
@@ -376,7 +354,9 @@ async fn current_targets(
     )
     .await?;
     let targets = targets_at(app, ctx, &revision).await?;
-    let due = Instant::now() + ctx.config.resync + jitter(ctx.config.resync, seed_of(&key));
+    let due = Instant::now()
+        + ctx.config.resync
+        + crate::backoff::jitter(ctx.config.resync, crate::backoff::seed_of(&key));
     if let Ok(mut s) = ctx.snapshots.lock() {
         s.insert(
             key,
@@ -475,8 +455,10 @@ async fn comparison_failed(
     let next = status::with_condition(app, "ComparisonError", message, Timestamp::now());
     write_status(app, ctx, &next, false, refreshed).await?;
     warn!(application = %app_key(app), message, "comparison failed");
-    let failures = count_failure(ctx, &app_key(app));
-    Ok(Action::requeue(backoff(failures + 2).min(ctx.config.resync)))
+    let key = app_key(app);
+    let failures = ctx.failures.count(&key);
+    let wait = crate::backoff::delay(failures + 2, crate::backoff::seed_of(&key));
+    Ok(Action::requeue(wait.min(ctx.config.resync)))
 }
 
 /// An operation to start or continue: `(state, terminating)`.
@@ -848,29 +830,5 @@ async fn auto_sync(
                 .await;
             Ok(Some(Duration::from_millis(200)))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert!(backoff(1) >= Duration::from_secs(1) && backoff(1) < Duration::from_millis(1100));
-        assert!(backoff(3) >= Duration::from_secs(4));
-        assert!(backoff(50) <= Duration::from_secs(330));
-        assert!(backoff(50) >= Duration::from_secs(128));
-    }
-
-    #[test]
-    fn jitter_is_bounded_and_spread() {
-        let period = Duration::from_secs(180);
-        let values: HashSet<_> = (0..50)
-            .map(|i| jitter(period, seed_of(&format!("argocd/app-{i}"))))
-            .collect();
-        assert!(values.iter().all(|j| *j < Duration::from_secs(18)));
-        assert!(values.len() > 40);
-        assert_eq!(jitter(Duration::from_millis(5), 3), Duration::ZERO);
     }
 }

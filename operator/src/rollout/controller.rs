@@ -75,6 +75,10 @@ pub struct Context {
     pub cluster_templates: Store<ClusterAnalysisTemplate>,
     /// Rollouts (by uid) this process has reconciled, for the RolloutAddedToInformer event.
     pub seen: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Consecutive failures per Rollout.
+    pub backoff: crate::backoff::Backoff,
+    /// Open once every cache here is synced while this process leads.
+    pub gate: crate::ready::Gate,
 }
 
 /// Every analysis a Rollout's strategy runs: canary steps and background, blue-green pre- and post-promotion.
@@ -119,6 +123,7 @@ pub async fn run(
     namespace: Option<String>,
     istio_version: String,
     metrics: Arc<crate::metrics::Metrics>,
+    readiness: Arc<crate::ready::Readiness>,
     analysis_runs: (
         Store<AnalysisRun>,
         impl futures::Stream<Item = Arc<AnalysisRun>> + Send + 'static,
@@ -132,10 +137,11 @@ pub async fn run(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let (ro_store, ro_stream) = reflected(rollouts, watcher::Config::default());
+    let gate = readiness.gate(&CACHES);
+    let (ro_store, ro_stream) = reflected(rollouts, watcher::Config::default(), &gate, CACHES[0]);
     // Only ReplicaSets that belong to a Rollout carry this label: Deployments' ReplicaSets stay out of the cache.
     let (rs_store, rs_writer) = reflector::store();
-    let rs_stream = watcher(replica_sets, watcher::Config::default().labels(HASH_LABEL))
+    let rs_events = watcher(replica_sets, watcher::Config::default().labels(HASH_LABEL))
         .default_backoff()
         .modify(|o| {
             o.managed_fields_mut().clear();
@@ -143,16 +149,18 @@ pub async fn run(
                 a.remove("kubectl.kubernetes.io/last-applied-configuration");
             }
         })
-        .reflect(rs_writer)
-        .touched_objects();
+        .reflect(rs_writer);
+    let rs_stream = gate.track(CACHES[1], rs_events).touched_objects();
     let templates_api: Api<AnalysisTemplate> = match &namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let (tpl_store, tpl_stream) = reflected(templates_api, watcher::Config::default());
+    let (tpl_store, tpl_stream) = reflected(templates_api, watcher::Config::default(), &gate, CACHES[2]);
     let (ctpl_store, ctpl_stream) = reflected(
         Api::<ClusterAnalysisTemplate>::all(client.clone()),
         watcher::Config::default(),
+        &gate,
+        CACHES[3],
     );
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -165,6 +173,8 @@ pub async fn run(
         templates: tpl_store,
         cluster_templates: ctpl_store,
         seen: Default::default(),
+        backoff: Default::default(),
+        gate: gate.clone(),
     });
     let _ = metrics.caches().rollouts.set(ro_store.clone());
     // Deployments named by a workloadRef: metadata only (a changed template bumps the generation); the
@@ -178,7 +188,15 @@ pub async fn run(
         .touched_objects();
     let for_workloads = ro_store.clone();
     let (for_templates, for_cluster_templates) = (ro_store.clone(), ro_store.clone());
+    let steered = super::drift::triggers(
+        ctx.client.clone(),
+        namespace.clone(),
+        ctx.istio_version.clone(),
+        ro_store.clone(),
+    );
     Controller::for_stream(ro_stream, ro_store)
+        .reconcile_all_on(gate.opening())
+        .reconcile_on(steered)
         .owns_stream(rs_stream)
         .owns_shared_stream(analysis_runs.1)
         // A template created or changed brings back the Rollouts of its namespace that use it (e.g. one
@@ -209,28 +227,41 @@ pub async fn run(
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
             if let Err(e) = r {
-                tracing::debug!(error = %e, "reconcile failed");
+                crate::backoff::log_stream_error("rollout", &e);
             }
         })
         .await;
 }
 
+/// The caches a Rollout reconcile reads.
+const CACHES: [&str; 5] = [
+    "rollouts",
+    "replicasets",
+    "analysistemplates",
+    "clusteranalysistemplates",
+    crate::analysisrun::controller::CACHE,
+];
+
 /// A watch of `api` kept in a store, managed fields dropped; the stream yields the objects that changed.
 fn reflected<K>(
     api: Api<K>,
     config: watcher::Config,
-) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>>)
+    gate: &crate::ready::Gate,
+    cache: &'static str,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + use<K>,
+)
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let (store, writer) = reflector::store();
-    let stream = watcher(api, config)
+    let events = watcher(api, config)
         .default_backoff()
         .modify(|o| o.managed_fields_mut().clear())
-        .reflect(writer)
-        .touched_objects();
-    (store, stream)
+        .reflect(writer);
+    (store, gate.track(cache, events).touched_objects())
 }
 
 /// The Rollouts of `namespace` in the store for which `wanted` holds, to reconcile.
@@ -247,16 +278,42 @@ fn rollouts_where(
         .collect()
 }
 
+fn key_of(ro: &Rollout) -> String {
+    format!("{}/{}", ro.namespace().unwrap_or_default(), ro.name_any())
+}
+
+impl Error {
+    /// The bounded category the failure is counted under.
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(e) => crate::backoff::kube_reason(e),
+            Error::Traffic(_) => "TrafficRouting",
+        }
+    }
+}
+
 fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Requeue {
     ctx.metrics.rollout_reconcile_error.inc();
-    warn!(rollout = %ro.name_any(), namespace = ro.namespace(), error = %err, "reconcile failed; retrying");
-    Requeue::requeue(Duration::from_secs(2))
+    ctx.metrics.reconcile_failed("rollout", err.reason());
+    let key = key_of(&ro);
+    let delay = ctx.backoff.failed(&key);
+    warn!(rollout = %key, reason = err.reason(), error = %err, retry_in = ?delay, "reconcile failed; retrying");
+    Requeue::requeue(delay)
 }
 
 async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    if !ctx.gate.is_open() {
+        // Everything is reconciled when the gate opens.
+        return Ok(Requeue::await_change());
+    }
     let started = std::time::Instant::now();
     let metrics = ctx.metrics.clone();
+    let key = key_of(&ro);
+    let backoff = ctx.clone();
     let result = reconcile_rollout(ro, ctx).await;
+    if result.is_ok() {
+        backoff.backoff.succeeded(&key);
+    }
     metrics.rollout_reconcile.observe(started.elapsed().as_secs_f64());
     result
 }
@@ -305,13 +362,25 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
             Err(Error::Kube(kube::Error::Api(e))) if refused(action, &e) => {
                 return replica_set_refused(&ro, &ctx, &observed.desired_hash, &e.message).await;
             }
+            Err(Error::Kube(e)) if crate::status_patch::is_conflict(&e) => {
+                return Ok(Requeue::requeue(Duration::from_millis(100)));
+            }
             Err(e) => return Err(e),
         }
     }
+    // The status first: when a user's action landed since the plan was made, the write is refused and the
+    // Rollout is planned again from what the user wrote, and the events of the refused plan are not told.
+    match write_status(&ro, &ctx, &plan.status).await {
+        Err(Error::Kube(e)) if crate::status_patch::is_conflict(&e) => {
+            tracing::debug!(rollout = %name, namespace = %ns, "changed since planned; planning again");
+            return Ok(Requeue::requeue(Duration::from_millis(100)));
+        }
+        r => r?,
+    }
     publish(&ro, &ctx, &plan.events).await;
-    write_status(&ro, &ctx, &plan.status).await?;
-    // Services, VirtualServices and DestinationRules are not watched: after changing anything, look again soon
-    // to see the change land; otherwise at the plan's next deadline, or at the resync period.
+    // After changing anything, look again soon to see the change land (ReplicaSet availability, the router's
+    // state); otherwise at the plan's next deadline, or at the resync period. A Service, VirtualService or
+    // DestinationRule changed by someone else brings the Rollout back through its watch (`drift`).
     let mut after = plan.requeue_after.unwrap_or(Duration::from_secs(900));
     if !plan.actions.is_empty() {
         after = after.min(Duration::from_millis(250));
@@ -394,11 +463,32 @@ async fn write_status(
     }
     let (name, ns) = (ro.name_any(), ro.namespace().unwrap_or_default());
     let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
-    let updated = crate::status_patch::write(&rollouts, &name, &current, status).await?;
-    if let (Ok(mut w), Some(rv)) = (ctx.written.lock(), resource_version(&updated)) {
-        w.insert((ns, name), rv);
-    }
+    let planned = planned_version(ctx, ro);
+    let updated =
+        crate::status_patch::write_at(&rollouts, &name, planned.as_deref(), &current, status).await?;
+    remember_written(ctx, &updated);
     Ok(())
+}
+
+/// The resourceVersion this reconcile's writes to the Rollout are conditional on: the cached one it planned
+/// from, or the one its own earlier write in this reconcile produced (a reconcile starts only once the cache
+/// holds this process's last write, so a newer remembered version is this reconcile's).
+fn planned_version(ctx: &Context, ro: &Rollout) -> Option<String> {
+    let key = (ro.namespace().unwrap_or_default(), ro.name_any());
+    let written = ctx.written.lock().ok().and_then(|w| w.get(&key).copied());
+    match (resource_version(ro), written) {
+        (Some(cached), Some(w)) if w > cached => Some(w.to_string()),
+        (Some(cached), _) => Some(cached.to_string()),
+        _ => None,
+    }
+}
+
+/// Remembers the resourceVersion a write to the Rollout produced.
+fn remember_written(ctx: &Context, updated: &Rollout) {
+    let key = (updated.namespace().unwrap_or_default(), updated.name_any());
+    if let (Ok(mut w), Some(rv)) = (ctx.written.lock(), resource_version(updated)) {
+        w.insert(key, rv);
+    }
 }
 
 /// A Rollout whose workloadRef names a Deployment, with that Deployment's template (and its selector when the
@@ -448,12 +538,7 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     let ro = &resolved;
     let (desired_hash, replica_sets) = observe_replica_sets(ro, workload.as_ref(), ctx);
     let canary = ro.spec.strategy.canary.as_ref();
-    // Blue-green: the active Service plays the stable one's part, the preview Service the canary one's.
-    let (stable_name, canary_name) = match (canary, ro.spec.strategy.blue_green.as_ref()) {
-        (Some(c), _) => (c.stable_service.clone(), c.canary_service.clone()),
-        (None, Some(bg)) => (Some(bg.active_service.clone()), bg.preview_service.clone()),
-        (None, None) => (None, None),
-    };
+    let (stable_name, canary_name) = super::drift::services(ro);
     let stable_service = service_state(ro, ctx, stable_name).await?;
     let canary_service = service_state(ro, ctx, canary_name).await?;
     let (traffic, managed_routes_present) = match canary.and_then(|c| c.traffic_routing.as_ref()) {
@@ -754,11 +839,7 @@ fn virtual_services(ro: &Rollout) -> Vec<(IstioVirtualService, String, String)> 
         .iter()
         .chain(istio.virtual_services.iter().flatten())
         .map(|vs| {
-            let full = vs.name.clone().unwrap_or_default();
-            let (name, vs_ns) = match full.split_once('.') {
-                Some((n, other)) => (n.to_string(), other.to_string()),
-                None => (full, ns.clone()),
-            };
+            let (name, vs_ns) = super::drift::istio_ref(vs.name.as_deref().unwrap_or_default(), &ns);
             (vs.clone(), name, vs_ns)
         })
         .collect()
@@ -1048,10 +1129,14 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
         }
         Action::AnnotateRevision { revision } => {
             let rollouts: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
-            let patch = json!({"metadata": {"annotations": {REVISION_ANNOTATION: revision.to_string()}}});
-            rollouts
+            let patch = json!({"metadata": {
+                "annotations": {REVISION_ANNOTATION: revision.to_string()},
+                "resourceVersion": planned_version(ctx, ro),
+            }});
+            let updated = rollouts
                 .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
                 .await?;
+            remember_written(ctx, &updated);
         }
     }
     Ok(())

@@ -5,6 +5,7 @@ mod bluegreen;
 pub mod build;
 mod canary;
 pub mod controller;
+mod drift;
 pub mod ephemeral;
 pub mod hash;
 mod lifecycle;
