@@ -272,6 +272,8 @@ pub struct Operator {
     pub metrics_port: u16,
     /// Port of its Git webhook endpoint (`POST /api/webhook`) on 127.0.0.1.
     pub webhook_port: u16,
+    /// Port of its `/healthz` and `/readyz` on 127.0.0.1.
+    pub healthz_port: u16,
 }
 
 impl Operator {
@@ -282,9 +284,21 @@ impl Operator {
 
     /// Starts `sluice run` for the namespace with extra environment variables.
     pub fn start_with_env(ns: &TestNamespace, env: &[(&str, &str)]) -> Result<Self> {
-        let log = std::env::temp_dir().join(format!("sluice-operator-{}.log", ns.name));
+        Self::replica(ns, "", env)
+    }
+
+    /// Starts one of several `sluice run` processes for the namespace (each `name` has its own log and ports),
+    /// with extra environment variables.
+    pub fn replica(ns: &TestNamespace, name: &str, env: &[(&str, &str)]) -> Result<Self> {
+        let suffix = if name.is_empty() {
+            String::new()
+        } else {
+            format!("-{name}")
+        };
+        let log = std::env::temp_dir().join(format!("sluice-operator-{}{suffix}.log", ns.name));
         let metrics_port = crate::cluster::free_port()?;
         let webhook_port = crate::cluster::free_port()?;
+        let healthz_port = crate::cluster::free_port()?;
         let repos = std::env::temp_dir().join(format!("sluice-repos-{}", ns.name));
         let args = vec![
             "run".to_string(),
@@ -292,7 +306,7 @@ impl Operator {
             format!("--namespace={}", ns.name),
             format!("--argocd-namespace={}", ns.name),
             format!("--metrics-addr=127.0.0.1:{metrics_port}"),
-            format!("--healthz-addr=127.0.0.1:{}", crate::cluster::free_port()?),
+            format!("--healthz-addr=127.0.0.1:{healthz_port}"),
             format!("--webhook-addr=127.0.0.1:{webhook_port}"),
             format!("--repo-cache-dir={}", repos.display()),
         ];
@@ -313,7 +327,33 @@ impl Operator {
             env,
             metrics_port,
             webhook_port,
+            healthz_port,
         })
+    }
+
+    /// `/readyz`: status code and body.
+    pub async fn readyz(&self) -> Result<(u16, String)> {
+        let url = format!("http://127.0.0.1:{}/readyz", self.healthz_port);
+        let response = reqwest::get(&url).await?;
+        Ok((response.status().as_u16(), response.text().await?))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the operator with SIGTERM and waits until it exits; returns whether it exited successfully.
+    pub fn stop(&mut self) -> Result<bool> {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        Ok(self.child.wait()?.success())
+    }
+
+    /// Whether the process has exited (without waiting).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// The operator's `/metrics` text.

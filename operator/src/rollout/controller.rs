@@ -50,6 +50,9 @@ pub enum Error {
     /// The traffic router could not be changed as planned.
     #[error("traffic routing: {0}")]
     Traffic(String),
+    /// The new ReplicaSet's name is taken by one that is not this Rollout's.
+    #[error("ReplicaSet {0} exists and is not this Rollout's")]
+    HashCollision(String),
 }
 
 /// What every reconcile shares.
@@ -288,6 +291,7 @@ impl Error {
         match self {
             Error::Kube(e) => crate::backoff::kube_reason(e),
             Error::Traffic(_) => "TrafficRouting",
+            Error::HashCollision(_) => "HashCollision",
         }
     }
 }
@@ -365,6 +369,7 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
             Err(Error::Kube(e)) if crate::status_patch::is_conflict(&e) => {
                 return Ok(Requeue::requeue(Duration::from_millis(100)));
             }
+            Err(Error::HashCollision(taken)) => return hash_collision(&ro, &ctx, &taken).await,
             Err(e) => return Err(e),
         }
     }
@@ -1142,6 +1147,34 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
     Ok(())
 }
 
+/// Whether a ReplicaSet is this Rollout's, for the pod template hash `hash`.
+fn runs_for(ro: &Rollout, rs: &ReplicaSet, hash: &str) -> bool {
+    let uid = ro.uid().unwrap_or_default();
+    rs.labels().get(HASH_LABEL).map(String::as_str) == Some(hash)
+        && rs
+            .owner_references()
+            .iter()
+            .any(|o| o.uid == uid && o.controller == Some(true))
+}
+
+/// Bumps status.collisionCount, so the next plan hashes the template to a new name (upstream's resolution).
+async fn hash_collision(ro: &Rollout, ctx: &Context, taken: &str) -> Result<Requeue, Error> {
+    let mut status = ro.status.clone().unwrap_or_default();
+    let before = status.collision_count.unwrap_or(0);
+    status.collision_count = Some(before + 1);
+    warn!(
+        rollout = %key_of(ro), replicaset = %taken,
+        "Found a hash collision for rollout {:?} - bumping collisionCount ({before}->{}) to resolve it",
+        ro.name_any(),
+        before + 1
+    );
+    match write_status(ro, ctx, &status).await {
+        Err(Error::Kube(e)) if crate::status_patch::is_conflict(&e) => {}
+        r => r?,
+    }
+    Ok(Requeue::requeue(Duration::from_millis(100)))
+}
+
 /// Creates, terminates or deletes one of the Rollout's AnalysisRuns.
 async fn execute_analysis_run(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Error> {
     let ns = ro.namespace().unwrap_or_default();
@@ -1202,7 +1235,14 @@ async fn execute_replica_set(ro: &Rollout, action: &Action, ctx: &Context) -> Re
             let rs = super::build::replica_set(ro, hash, *initial, *revision);
             match rs_api.create(&PostParams::default(), &rs).await {
                 Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    // Ours, not yet in the cache; or someone else's: a collision, resolved by a new hash.
+                    let name = rs.name_any();
+                    let existing = rs_api.get_opt(&name).await?;
+                    if !existing.as_ref().is_some_and(|x| runs_for(ro, x, hash)) {
+                        return Err(Error::HashCollision(name));
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
