@@ -67,10 +67,50 @@ impl EventWriter {
                 return Ok(());
             }
         }
-        let event = Event {
+        let mut event = self.event(object, warning, reason, message, now);
+        event.metadata.generate_name = Some(format!("{}.", object.name.clone().unwrap_or_default()));
+        let created = api.create(&PostParams::default(), &event).await?;
+        if let (Ok(mut s), Some(name)) = (self.seen.lock(), created.metadata.name) {
+            if s.len() >= MAX_REMEMBERED {
+                s.clear();
+            }
+            s.insert(key, (name, 1));
+        }
+        Ok(())
+    }
+
+    /// Records an event told by the plan made from `occurrence` (e.g. the object's resourceVersion) exactly once:
+    /// its name is derived from what it tells, so a plan made again from the same version (after a crash
+    /// between the event and the status write) tells nothing twice.
+    pub async fn publish_once(
+        &self,
+        object: &ObjectReference,
+        occurrence: &str,
+        warning: bool,
+        reason: &str,
+        message: &str,
+    ) -> kube::Result<()> {
+        let ns = object.namespace.clone().unwrap_or_else(|| "default".into());
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        let mut event = self.event(object, warning, reason, message, Timestamp::now());
+        event.metadata.name = Some(once_name(object, occurrence, reason, message));
+        match api.create(&PostParams::default(), &event).await {
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    fn event(
+        &self,
+        object: &ObjectReference,
+        warning: bool,
+        reason: &str,
+        message: &str,
+        now: Timestamp,
+    ) -> Event {
+        Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!("{}.", object.name.clone().unwrap_or_default())),
-                namespace: Some(ns),
+                namespace: object.namespace.clone().or_else(|| Some("default".into())),
                 ..Default::default()
             },
             involved_object: object.clone(),
@@ -89,14 +129,73 @@ impl EventWriter {
             action: Some(reason.into()),
             count: Some(1),
             ..Default::default()
-        };
-        let created = api.create(&PostParams::default(), &event).await?;
-        if let (Ok(mut s), Some(name)) = (self.seen.lock(), created.metadata.name) {
-            if s.len() >= MAX_REMEMBERED {
-                s.clear();
-            }
-            s.insert(key, (name, 1));
         }
-        Ok(())
+    }
+}
+
+/// `<object>.<16 hex digits>` from the object's uid, the occurrence, the reason and the message (FNV-1a).
+fn once_name(object: &ObjectReference, occurrence: &str, reason: &str, message: &str) -> String {
+    let uid = object.uid.clone().unwrap_or_default();
+    let hash = [uid.as_str(), occurrence, reason, message]
+        .iter()
+        .flat_map(|p| p.bytes().chain([0]))
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+    let object_name: String = object
+        .name
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    format!("{object_name}.{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_names_differ_by_occurrence_and_content_only() {
+        let o = ObjectReference {
+            name: Some("web".into()),
+            uid: Some("u1".into()),
+            ..Default::default()
+        };
+        let a = once_name(
+            &o,
+            "42",
+            "RolloutStepCompleted",
+            "Rollout step 1/3 completed (setWeight: 20)",
+        );
+        assert_eq!(
+            a,
+            once_name(
+                &o,
+                "42",
+                "RolloutStepCompleted",
+                "Rollout step 1/3 completed (setWeight: 20)"
+            )
+        );
+        assert!(a.starts_with("web."));
+        assert_ne!(
+            a,
+            once_name(
+                &o,
+                "43",
+                "RolloutStepCompleted",
+                "Rollout step 1/3 completed (setWeight: 20)"
+            )
+        );
+        assert_ne!(
+            a,
+            once_name(
+                &o,
+                "42",
+                "RolloutStepCompleted",
+                "Rollout step 2/3 completed (setWeight: 50)"
+            )
+        );
     }
 }

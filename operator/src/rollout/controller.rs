@@ -348,17 +348,17 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
     tracing::debug!(rollout = %name, namespace = %ns, traffic = ?observed.traffic, subsets = ?observed.subsets, actions = ?plan.actions, requeue = ?plan.requeue_after, "planned");
     let first_sight = first_sight(&ctx, &ro);
     if first_sight {
+        // Told by every process that starts reconciling the Rollout, as upstream's informer does.
         let message = format!("Rollout resource added to informer: {ns}/{name}");
-        publish(
-            &ro,
-            &ctx,
-            &[plan::Event {
-                warning: false,
-                reason: "RolloutAddedToInformer",
-                message,
-            }],
-        )
-        .await;
+        let reference = ro.object_ref(&());
+        if let Err(e) = ctx
+            .events
+            .publish(&reference, false, "RolloutAddedToInformer", &message)
+            .await
+        {
+            warn!(rollout = %name, error = %e, "could not record event");
+        }
+        info!(rollout = %name, namespace = %ns, reason = "RolloutAddedToInformer", "{message}");
     }
     for action in &plan.actions {
         match execute(&observed.rollout, action, &ctx).await {
@@ -373,8 +373,10 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
             Err(e) => return Err(e),
         }
     }
-    // The status first: when a user's action landed since the plan was made, the write is refused and the
-    // Rollout is planned again from what the user wrote, and the events of the refused plan are not told.
+    // The events, then the status: a crash in between tells nothing twice (events are named by the version
+    // planned from) and loses none. When a user's action landed since the plan was made, the status write is
+    // refused and the Rollout is planned again from what the user wrote.
+    publish(&ro, &ctx, &plan.events).await;
     match write_status(&ro, &ctx, &plan.status).await {
         Err(Error::Kube(e)) if crate::status_patch::is_conflict(&e) => {
             tracing::debug!(rollout = %name, namespace = %ns, "changed since planned; planning again");
@@ -382,7 +384,6 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
         }
         r => r?,
     }
-    publish(&ro, &ctx, &plan.events).await;
     // After changing anything, look again soon to see the change land (ReplicaSet availability, the router's
     // state); otherwise at the plan's next deadline, or at the resync period. A Service, VirtualService or
     // DestinationRule changed by someone else brings the Rollout back through its watch (`drift`).
@@ -444,10 +445,13 @@ async fn replica_set_refused(ro: &Rollout, ctx: &Context, hash: &str, error: &st
 async fn publish(ro: &Rollout, ctx: &Context, events: &[plan::Event]) {
     let reference = ro.object_ref(&());
     let (name, ns) = (ro.name_any(), ro.namespace().unwrap_or_default());
+    // Told once per version planned from: a plan made again from the same version after a crash (events
+    // written, status not) repeats no event.
+    let planned = ro.resource_version().unwrap_or_default();
     for ev in events {
         if let Err(e) = ctx
             .events
-            .publish(&reference, ev.warning, ev.reason, &ev.message)
+            .publish_once(&reference, &planned, ev.warning, ev.reason, &ev.message)
             .await
         {
             warn!(rollout = %name, error = %e, "could not record event");
