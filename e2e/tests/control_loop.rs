@@ -90,6 +90,19 @@ async fn leading(op: &Operator) -> bool {
         .is_ok_and(|(code, body)| code == 200 && body == "ok: leading")
 }
 
+/// Waits until the operator leads; panics after `secs`.
+async fn wait_leading(op: &Operator, what: &str, secs: u64) {
+    wait_for(what, Duration::from_secs(secs), || async {
+        if leading(op).await {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("not yet"))
+        }
+    })
+    .await
+    .unwrap();
+}
+
 /// Waits until exactly one of the operators leads; returns its index and how long that took.
 async fn leader_of(ops: &mut [&mut Operator], secs: u64) -> (usize, Duration) {
     let started = Instant::now();
@@ -141,15 +154,7 @@ async fn two_replicas_one_leads_the_standby_writes_nothing_and_takes_over_after_
     // SIGKILL: the standby takes the Lease once it has not been renewed for the lease duration.
     leader.kill().unwrap();
     let killed = Instant::now();
-    wait_for("the standby to lead", Duration::from_secs(40), || async {
-        if leading(standby).await {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("not yet"))
-        }
-    })
-    .await
-    .unwrap();
+    wait_leading(standby, "the standby to lead", 40).await;
     let after_kill = killed.elapsed();
     promote(&ns, "ha");
     wait_rollout(&ns, "ha", "promoted by the new leader", 60, |ro| {
@@ -177,15 +182,7 @@ async fn two_replicas_one_leads_the_standby_writes_nothing_and_takes_over_after_
     .unwrap();
     let stopped = Instant::now();
     assert!(standby.stop().unwrap(), "a graceful stop exits successfully");
-    wait_for("the other replica to lead", Duration::from_secs(30), || async {
-        if leading(leader).await {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("not yet"))
-        }
-    })
-    .await
-    .unwrap();
+    wait_leading(leader, "the other replica to lead", 30).await;
     let after_stop = stopped.elapsed();
     assert!(
         standby.log().contains("released the leader lease"),

@@ -45,8 +45,7 @@ impl EventWriter {
         reason: &str,
         message: &str,
     ) -> kube::Result<()> {
-        let ns = object.namespace.clone().unwrap_or_else(|| "default".into());
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        let api = self.api(object);
         let now = Timestamp::now();
         let key = (
             object.uid.clone().unwrap_or_default(),
@@ -90,14 +89,18 @@ impl EventWriter {
         reason: &str,
         message: &str,
     ) -> kube::Result<()> {
-        let ns = object.namespace.clone().unwrap_or_else(|| "default".into());
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        let api = self.api(object);
         let mut event = self.event(object, warning, reason, message, Timestamp::now());
         event.metadata.name = Some(once_name(object, occurrence, reason, message));
         match api.create(&PostParams::default(), &event).await {
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
             r => r.map(|_| ()),
         }
+    }
+
+    fn api(&self, object: &ObjectReference) -> Api<Event> {
+        let ns = object.namespace.as_deref().unwrap_or("default");
+        Api::namespaced(self.client.clone(), ns)
     }
 
     fn event(
