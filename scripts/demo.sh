@@ -4,5 +4,5 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
-cargo build --quiet -p sluice -p sluice-e2e
+cargo build --quiet -p sluice -p sluice-cli -p sluice-e2e
 exec ./target/debug/sluice-e2e demo

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need on a fresh Debian machine, and nothing twice:
-# Debian packages (Prometheus, git), the Rust components (rustfmt, clippy) and the control-plane binaries
-# (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok), built from Go modules once per
-# version into ~/.cache/sluice.
+# Debian packages (Prometheus, git, Chromium and chromedriver), the Rust components (rustfmt, clippy) and the
+# control-plane binaries (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok), built
+# from Go modules once per version into ~/.cache/sluice.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 log() { echo "setup: $*" >&2; }
@@ -10,6 +10,9 @@ log() { echo "setup: $*" >&2; }
 need_apt=()
 command -v git >/dev/null || need_apt+=(git)
 [ -x /usr/bin/prometheus ] || need_apt+=(prometheus)
+# Headless Chromium and its WebDriver for the dashboard's browser test.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

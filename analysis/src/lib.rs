@@ -3,7 +3,7 @@
 
 pub mod args;
 pub mod condition;
-pub mod duration;
+pub use sluice_crds::duration;
 pub mod phase;
 pub mod provider;
 pub mod rollup;

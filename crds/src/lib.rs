@@ -6,9 +6,11 @@
 
 pub mod analysis;
 pub mod application;
+pub mod duration;
 pub mod experiment;
 pub mod rollout;
 pub mod schema;
+pub mod validate;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 

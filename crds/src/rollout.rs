@@ -162,6 +162,16 @@ pub struct RolloutStrategy {
     pub canary: Option<CanaryStrategy>,
 }
 
+impl RolloutStrategy {
+    /// The antiAffinity of whichever strategy is set (the canary's first).
+    pub fn anti_affinity(&self) -> Option<&AntiAffinity> {
+        self.canary
+            .as_ref()
+            .and_then(|c| c.anti_affinity.as_ref())
+            .or_else(|| self.blue_green.as_ref().and_then(|b| b.anti_affinity.as_ref()))
+    }
+}
+
 /// The canary strategy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

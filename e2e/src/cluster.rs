@@ -81,6 +81,22 @@ pub struct ControlPlane {
     children: Vec<(&'static str, Child)>,
 }
 
+/// What the API server's start leaves for the components started after it.
+struct ApiStarted {
+    client: Client,
+    kubeconfig: PathBuf,
+    pki: pki::Pki,
+}
+
+async fn wait_default_namespace(client: &Client) -> Result<()> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    wait_for("the default namespace", Duration::from_secs(30), || {
+        let namespaces = namespaces.clone();
+        async move { namespaces.get("default").await.map(|_| ()).map_err(Into::into) }
+    })
+    .await
+}
+
 /// A free TCP port on 127.0.0.1. The port is released before use, so another process could take it in
 /// between; each component binds its ports at once, and a clash fails loudly at start.
 pub fn free_port() -> Result<u16> {
@@ -91,16 +107,27 @@ impl ControlPlane {
     /// Starts etcd, the API server, the controller manager, the scheduler and kwok, creates the kwok nodes and
     /// waits until the API is ready and every node is Ready.
     pub async fn start(opts: &Options) -> Result<Self> {
+        let (mut cp, api) = Self::start_api(opts).await?;
+        cp.start_workers(opts, &api).await?;
+        std::fs::write(
+            opts.dir.join("cluster.json"),
+            serde_json::to_vec_pretty(&cp.info)?,
+        )?;
+        Ok(cp)
+    }
+
+    /// Starts etcd and the API server alone (a cluster to apply objects to, without controllers or nodes)
+    /// and waits until the API is ready and the `default` namespace exists.
+    pub async fn start_api_only(opts: &Options) -> Result<Self> {
+        let (cp, api) = Self::start_api(opts).await?;
+        wait_default_namespace(&api.client).await?;
+        Ok(cp)
+    }
+
+    async fn start_api(opts: &Options) -> Result<(Self, ApiStarted)> {
         let dir = &opts.dir;
         let bin = &opts.bin_dir;
-        for b in [
-            "etcd",
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kube-scheduler",
-            "kubectl",
-            "kwok",
-        ] {
+        for b in ["etcd", "kube-apiserver", "kubectl"] {
             if !bin.join(b).is_file() {
                 bail!(
                     "{} is missing; run e2e/scripts/build-bins.sh",
@@ -115,9 +142,6 @@ impl ControlPlane {
         let etcd_port = free_port()?;
         let etcd_peer = free_port()?;
         let api_port = free_port()?;
-        let kcm_port = free_port()?;
-        let sched_port = free_port()?;
-        let kwok_port = free_port()?;
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = dir.join("kubeconfig");
         std::fs::write(&kubeconfig, pki::kubeconfig(&pki, &server))?;
@@ -204,8 +228,33 @@ impl ControlPlane {
             }
         })
         .await?;
+        Ok((
+            cp,
+            ApiStarted {
+                client,
+                kubeconfig,
+                pki,
+            },
+        ))
+    }
 
-        let admin_kc = p(&kubeconfig);
+    async fn start_workers(&mut self, opts: &Options, api: &ApiStarted) -> Result<()> {
+        let bin = &opts.bin_dir;
+        for b in ["kube-controller-manager", "kube-scheduler", "kwok"] {
+            if !bin.join(b).is_file() {
+                bail!(
+                    "{} is missing; run e2e/scripts/build-bins.sh",
+                    bin.join(b).display()
+                );
+            }
+        }
+        let (client, pki) = (api.client.clone(), &api.pki);
+        let p = |f: &Path| f.display().to_string();
+        let kcm_port = free_port()?;
+        let sched_port = free_port()?;
+        let kwok_port = free_port()?;
+        let cp = self;
+        let admin_kc = p(&api.kubeconfig);
         cp.spawn(
             "kube-controller-manager",
             &[
@@ -282,12 +331,7 @@ impl ControlPlane {
             }
         })
         .await?;
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        wait_for("the default namespace", Duration::from_secs(30), || {
-            let namespaces = namespaces.clone();
-            async move { namespaces.get("default").await.map(|_| ()).map_err(Into::into) }
-        })
-        .await?;
+        wait_default_namespace(&client).await?;
         for (name, port) in [
             ("kube-controller-manager", kcm_port),
             ("kube-scheduler", sched_port),
@@ -300,8 +344,7 @@ impl ControlPlane {
             })
             .await?;
         }
-        std::fs::write(dir.join("cluster.json"), serde_json::to_vec_pretty(&cp.info)?)?;
-        Ok(cp)
+        Ok(())
     }
 
     fn spawn(&mut self, name: &'static str, args: &[String]) -> Result<()> {

@@ -78,6 +78,33 @@ pub(crate) fn say(step: &str) {
     println!("\n==> {step}");
 }
 
+/// `kubectl-sluice` next to this binary (`target/<profile>/`).
+fn plugin_binary() -> Result<PathBuf> {
+    let bin = std::env::current_exe()?.with_file_name("kubectl-sluice");
+    if !bin.is_file() {
+        bail!(
+            "{} is missing: build it with `cargo build -p sluice-cli`",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// Runs `kubectl sluice -n NS ARGS` as a user would, echoing the command and what it printed; fails when it
+/// exits non-zero. Piped, `get` is asked for no colour.
+pub(crate) fn kubectl_sluice(info: &crate::cluster::ClusterInfo, ns: &str, args: &[&str]) -> Result<String> {
+    use std::io::IsTerminal;
+    let plugin = crate::plugin::Plugin::new(&plugin_binary()?, &info.kubeconfig, ns);
+    let mut args = args.to_vec();
+    if args.first() == Some(&"get") && !std::io::stdout().is_terminal() {
+        args.push("--no-color");
+    }
+    println!("    $ kubectl sluice -n {ns} {}", args.join(" "));
+    let out = plugin.ok(&args)?;
+    print!("{out}");
+    Ok(out)
+}
+
 /// Runs the demo with the control-plane binaries in `bin_dir` and the `sluice` binary at `sluice`.
 pub async fn run(bin_dir: PathBuf, sluice: &Path) -> Result<()> {
     if !sluice.is_file() {
@@ -86,6 +113,7 @@ pub async fn run(bin_dir: PathBuf, sluice: &Path) -> Result<()> {
             sluice.display()
         );
     }
+    plugin_binary()?;
     let dir = std::env::temp_dir().join(format!("sluice-demo-{}", std::process::id()));
     say(
         "Starting a local Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)",
@@ -248,32 +276,21 @@ async fn manual_canary(
     })
     .await?;
 
-    say("Releasing a new version: kubectl patch rollout demo (image argoproj/rollouts-demo:green)");
-    let patch = r#"[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"argoproj/rollouts-demo:green"}]"#;
-    kubectl(
+    say("Releasing a new version with the plugin");
+    kubectl_sluice(
         info,
-        &["patch", "rollout", "demo", "--type=json", "-p", patch],
-        None,
+        "default",
+        &["set", "image", "demo", "demo=argoproj/rollouts-demo:green"],
     )?;
     watch_until("demo", &rollouts, &vs, rx, "the pause {} step", |ro| {
         phase(ro) == "Paused" && ro.status.as_ref().and_then(|s| s.current_step_index) == Some(3)
     })
     .await?;
 
-    say("Promoting, as `kubectl argo rollouts promote demo` does: status.pauseConditions = null");
-    kubectl(
-        info,
-        &[
-            "patch",
-            "rollout",
-            "demo",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status":{"pauseConditions":null}}"#,
-        ],
-        None,
-    )?;
+    say("The tree at the pause {} step: revisions, ReplicaSets, pods, weights");
+    kubectl_sluice(info, "default", &["get", "rollout", "demo"])?;
+    say("Promoting with the plugin (the status patch `kubectl argo rollouts promote` sends)");
+    kubectl_sluice(info, "default", &["promote", "demo"])?;
     watch_until(
         "demo",
         &rollouts,
@@ -291,15 +308,11 @@ async fn manual_canary(
         },
     )
     .await?;
-    say("kubectl get rollouts,replicasets,virtualservices");
+    say("Promoted: the tree once more, and the VirtualService");
+    kubectl_sluice(info, "default", &["get", "rollout", "demo"])?;
     println!(
         "{}",
-        kubectl(
-            info,
-            &["get", "rollouts,replicasets,virtualservices", "-n", "default"],
-            None
-        )?
-        .trim_end()
+        kubectl(info, &["get", "virtualservices", "-n", "default"], None)?.trim_end()
     );
     let events = kubectl(
         info,
@@ -321,14 +334,9 @@ async fn manual_canary(
     Ok(())
 }
 
+/// `kubectl sluice set image NAME *=IMAGE`: every container of the template runs `image`.
 fn set_image(info: &crate::cluster::ClusterInfo, name: &str, image: &str) -> Result<()> {
-    let patch =
-        format!(r#"[{{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"{image}"}}]"#);
-    kubectl(
-        info,
-        &["patch", "rollout", name, "--type=json", "-p", &patch],
-        None,
-    )?;
+    kubectl_sluice(info, "default", &["set", "image", name, &format!("*={image}")])?;
     Ok(())
 }
 

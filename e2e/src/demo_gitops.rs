@@ -185,11 +185,25 @@ pub async fn run(
     let apps: Api<Application> = Api::namespaced(client.clone(), NAMESPACE);
     watch_app(&apps, Duration::from_secs(90), |a| at(a, &first, "Healthy")).await?;
 
+    let fourth = releases(info, &apps, &repo, &first, webhook_port, traffic).await?;
+    self_heal(info, &apps, &fourth).await
+}
+
+/// Three releases through Git: a good one promoted by its analysis, a bad one rolled back, and the revert;
+/// returns the revert's commit.
+async fn releases(
+    info: &crate::cluster::ClusterInfo,
+    apps: &Api<Application>,
+    repo: &Repo,
+    first: &str,
+    webhook_port: u16,
+    traffic: &TrafficCounters,
+) -> Result<String> {
     say(
         "storefront:2 is committed and pushed (webhook); its canary answers 99% well and its analysis promotes it",
     );
-    let second = release(&repo, "storefront:2", &first, webhook_port).await?;
-    watch_app(&apps, Duration::from_secs(120), |a| at(a, &second, "Healthy")).await?;
+    let second = release(repo, "storefront:2", first, webhook_port).await?;
+    watch_app(apps, Duration::from_secs(120), |a| at(a, &second, "Healthy")).await?;
     rollout_line(info)?;
 
     say(
@@ -197,8 +211,8 @@ pub async fn run(
     );
     traffic.set_success_ratio("storefront-canary", 0.80);
     let started = Instant::now();
-    let third = release(&repo, "storefront:3", &second, webhook_port).await?;
-    let degraded = watch_app(&apps, Duration::from_secs(120), |a| at(a, &third, "Degraded")).await?;
+    let third = release(repo, "storefront:3", &second, webhook_port).await?;
+    let degraded = watch_app(apps, Duration::from_secs(120), |a| at(a, &third, "Degraded")).await?;
     let rollout_health = degraded["status"]["resources"]
         .as_array()
         .into_iter()
@@ -217,17 +231,36 @@ pub async fn run(
         "The bad commit is reverted in Git; the Rollout returns to storefront:2 and the Application to Healthy",
     );
     traffic.set_success_ratio("storefront-canary", 0.99);
-    let fourth = release(&repo, "storefront:2", &third, webhook_port).await?;
-    watch_app(&apps, Duration::from_secs(120), |a| at(a, &fourth, "Healthy")).await?;
+    let fourth = release(repo, "storefront:2", &third, webhook_port).await?;
+    watch_app(apps, Duration::from_secs(120), |a| at(a, &fourth, "Healthy")).await?;
     rollout_line(info)?;
+    Ok(fourth)
+}
 
+/// A hand edit of the ConfigMap, put back by selfHeal: a sync of only what drifted.
+async fn self_heal(
+    info: &crate::cluster::ClusterInfo,
+    apps: &Api<Application>,
+    revision: &str,
+) -> Result<()> {
     say("Someone edits the ConfigMap by hand; selfHeal puts Git's value back");
-    let syncs = |app: &Value| {
-        app.pointer("/status/history")
+    // A self-heal syncs only what drifted (an operation naming just the ConfigMap), and adds no history entry,
+    // as Argo CD. Its start may fall in the same second as the revert's, so it is told apart by what it synced.
+    let synced = |app: &Value| -> Vec<String> {
+        app.pointer("/status/operationState/syncResult/resources")
             .and_then(Value::as_array)
-            .map_or(0, Vec::len)
+            .map(|rs| {
+                let name = |r: &Value| {
+                    format!(
+                        "{}/{}",
+                        r["kind"].as_str().unwrap_or(""),
+                        r["name"].as_str().unwrap_or("")
+                    )
+                };
+                rs.iter().map(name).collect()
+            })
+            .unwrap_or_default()
     };
-    let before = syncs(&serde_json::to_value(apps.get("storefront").await?)?);
     let patch = r#"{"data":{"banner":"edited by hand"}}"#;
     kubectl(
         info,
@@ -267,13 +300,14 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let app = watch_app(&apps, Duration::from_secs(30), |a| {
-        syncs(a) > before && at(a, &fourth, "Healthy")
+    let healed = ["ConfigMap/storefront-config".to_string()];
+    let app = watch_app(apps, Duration::from_secs(30), |a| {
+        synced(a) == healed && at(a, revision, "Healthy")
     })
     .await?;
-    let history = syncs(&app);
     println!(
-        "    history: {history} syncs; images: {}",
+        "    self-heal synced {}; images: {}",
+        synced(&app).join(", "),
         app["status"]["summary"]["images"]
     );
     Ok(())

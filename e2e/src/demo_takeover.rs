@@ -64,8 +64,10 @@ pub(crate) async fn after_the_operator(
         bail!("Sluice made a ReplicaSet of its own: {names}");
     }
 
-    say("Promoting `checkout` (status.pauseConditions = null): on to setWeight 60");
-    ns.patch_status(NAME, &serde_json::json!({"status": {"pauseConditions": null}}))?;
+    say("The plugin reads what Argo Rollouts made as it reads its own");
+    crate::demo::kubectl_sluice(info, NS, &["get", "rollout", NAME])?;
+    say("Promoting `checkout` with the plugin: on to setWeight 60");
+    crate::demo::kubectl_sluice(info, NS, &["promote", NAME])?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = settled;
     while !last.starts_with("step 5/7 | Paused") || !last.contains("canary  60") {

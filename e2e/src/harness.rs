@@ -262,6 +262,18 @@ pub fn sluice_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// `target/<profile>/kubectl-sluice` (the plugin) next to the running test binary.
+pub fn plugin_binary() -> Result<PathBuf> {
+    let bin = sluice_binary()?.with_file_name("kubectl-sluice");
+    if !bin.is_file() {
+        bail!(
+            "{} is missing: run `cargo build -p sluice-cli` first",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
 /// The operator running against a test namespace; killed when dropped, its log printed if the test failed.
 pub struct Operator {
     child: Child,

@@ -1,6 +1,7 @@
 //! Sluice's end-to-end support: a local Kubernetes control plane started from binaries, a per-test namespace
 //! harness that dumps what it saw when a test fails, and helpers to apply manifests the way users do.
 
+pub mod apps;
 pub mod argo_state;
 pub mod bench;
 pub mod bench_analysis;
@@ -13,8 +14,10 @@ pub mod git_server;
 pub mod gohash;
 pub mod harness;
 pub mod pki;
+pub mod plugin;
 pub mod process;
 pub mod prometheus;
+pub mod remote;
 pub mod rollouts;
 pub mod watch;
 

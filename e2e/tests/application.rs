@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::bail;
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Event},
@@ -13,13 +13,16 @@ use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use sluice_crds::application::Application;
 use sluice_e2e::{
+    apps::{
+        WAIT, app, cm_value, config_map, field, git_repo, seed, sync_is, synced_healthy, wait_app,
+        wait_condition,
+    },
     cluster::wait_for,
-    git_server::{GitServer, Repo},
+    git_server::Repo,
     harness::{Operator, TestNamespace, install_crds},
 };
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
-const WAIT: Duration = Duration::from_secs(90);
 
 async fn setup(test: &str, env: &[(&str, &str)]) -> (TestNamespace, Operator) {
     let mut ns = TestNamespace::new(SUPERVISOR, test).await.expect("namespace");
@@ -28,12 +31,6 @@ async fn setup(test: &str, env: &[(&str, &str)]) -> (TestNamespace, Operator) {
     install_crds(&ns.info, &ns.client).await.expect("CRDs");
     let op = Operator::start_with_env(&ns, env).expect("operator starts");
     (ns, op)
-}
-
-fn config_map(name: &str, value: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n{extra}data:\n  value: \"{value}\"\n"
-    )
 }
 
 fn deployment(image: &str) -> String {
@@ -71,47 +68,6 @@ fn application(ns: &TestNamespace, name: &str, repo_url: &str, path: &str, polic
     .to_string()
 }
 
-async fn app(ns: &TestNamespace, name: &str) -> Result<Value> {
-    let app = ns.api::<Application>().get(name).await?;
-    Ok(serde_json::to_value(app)?)
-}
-
-/// Waits until the app's status satisfies `check` (which says what is still missing).
-async fn wait_app(ns: &TestNamespace, name: &str, what: &str, check: impl Fn(&Value) -> Result<()>) -> Value {
-    wait_for(what, WAIT, || async {
-        let a = app(ns, name).await?;
-        check(&a)?;
-        Ok(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    app(ns, name).await.expect("app")
-}
-
-fn field<'a>(a: &'a Value, pointer: &str) -> &'a str {
-    a.pointer(pointer).and_then(Value::as_str).unwrap_or("")
-}
-
-fn synced_healthy(revision: &str) -> impl Fn(&Value) -> Result<()> + '_ {
-    move |a| {
-        let (sync, health, rev) = (
-            field(a, "/status/sync/status"),
-            field(a, "/status/health/status"),
-            field(a, "/status/sync/revision"),
-        );
-        if sync == "Synced" && health == "Healthy" && rev == revision {
-            Ok(())
-        } else {
-            bail!("sync {sync}, health {health}, revision {rev}")
-        }
-    }
-}
-
-async fn cm_value(ns: &TestNamespace, name: &str) -> Option<String> {
-    let cm = ns.api::<ConfigMap>().get_opt(name).await.ok()??;
-    cm.data?.get("value").cloned()
-}
-
 /// `kubectl patch` of a ConfigMap's value, as a user's live edit.
 fn edit_value(ns: &TestNamespace, name: &str, value: &str) {
     let patch = json!({"data": {"value": value}}).to_string();
@@ -119,17 +75,9 @@ fn edit_value(ns: &TestNamespace, name: &str, value: &str) {
         .expect("kubectl patch");
 }
 
-async fn seed(repo: &Repo, files: &[(&str, String)]) -> String {
-    for (path, content) in files {
-        repo.write(path, content).await.expect("write");
-    }
-    repo.commit("seed").await.expect("commit")
-}
-
 #[tokio::test]
 async fn a_directory_is_synced_and_kept_equal_to_git_by_polling() {
-    let git = GitServer::start().await.expect("git server");
-    let repo = git.create_repo("shop").await.expect("repo");
+    let (_git, repo) = git_repo("shop").await;
     let first = seed(
         &repo,
         &[
@@ -226,8 +174,7 @@ fn github_push(repo: &Repo, before: &str, after: &str, files: &[&str]) -> Value 
 
 #[tokio::test]
 async fn a_webhook_push_refreshes_at_once_and_without_self_heal_drift_shows_out_of_sync() {
-    let git = GitServer::start().await.expect("git server");
-    let repo = git.create_repo("hooked").await.expect("repo");
+    let (_git, repo) = git_repo("hooked").await;
     let first = seed(&repo, &[("cm.yaml", config_map("settings", "one", ""))]).await;
     let (ns, op) = setup("app-webhook", &[]).await;
     let policy = json!({"automated": {}});
@@ -237,13 +184,7 @@ async fn a_webhook_push_refreshes_at_once_and_without_self_heal_drift_shows_out_
 
     // Without selfHeal a live edit makes the app OutOfSync and stays.
     edit_value(&ns, "settings", "edited");
-    wait_app(&ns, "hooked", "OutOfSync after the edit", |a| {
-        match field(a, "/status/sync/status") {
-            "OutOfSync" => Ok(()),
-            s => bail!("sync {s}"),
-        }
-    })
-    .await;
+    wait_app(&ns, "hooked", "OutOfSync after the edit", sync_is("OutOfSync")).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         cm_value(&ns, "settings").await.as_deref(),
@@ -291,8 +232,7 @@ async fn a_webhook_push_refreshes_at_once_and_without_self_heal_drift_shows_out_
 
 #[tokio::test]
 async fn manual_operations_over_http_with_credentials_dry_run_and_prune() {
-    let git = GitServer::start().await.expect("git server");
-    let repo = git.create_repo("private").await.expect("repo");
+    let (git, repo) = git_repo("private").await;
     let secret_value = "s3cr3t-value-never-shown";
     let first = seed(
         &repo,
@@ -315,13 +255,7 @@ async fn manual_operations_over_http_with_credentials_dry_run_and_prune() {
     ns.apply(&repo_secret.to_string()).expect("repo secret");
     ns.apply(&application(&ns, "manual", &repo.http_url(), ".", json!({})))
         .expect("apply app");
-    let a = wait_app(&ns, "manual", "compared, not synced", |a| {
-        match field(a, "/status/sync/status") {
-            "OutOfSync" => Ok(()),
-            s => bail!("sync {s:?} {}", a["status"]["conditions"]),
-        }
-    })
-    .await;
+    let a = wait_app(&ns, "manual", "compared, not synced", sync_is("OutOfSync")).await;
     assert_eq!(field(&a, "/status/sync/revision"), first);
     assert_eq!(field(&a, "/status/health/status"), "Missing");
     let apps = ns.api::<Application>();
@@ -470,8 +404,7 @@ spec:{fail}
 
 #[tokio::test]
 async fn waves_and_hooks_run_in_order() {
-    let git = GitServer::start().await.expect("git server");
-    let repo = git.create_repo("waves").await.expect("repo");
+    let (_git, repo) = git_repo("waves").await;
     let wave = |w: i32| format!("  annotations:\n    argocd.argoproj.io/sync-wave: \"{w}\"\n");
     let first = seed(
         &repo,
@@ -588,8 +521,7 @@ async fn waves_and_hooks_run_in_order() {
 
 #[tokio::test]
 async fn bad_input_gets_a_condition_and_keeps_the_last_state() {
-    let git = GitServer::start().await.expect("git server");
-    let repo = git.create_repo("bad").await.expect("repo");
+    let (_git, repo) = git_repo("bad").await;
     let first = seed(&repo, &[("ok.yaml", config_map("fine", "1", ""))]).await;
     let (ns, _op) = setup("app-bad", &[("SLUICE_APP_RESYNC", "2")]).await;
     let apps = ns.api::<Application>();
@@ -704,8 +636,7 @@ async fn bad_input_gets_a_condition_and_keeps_the_last_state() {
 
 #[tokio::test]
 async fn a_kustomize_overlay_and_a_helm_chart_are_rendered_by_the_real_tools() {
-    let git = GitServer::start().await.expect("git server");
-    let repo = git.create_repo("tools").await.expect("repo");
+    let (_git, repo) = git_repo("tools").await;
     let rev = seed(
         &repo,
         &[
@@ -757,4 +688,455 @@ async fn a_kustomize_overlay_and_a_helm_chart_are_rendered_by_the_real_tools() {
     let a = wait_app(&ns, "chart", "helm app synced", synced_healthy(&rev)).await;
     assert_eq!(field(&a, "/status/sourceType"), "Helm");
     assert_eq!(cm_value(&ns, "web-colors").await.as_deref(), Some("blue"));
+}
+
+/// The AppProject `team` of the test: one repository, the test namespace on any cluster, no cluster-scoped
+/// kind, no Secret.
+fn team_project(ns: &TestNamespace, repo_url: &str) -> String {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+        "metadata": {"name": "team", "namespace": ns.name},
+        "spec": {
+            "sourceRepos": [repo_url],
+            "destinations": [{"server": "*", "namespace": ns.name}],
+            "namespaceResourceBlacklist": [{"group": "", "kind": "Secret"}],
+        }
+    })
+    .to_string()
+}
+
+/// An app of project `team` (else as `application`), its Helm parameters given.
+fn team_app(
+    ns: &TestNamespace,
+    name: &str,
+    repo_url: &str,
+    path: &str,
+    namespace: &str,
+    helm: Value,
+) -> String {
+    let mut app: Value =
+        serde_json::from_str(&application(ns, name, repo_url, path, json!({"automated": {}}))).unwrap();
+    app["spec"]["project"] = json!("team");
+    app["spec"]["destination"]["namespace"] = json!(namespace);
+    if !helm.is_null() {
+        app["spec"]["source"]["helm"] = helm;
+    }
+    app.to_string()
+}
+
+#[tokio::test]
+async fn an_app_project_keeps_apps_and_what_their_charts_render_in_their_lane() {
+    let (git, repo) = git_repo("team").await;
+    let other = git.create_repo("other").await.expect("other repo");
+    let chart = "{{- if .Values.escape }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: escaped
+  namespace: kube-system
+data: {value: out}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {{ .Release.Namespace }}-escalation
+rules: [{apiGroups: ['*'], resources: ['*'], verbs: ['*']}]
+---
+{{- end }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: inside
+data: {value: in}
+";
+    let rev = seed(
+        &repo,
+        &[
+            ("plain/cm.yaml", config_map("plain", "1", "")),
+            (
+                "chart/Chart.yaml",
+                "apiVersion: v2\nname: lane\nversion: 0.1.0\n".into(),
+            ),
+            ("chart/values.yaml", "escape: false\n".into()),
+            ("chart/templates/all.yaml", chart.into()),
+        ],
+    )
+    .await;
+    seed(&other, &[("cm.yaml", config_map("foreign", "1", ""))]).await;
+    let (ns, _op) = setup("app-project", &[]).await;
+    ns.apply(&team_project(&ns, &repo.git_url())).expect("AppProject");
+
+    // Spec level: a destination, a repository or a project outside the lane is InvalidSpecError.
+    ns.apply(&team_app(
+        &ns,
+        "elsewhere",
+        &repo.git_url(),
+        "plain",
+        "kube-system",
+        Value::Null,
+    ))
+    .unwrap();
+    ns.apply(&team_app(
+        &ns,
+        "foreign",
+        &other.git_url(),
+        ".",
+        &ns.name,
+        Value::Null,
+    ))
+    .unwrap();
+    let mut orphan: Value = serde_json::from_str(&team_app(
+        &ns,
+        "orphan",
+        &repo.git_url(),
+        "plain",
+        &ns.name,
+        Value::Null,
+    ))
+    .unwrap();
+    orphan["spec"]["project"] = json!("nope");
+    ns.apply(&orphan.to_string()).unwrap();
+    let denied = "application destination server 'https://kubernetes.default.svc' and namespace 'kube-system' do not match any of the allowed destinations in project 'team'";
+    wait_condition(&ns, "elsewhere", "InvalidSpecError", denied).await;
+    let foreign = format!(
+        "application repo {} is not permitted in project 'team'",
+        other.git_url()
+    );
+    wait_condition(&ns, "foreign", "InvalidSpecError", &foreign).await;
+    wait_condition(
+        &ns,
+        "orphan",
+        "InvalidSpecError",
+        "Application referencing project nope which does not exist",
+    )
+    .await;
+    assert!(ns.api::<ConfigMap>().get_opt("foreign").await.unwrap().is_none());
+
+    // Resource level: a chart rendering into kube-system and a ClusterRole fails its sync before applying
+    // anything, the object inside the lane included.
+    ns.apply(&team_app(
+        &ns,
+        "chart",
+        &repo.git_url(),
+        "chart",
+        &ns.name,
+        json!({"parameters": [{"name": "escape", "value": "true"}]}),
+    ))
+    .unwrap();
+    // (An automated sync retries; each attempt is refused the same way.)
+    let a = wait_app(&ns, "chart", "the sync refused", |a| {
+        let message = field(a, "/status/operationState/message");
+        if message.starts_with("one or more synchronization tasks are not valid") {
+            Ok(())
+        } else {
+            bail!("operation: {}", a["status"]["operationState"])
+        }
+    })
+    .await;
+    let results: Vec<String> = a["status"]["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["status"] == "SyncFailed")
+        .map(|r| {
+            format!(
+                "{}/{}: {}",
+                r["kind"].as_str().unwrap_or(""),
+                r["name"].as_str().unwrap_or(""),
+                r["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let escalation = format!(
+        "ClusterRole/{}-escalation: resource rbac.authorization.k8s.io:ClusterRole is not permitted in project team",
+        ns.name
+    );
+    assert!(results.contains(&escalation), "{results:?}");
+    assert!(
+        results.contains(
+            &"ConfigMap/escaped: namespace kube-system is not permitted in project 'team'".to_string()
+        ),
+        "{results:?}"
+    );
+    let unknown: Vec<&str> = a["status"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["status"] == "Unknown")
+        .map(|r| r["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        unknown.len(),
+        2,
+        "targets outside the project compare as Unknown: {}",
+        a["status"]["resources"]
+    );
+    let cms = ns.api::<ConfigMap>();
+    assert!(cms.get_opt("inside").await.unwrap().is_none(), "nothing applied");
+    let system: kube::Api<ConfigMap> = kube::Api::namespaced(ns.client.clone(), "kube-system");
+    assert!(
+        system.get_opt("escaped").await.unwrap().is_none(),
+        "nothing applied"
+    );
+
+    // Rendered inside the lane, the same chart syncs.
+    ns.apply(&team_app(
+        &ns,
+        "chart",
+        &repo.git_url(),
+        "chart",
+        &ns.name,
+        json!({"parameters": [{"name": "escape", "value": "false"}]}),
+    ))
+    .unwrap();
+    wait_app(
+        &ns,
+        "chart",
+        "the chart synced inside the lane",
+        synced_healthy(&rev),
+    )
+    .await;
+    assert_eq!(cm_value(&ns, "inside").await.as_deref(), Some("in"));
+
+    // The project widened: the app that was outside it is reconciled at once and syncs.
+    let mut widened: Value = serde_json::from_str(&team_project(&ns, &repo.git_url())).unwrap();
+    widened["spec"]["sourceRepos"] = json!([repo.git_url(), other.git_url()]);
+    ns.apply(&widened.to_string()).unwrap();
+    wait_app(
+        &ns,
+        "foreign",
+        "synced once its repository is permitted",
+        |a| match field(a, "/status/sync/status") {
+            "Synced" => Ok(()),
+            s => bail!("sync {s:?}: {}", a["status"]["conditions"]),
+        },
+    )
+    .await;
+    assert_eq!(cm_value(&ns, "foreign").await.as_deref(), Some("1"));
+}
+
+/// A child Application of the app of apps: `path` of `repo_url` into the test namespace, automated, with the
+/// resources finalizer so that deleting it deletes what it made.
+fn child_app(ns: &TestNamespace, name: &str, repo_url: &str, path: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: {name}
+  finalizers: [resources-finalizer.argocd.argoproj.io]
+spec:
+  project: default
+  source: {{repoURL: '{repo_url}', targetRevision: HEAD, path: {path}}}
+  destination: {{server: 'https://kubernetes.default.svc', namespace: {ns}}}
+  syncPolicy: {{automated: {{prune: true}}}}
+",
+        ns = ns.name
+    )
+}
+
+#[tokio::test]
+async fn an_app_of_apps_creates_its_children_rolls_up_their_health_and_cascades_deletion() {
+    let (_git, repo) = git_repo("apps").await;
+    let (ns, _op) = setup("app-of-apps", &[]).await;
+    let url = repo.git_url();
+    let mut files: Vec<(String, String)> = Vec::new();
+    for child in ["red", "green", "blue"] {
+        files.push((format!("apps/{child}.yaml"), child_app(&ns, child, &url, child)));
+        files.push((
+            format!("{child}/cm.yaml"),
+            config_map(&format!("{child}-config"), child, ""),
+        ));
+    }
+    files.push(("loose/cm.yaml".into(), config_map("loose-kept", "kept", "")));
+    let files: Vec<(&str, String)> = files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
+    let rev = seed(&repo, &files).await;
+    let mut root: Value =
+        serde_json::from_str(&application(&ns, "root", &url, "apps", json!({"automated": {}}))).unwrap();
+    root["metadata"]["finalizers"] = json!(["resources-finalizer.argocd.argoproj.io"]);
+    ns.apply(&root.to_string()).expect("root app");
+
+    let a = wait_app(&ns, "root", "the root synced and healthy", synced_healthy(&rev)).await;
+    let children: Vec<&str> = a["status"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["kind"] == "Application")
+        .map(|r| r["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(children.len(), 3, "{}", a["status"]["resources"]);
+    for child in ["red", "green", "blue"] {
+        wait_app(&ns, child, "a child synced and healthy", synced_healthy(&rev)).await;
+        assert_eq!(
+            cm_value(&ns, &format!("{child}-config")).await.as_deref(),
+            Some(child)
+        );
+    }
+
+    // An app without the finalizer goes alone: what it made stays.
+    ns.apply(&application(
+        &ns,
+        "loose",
+        &url,
+        "loose",
+        json!({"automated": {}}),
+    ))
+    .unwrap();
+    wait_app(&ns, "loose", "the loose app synced", synced_healthy(&rev)).await;
+    ns.kubectl(&["delete", "application", "loose"], None)
+        .expect("delete loose");
+    assert!(ns.api::<Application>().get_opt("loose").await.unwrap().is_none());
+    assert_eq!(
+        cm_value(&ns, "loose-kept").await.as_deref(),
+        Some("kept"),
+        "kept without the finalizer"
+    );
+
+    // Deleting the root deletes its children, and theirs deletes what they made.
+    ns.kubectl(&["delete", "application", "root", "--wait=false"], None)
+        .expect("delete root");
+    wait_for("the root, its children and their objects gone", WAIT, || async {
+        let apps = ns.api::<Application>().list(&ListParams::default()).await?;
+        let cms = ns.api::<ConfigMap>().list(&ListParams::default()).await?;
+        let left: Vec<String> = apps
+            .items
+            .iter()
+            .map(|a| format!("Application/{}", a.metadata.name.clone().unwrap_or_default()))
+            .chain(
+                cms.items
+                    .iter()
+                    .filter_map(|c| c.metadata.name.clone())
+                    .filter(|n| n.ends_with("-config"))
+                    .map(|n| format!("ConfigMap/{n}")),
+            )
+            .collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            bail!("left: {left:?}")
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(cm_value(&ns, "loose-kept").await.as_deref(), Some("kept"));
+}
+
+/// The AppProject `windowed`: anything permitted, and the given sync windows.
+fn windowed_project(ns: &TestNamespace, windows: Value) -> String {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+        "metadata": {"name": "windowed", "namespace": ns.name},
+        "spec": {
+            "sourceRepos": ["*"],
+            "destinations": [{"server": "*", "namespace": "*"}],
+            "syncWindows": windows,
+        }
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_deny_window_holds_automated_and_manual_syncs_until_it_is_lifted() {
+    let (_git, repo) = git_repo("windowed").await;
+    let rev = seed(&repo, &[("cm.yaml", config_map("frozen", "1", ""))]).await;
+    let (ns, _op) = setup("app-window", &[]).await;
+    // A deny window that opens every minute for an hour: always open.
+    let deny = json!([{"kind": "deny", "schedule": "* * * * *", "duration": "1h", "applications": ["*"]}]);
+    ns.apply(&windowed_project(&ns, deny)).expect("AppProject");
+    let mut frozen: Value = serde_json::from_str(&application(
+        &ns,
+        "frozen",
+        &repo.git_url(),
+        ".",
+        json!({"automated": {}}),
+    ))
+    .unwrap();
+    frozen["spec"]["project"] = json!("windowed");
+    ns.apply(&frozen.to_string()).expect("app");
+
+    wait_app(&ns, "frozen", "compared but not synced", sync_is("OutOfSync")).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let a2 = app(&ns, "frozen").await.unwrap();
+    assert!(
+        a2["status"]["operationState"].is_null(),
+        "no automated sync in a deny window: {}",
+        a2["status"]
+    );
+    assert!(cm_value(&ns, "frozen").await.is_none());
+
+    // A manual sync is held too (the window has no manualSync), with Argo CD's message.
+    ns.api::<Application>()
+        .patch(
+            "frozen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"operation": {"initiatedBy": {"username": "me"}, "sync": {}}})),
+        )
+        .await
+        .unwrap();
+    wait_app(&ns, "frozen", "the manual sync held", |a| {
+        match (
+            field(a, "/status/operationState/phase"),
+            field(a, "/status/operationState/message"),
+        ) {
+            ("Running", "Sync operation blocked by sync window") => Ok(()),
+            other => bail!("{other:?}"),
+        }
+    })
+    .await;
+    assert!(cm_value(&ns, "frozen").await.is_none());
+
+    // Lifting the window (an AppProject change) lets the held sync run at once.
+    ns.apply(&windowed_project(&ns, json!([])))
+        .expect("AppProject without windows");
+    wait_app(
+        &ns,
+        "frozen",
+        "synced once the window is lifted",
+        synced_healthy(&rev),
+    )
+    .await;
+    assert_eq!(cm_value(&ns, "frozen").await.as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn a_plain_secret_in_git_is_flagged_by_file_without_its_value() {
+    let (_git, repo) = git_repo("leaky").await;
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: hunter2}\n";
+    let first = seed(
+        &repo,
+        &[
+            ("app/cm.yaml", config_map("settings", "1", "")),
+            ("app/prod/db.yaml", secret.into()),
+        ],
+    )
+    .await;
+    let (ns, _op) = setup("app-plain-secret", &[("SLUICE_APP_RESYNC", "2")]).await;
+    ns.apply(&application(
+        &ns,
+        "leaky",
+        &repo.git_url(),
+        "app",
+        json!({"automated": {"prune": true}}),
+    ))
+    .unwrap();
+    let flagged = "Secret \"db\" in app/prod/db.yaml holds plain data in Git: encrypt it (SOPS) or keep it out of the repository";
+    let a = wait_condition(&ns, "leaky", "PlainSecretWarning", flagged).await;
+    wait_app(&ns, "leaky", "synced all the same", synced_healthy(&first)).await;
+    assert!(
+        !a.to_string().contains("hunter2"),
+        "the value is nowhere in the status"
+    );
+
+    repo.remove("app/prod/db.yaml").await.unwrap();
+    let second = repo.commit("no secret in git").await.unwrap();
+    let a = wait_app(&ns, "leaky", "the warning cleared", |a| {
+        let flagged = a["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "PlainSecretWarning");
+        synced_healthy(&second)(a)?;
+        if flagged { bail!("still flagged") } else { Ok(()) }
+    })
+    .await;
+    assert!(!a.to_string().contains("hunter2"));
 }

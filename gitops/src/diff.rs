@@ -513,28 +513,9 @@ impl IgnoreRule {
     }
 }
 
-/// Glob match with `*` (any run of characters, none included) and `?` (exactly one character).
+/// Argo CD's `glob.Match` without separators.
 fn glob_match(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == '*' {
-            backtrack = Some((p, t));
-            p += 1;
-        } else if let Some((star, from)) = backtrack {
-            p = star + 1;
-            t = from + 1;
-            backtrack = Some((star, from + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == '*')
+    crate::glob::matches(pattern, text, &[])
 }
 
 /// Splits an RFC 6901 pointer into its unescaped reference tokens.

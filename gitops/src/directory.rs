@@ -58,6 +58,7 @@ use serde::de::{
 };
 use serde_json::{Map, Number, Value};
 
+use crate::glob::Glob;
 use crate::json_type;
 
 /// The largest single manifest file [`render`] reads, in bytes (10 MiB); a larger one is refused unread.
@@ -72,8 +73,6 @@ pub const MAX_COMBINED_MANIFEST_BYTES: u64 = 10_000_000;
 const SKIP_FILE_RENDERING_MARKER: &[u8] = b"+argocd:skip-file-rendering";
 /// How far apimachinery's `YAMLOrJSONDecoder` looks for a leading `{` (Argo CD passes 4096).
 const JSON_SNIFF_BYTES: usize = 4096;
-/// The deepest `{a,{b,c}}` nesting a glob may have; a deeper one is treated as not compiling.
-const MAX_GLOB_NESTING: usize = 64;
 
 /// The `spec.source.directory` options that shape a plain-directory render.
 ///
@@ -1250,180 +1249,6 @@ impl<'de> Visitor<'de> for YamlKeySeed<'_> {
     }
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Globs, as `gobwas/glob` compiles them without separators
-
-/// One element of a compiled glob.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum GlobToken {
-    /// One given character.
-    Literal(char),
-    /// `*` or `**`: any run of characters, `/` included.
-    Any,
-    /// `?`: any one character.
-    Single,
-    /// `[abc]` / `[!abc]`: one character of (not of) the list.
-    Class { chars: Vec<char>, negated: bool },
-    /// `[a-z]` / `[!a-z]`: one character in (not in) the range.
-    Range { lo: char, hi: char, negated: bool },
-    /// `{a,b}`: any of the alternatives.
-    Alternatives(Vec<Vec<GlobToken>>),
-}
-
-/// A compiled Argo CD glob, matched against a whole string.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Glob {
-    tokens: Vec<GlobToken>,
-}
-
-/// How a sequence of a glob ended.
-enum SequenceEnd {
-    Eof,
-    Comma,
-    Close,
-}
-
-struct GlobParser<'p> {
-    chars: std::iter::Peekable<std::str::Chars<'p>>,
-}
-
-impl Glob {
-    /// Compiles `pattern`; `None` when gobwas would refuse it.
-    fn compile(pattern: &str) -> Option<Glob> {
-        if pattern.contains(char::REPLACEMENT_CHARACTER) {
-            return None; // gobwas: "could not read rune"
-        }
-        let mut parser = GlobParser {
-            chars: pattern.chars().peekable(),
-        };
-        parser.sequence(0).ok().map(|(tokens, _)| Glob { tokens })
-    }
-
-    fn matches(&self, text: &str) -> bool {
-        let text: Vec<char> = text.chars().collect();
-        let mut start = vec![false; text.len() + 1];
-        start[0] = true;
-        advance(&self.tokens, &text, start)
-            .last()
-            .copied()
-            .unwrap_or(false)
-    }
-}
-
-impl GlobParser<'_> {
-    /// Tokens up to the end of the pattern, or (inside `{…}`, at `depth` > 0) up to a `,` or `}`.
-    fn sequence(&mut self, depth: usize) -> Result<(Vec<GlobToken>, SequenceEnd), ()> {
-        let mut tokens = Vec::new();
-        while let Some(c) = self.chars.next() {
-            match c {
-                '{' => tokens.push(self.alternatives(depth + 1)?),
-                ',' if depth > 0 => return Ok((tokens, SequenceEnd::Comma)),
-                '}' if depth > 0 => return Ok((tokens, SequenceEnd::Close)),
-                '[' => tokens.push(self.class()?),
-                '?' => tokens.push(GlobToken::Single),
-                '*' => {
-                    self.chars.next_if_eq(&'*');
-                    tokens.push(GlobToken::Any);
-                }
-                // A trailing backslash escapes nothing and is dropped, as gobwas drops it.
-                '\\' => tokens.extend(self.chars.next().map(GlobToken::Literal)),
-                other => tokens.push(GlobToken::Literal(other)),
-            }
-        }
-        Ok((tokens, SequenceEnd::Eof))
-    }
-
-    /// After `{`: alternatives up to `}` (or the end of the pattern, which gobwas accepts as a close).
-    fn alternatives(&mut self, depth: usize) -> Result<GlobToken, ()> {
-        if depth > MAX_GLOB_NESTING {
-            return Err(());
-        }
-        let mut alternatives = Vec::new();
-        loop {
-            let (tokens, end) = self.sequence(depth)?;
-            alternatives.push(tokens);
-            if !matches!(end, SequenceEnd::Comma) {
-                return Ok(GlobToken::Alternatives(alternatives));
-            }
-        }
-    }
-
-    /// After `[`: `[!]` then either `lo-hi]` or a non-empty list of characters up to `]`.
-    fn class(&mut self) -> Result<GlobToken, ()> {
-        let mut first = self.chars.next().ok_or(())?;
-        let negated = first == '!';
-        if negated {
-            first = self.chars.next().ok_or(())?;
-        }
-        if self.chars.next_if_eq(&'-').is_some() {
-            let hi = self.chars.next().ok_or(())?;
-            if self.chars.next() != Some(']') || hi < first {
-                return Err(());
-            }
-            return Ok(GlobToken::Range {
-                lo: first,
-                hi,
-                negated,
-            });
-        }
-        let mut chars = Vec::new();
-        let mut next = Some(first);
-        loop {
-            match next.take().or_else(|| self.chars.next()).ok_or(())? {
-                ']' => break,
-                '\\' => chars.push(self.chars.next().ok_or(())?),
-                other => chars.push(other),
-            }
-        }
-        if chars.is_empty() {
-            return Err(());
-        }
-        Ok(GlobToken::Class { chars, negated })
-    }
-}
-
-/// The positions of `text` reachable after `tokens`, from the positions in `current`.
-fn advance(tokens: &[GlobToken], text: &[char], mut current: Vec<bool>) -> Vec<bool> {
-    for token in tokens {
-        if !current.contains(&true) {
-            break;
-        }
-        let mut next = vec![false; current.len()];
-        match token {
-            GlobToken::Any => {
-                if let Some(first) = current.iter().position(|&reached| reached) {
-                    next.iter_mut().skip(first).for_each(|reached| *reached = true);
-                }
-            }
-            GlobToken::Alternatives(alternatives) => {
-                for alternative in alternatives {
-                    let reached = advance(alternative, text, current.clone());
-                    next.iter_mut().zip(reached).for_each(|(n, r)| *n |= r);
-                }
-            }
-            single => {
-                for (i, c) in text.iter().enumerate() {
-                    if current[i] && matches_one(single, *c) {
-                        next[i + 1] = true;
-                    }
-                }
-            }
-        }
-        current = next;
-    }
-    current
-}
-
-fn matches_one(token: &GlobToken, c: char) -> bool {
-    match token {
-        GlobToken::Literal(literal) => *literal == c,
-        GlobToken::Single => true,
-        GlobToken::Class { chars, negated } => chars.contains(&c) != *negated,
-        GlobToken::Range { lo, hi, negated } => (*lo..=*hi).contains(&c) != *negated,
-        GlobToken::Any | GlobToken::Alternatives(_) => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -1660,7 +1485,7 @@ mod tests {
         for bad in ["e[[a*", "[", "[]", "[!]", "[z-a]", "[a-", "[a-z0-9]", "x\u{FFFD}"] {
             assert_eq!(Glob::compile(bad), None, "{bad:?}");
         }
-        let deep = format!("{}a", "{".repeat(MAX_GLOB_NESTING + 1));
+        let deep = format!("{}a", "{".repeat(crate::glob::MAX_GLOB_NESTING + 1));
         assert_eq!(Glob::compile(&deep), None);
     }
 

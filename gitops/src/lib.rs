@@ -6,18 +6,23 @@
 //! Secrets (`repo`), Argo CD's tracking id (`tracking`) and the health of live objects (`health`). No
 //! Kubernetes client here: the Application controller (`operator/src/application`) wires these pieces.
 
+pub mod clusters;
 pub mod diff;
 pub mod directory;
+pub mod glob;
 pub mod health;
 pub mod helm;
 pub mod kustomize;
 pub mod policy;
+pub mod project;
 pub mod render;
 pub mod repo;
+pub mod secrets;
 pub mod source;
 pub mod tasks;
 pub mod tracking;
 pub mod webhook;
+pub mod windows;
 
 /// The kind of a JSON value as an error message names it ("a string", "an array").
 pub(crate) fn json_type(value: &serde_json::Value) -> &'static str {

@@ -151,6 +151,8 @@ pub struct Rendered {
     pub source_type: SourceType,
     /// The objects, in the tool's order, Lists expanded.
     pub objects: Vec<Value>,
+    /// Secrets with readable data in the app's files (named by file, never by value).
+    pub plain_secrets: Vec<crate::secrets::PlainSecret>,
 }
 
 /// The tool of `source` at `app_dir`: the one its tool block names, else detected from the directory's files
@@ -227,6 +229,10 @@ pub async fn render(
         let (root, source) = (repo_root.to_path_buf(), source.clone());
         blocking(move || prepare(&root, &source)).await?
     };
+    let plain_secrets = {
+        let (root, dir) = (located.root.clone(), located.app_dir.clone());
+        blocking(move || Ok(crate::secrets::scan(&root, &dir))).await?
+    };
     let env = BuildEnv::new(source, ctx);
     let objects = match source_type {
         SourceType::Directory => {
@@ -237,7 +243,11 @@ pub async fn render(
         SourceType::Kustomize => kustomize::build(tools, &located, source.kustomize.as_ref(), &env).await?,
         SourceType::Helm => helm::template(tools, &located, source.helm.as_ref(), ctx, &env).await?,
     };
-    Ok(Rendered { source_type, objects })
+    Ok(Rendered {
+        source_type,
+        objects,
+        plain_secrets,
+    })
 }
 
 /// Where a source's files are, checked to be inside the repository.

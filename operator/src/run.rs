@@ -303,11 +303,18 @@ async fn applications_when_installed(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let established = kube::runtime::wait::await_condition(
-        crds,
-        "applications.argoproj.io",
-        kube::runtime::wait::conditions::is_crd_established(),
-    );
+    let crd = |name: &'static str| {
+        kube::runtime::wait::await_condition(
+            crds.clone(),
+            name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        )
+    };
+    // The Application controller reads AppProjects: both of Argo CD's CRDs must be there.
+    let established = async {
+        crd("applications.argoproj.io").await?;
+        crd("appprojects.argoproj.io").await
+    };
     let mut shutdown = Box::pin(shutdown);
     tokio::select! {
         r = established => if let Err(e) = r {
@@ -316,7 +323,9 @@ async fn applications_when_installed(
         },
         _ = &mut shutdown => return,
     }
-    info!("applications.argoproj.io is established: starting the Application controller");
+    info!(
+        "applications.argoproj.io and appprojects.argoproj.io are established: starting the Application controller"
+    );
     crate::application::controller::run(client, config, webhook_addr, metrics, readiness, shutdown).await;
 }
 

@@ -335,6 +335,7 @@ fn rendered(n: u64) -> Rendered {
     Rendered {
         source_type: SourceType::Directory,
         objects: vec![json!({"n": n})],
+        plain_secrets: Vec::new(),
     }
 }
 

@@ -22,19 +22,22 @@ use kube::{
     },
 };
 use serde_json::{Value, json};
-use sluice_crds::application::{Application, ApplicationStatus};
+use sluice_crds::application::{AppProject, AppProjectSpec, Application, ApplicationStatus};
 use sluice_gitops::{
     diff::IgnoreRules,
     policy::{self, AutoSync, AutoSyncInput, RefreshKind, SelfHealBackoff},
-    render, repo,
+    project, render, repo,
     source::{Credentials, GitCache},
     tracking,
+    windows::{self, WindowTarget},
 };
 use tracing::{info, warn};
 
 use super::{
     cluster::{Cluster, KubeCluster, ObjectKey},
-    compare, live_watch, observe,
+    compare,
+    destinations::Destination,
+    observe,
     operation::{self, phase},
     status, sync,
 };
@@ -92,7 +95,7 @@ struct Snapshot {
 /// What every reconcile shares.
 pub struct Context {
     client: Client,
-    cluster: KubeCluster,
+    destinations: super::destinations::Destinations,
     git: GitCache,
     renders: render::RenderCache,
     config: Config,
@@ -101,10 +104,10 @@ pub struct Context {
     snapshots: Mutex<HashMap<String, Snapshot>>,
     resolved: Mutex<HashMap<(String, String), (String, Instant)>>,
     secrets: Store<Secret>,
+    projects: Store<AppProject>,
     apps: Store<Application>,
     /// Apps a webhook asked to refresh now.
     pub(super) pushed: Mutex<HashSet<String>>,
-    kinds: live_watch::Kinds,
     failures: crate::backoff::Backoff,
     written: Mutex<HashMap<String, u64>>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -137,7 +140,12 @@ pub async fn run(
     } else {
         Api::namespaced(client.clone(), &cp)
     };
-    let gate = readiness.gate(&["applications", "repository-secrets"]);
+    let gate = readiness.gate(&[
+        "applications",
+        "repository-secrets",
+        "cluster-secrets",
+        "app-projects",
+    ]);
     let (app_store, app_writer) = reflector::store();
     let app_events = watcher(apps_api, watcher::Config::default())
         .default_backoff()
@@ -152,9 +160,34 @@ pub async fn run(
         .modify(|s| s.managed_fields_mut().clear())
         .reflect(secret_writer);
     let secret_stream = gate.track("repository-secrets", secret_events).touched_objects();
+    let (cluster_store, cluster_writer) = reflector::store();
+    let cluster_events = watcher(
+        Api::<Secret>::namespaced(client.clone(), &cp),
+        watcher::Config::default().labels(sluice_gitops::clusters::CLUSTER_SELECTOR),
+    )
+    .default_backoff()
+    .modify(|s| s.managed_fields_mut().clear())
+    .reflect(cluster_writer);
+    let cluster_stream = gate.track("cluster-secrets", cluster_events).touched_objects();
+    let (project_store, project_writer) = reflector::store();
+    let project_events = watcher(
+        Api::<AppProject>::namespaced(client.clone(), &cp),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|p| p.managed_fields_mut().clear())
+    .reflect(project_writer);
+    let project_stream = gate.track("app-projects", project_events).touched_objects();
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Application>>();
+    tokio::spawn(reconcile_project_apps(
+        project_stream,
+        app_store.clone(),
+        trigger_tx.clone(),
+    ));
+    let destinations =
+        super::destinations::Destinations::new(client.clone(), cluster_store, trigger_tx.clone(), cp.clone());
     let ctx = Arc::new(Context {
-        cluster: KubeCluster::new(client.clone()),
+        destinations,
         git: GitCache::new(config.repo_cache.clone(), Duration::from_secs(90), 8),
         renders: render::RenderCache::new(512),
         events: EventWriter::new(client.clone(), "argocd-application-controller"),
@@ -162,9 +195,9 @@ pub async fn run(
         snapshots: Default::default(),
         resolved: Default::default(),
         secrets: secret_store,
+        projects: project_store,
         apps: app_store.clone(),
         pushed: Default::default(),
-        kinds: live_watch::Kinds::new(client.clone(), trigger_tx.clone(), cp.clone()),
         failures: Default::default(),
         written: Default::default(),
         metrics,
@@ -175,7 +208,7 @@ pub async fn run(
     if let Some(addr) = webhook_addr {
         let hook = super::webhook::Webhook {
             ctx: ctx.clone(),
-            trigger: trigger_tx,
+            trigger: trigger_tx.clone(),
             namespace: cp,
             client: ctx.client.clone(),
         };
@@ -185,6 +218,11 @@ pub async fn run(
             }
         });
     }
+    tokio::spawn(reconcile_cluster_apps(
+        cluster_stream,
+        ctx.clone(),
+        trigger_tx.clone(),
+    ));
     let triggers = tokio_stream_from(trigger_rx);
     let secrets_drained = secret_stream.for_each(|_| async {});
     tokio::spawn(secrets_drained);
@@ -199,6 +237,105 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// Every change of an AppProject reconciles the apps of that project (its rules may have changed).
+async fn reconcile_project_apps(
+    projects: impl futures::Stream<Item = Result<AppProject, watcher::Error>>,
+    apps: Store<Application>,
+    trigger: tokio::sync::mpsc::UnboundedSender<ObjectRef<Application>>,
+) {
+    futures::pin_mut!(projects);
+    while let Some(changed) = projects.next().await {
+        let Ok(changed) = changed else { continue };
+        let name = changed.name_any();
+        for app in apps.state() {
+            if project_name(&app) == name {
+                let _ = trigger.send(ObjectRef::from_obj(&*app));
+            }
+        }
+    }
+}
+
+/// A cluster Secret added, changed or removed reconciles every app: any of them may now resolve its
+/// destination to another cluster, or to none.
+async fn reconcile_cluster_apps(
+    secrets: impl futures::Stream<Item = Result<Secret, watcher::Error>>,
+    ctx: Arc<Context>,
+    trigger: tokio::sync::mpsc::UnboundedSender<ObjectRef<Application>>,
+) {
+    futures::pin_mut!(secrets);
+    while let Some(changed) = secrets.next().await {
+        if changed.is_err() {
+            continue;
+        }
+        ctx.destinations.log_broken();
+        for app in ctx.apps.state() {
+            let _ = trigger.send(ObjectRef::from_obj(&*app));
+        }
+    }
+}
+
+/// The targets the project does not permit (placed targets: a cluster-scoped one has no namespace).
+fn outside_project(
+    app: &Application,
+    (name, spec): &(String, AppProjectSpec),
+    targets: &[Value],
+) -> Vec<ObjectKey> {
+    let (server, cluster) = project::resolve_destination(&app.spec.destination);
+    targets
+        .iter()
+        .filter(|t| {
+            let namespaced = t
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            project::object_violation(name, spec, t, namespaced, (&server, &cluster)).is_some()
+        })
+        .map(ObjectKey::of)
+        .collect()
+}
+
+/// What the project's sync windows match the app by.
+fn window_target(app: &Application) -> WindowTarget<'_> {
+    let d = &app.spec.destination;
+    WindowTarget {
+        application: app.metadata.name.as_deref().unwrap_or(""),
+        namespace: d.namespace.as_deref().unwrap_or(""),
+        cluster: d.server.as_deref().unwrap_or(""),
+        cluster_name: d.name.as_deref().unwrap_or(""),
+    }
+}
+
+/// How long until the app's sync windows next open or close (None: never within a year).
+fn until_windows_change(app: &Application, spec: &AppProjectSpec, now: Timestamp) -> Option<Duration> {
+    let windows = spec.sync_windows.as_deref().unwrap_or_default();
+    let at = windows::next_change(windows, &window_target(app), now)?;
+    Some(
+        Duration::from_millis(u64::try_from(at.duration_since(now).as_millis()).unwrap_or(0))
+            + Duration::from_millis(500),
+    )
+}
+
+/// `spec.project`, `default` when empty.
+fn project_name(app: &Application) -> &str {
+    if app.spec.project.is_empty() {
+        project::DEFAULT_PROJECT
+    } else {
+        &app.spec.project
+    }
+}
+
+/// The app's AppProject (name and spec): from the cache, Argo CD's built-in `default` when there is no
+/// AppProject of that name, else the InvalidSpecError message.
+fn project_of(app: &Application, ctx: &Context) -> Result<(String, AppProjectSpec), String> {
+    let name = project_name(app);
+    let key = ObjectRef::new(name).within(&ctx.config.control_plane_namespace);
+    match ctx.projects.get(&key) {
+        Some(p) => Ok((name.to_string(), p.spec.clone())),
+        None if name == project::DEFAULT_PROJECT => Ok((name.to_string(), project::default_project())),
+        None => Err(project::missing_project(name)),
+    }
 }
 
 fn tokio_stream_from<T: Send + 'static>(
@@ -230,6 +367,27 @@ async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, E
     }
     if stale(&ctx, &app) {
         return Ok(Action::requeue(Duration::from_millis(100)));
+    }
+    if app.metadata.deletion_timestamp.is_some() {
+        // The managed objects are watched: their deletion reconciles the app again; the requeue is a floor.
+        let inventory = observe::inventory(&app);
+        let home = &ctx.destinations.home().cluster;
+        let done = match ctx.destinations.of(&app.spec.destination).await {
+            Ok(dest) => {
+                super::deletion::step(&dest.cluster, home, &app, &inventory, &instance(&app, &ctx)).await?
+            }
+            Err(message) => {
+                // Argo CD drops the resource entries of a cluster it no longer knows.
+                warn!(application = %app_key(&app), message, "destination unknown: the app is deleted without its resources");
+                super::deletion::release(home, &app).await?;
+                true
+            }
+        };
+        return Ok(if done {
+            Action::await_change()
+        } else {
+            Action::requeue(Duration::from_secs(5))
+        });
     }
     let started = Instant::now();
     let result = reconcile_app(&app, &ctx).await;
@@ -269,7 +427,25 @@ async fn reconcile_app(app: &Application, ctx: &Context) -> Result<Action, Error
     if let Err(message) = status::validate(app) {
         return invalid_spec(app, ctx, &message).await;
     }
-    let targets = match current_targets(app, ctx, refresh).await {
+    let project = match project_of(app, ctx) {
+        Ok(p) => p,
+        Err(message) => return invalid_spec(app, ctx, &message).await,
+    };
+    let violations = project::spec_violations(&project.0, &project.1, app);
+    if !violations.is_empty() {
+        return invalid_spec(app, ctx, &violations.join("; ")).await;
+    }
+    let dest = match ctx.destinations.of(&app.spec.destination).await {
+        Ok(d) => d,
+        Err(message) => {
+            let message = format!(
+                "application destination spec for {} is invalid: {message}",
+                app.name_any()
+            );
+            return invalid_spec(app, ctx, &message).await;
+        }
+    };
+    let targets = match current_targets(app, ctx, &dest, refresh).await {
         Ok(t) => t,
         Err(message) => return comparison_failed(app, ctx, &message, refresh.is_some()).await,
     };
@@ -280,7 +456,7 @@ async fn reconcile_app(app: &Application, ctx: &Context) -> Result<Action, Error
     let instance = instance(app, ctx);
     let inventory = observe::inventory(app);
     let live = observe::live_state(
-        &ctx.cluster,
+        &dest.cluster,
         &ctx.diffs,
         &key,
         &instance,
@@ -289,13 +465,24 @@ async fn reconcile_app(app: &Application, ctx: &Context) -> Result<Action, Error
         &rules,
     )
     .await?;
-    ctx.kinds.watch(&targets.objects, &inventory).await;
+    dest.kinds.watch(&targets.objects, &inventory).await;
     let comparison = compare::compare(&live.pairs);
     let mut next = status::with_comparison(app, &targets, &comparison, &live.errors, Timestamp::now());
+    status::mark_outside_project(&mut next, &outside_project(app, &project, &targets.objects));
+    status::with_warning(
+        &mut next,
+        status::PLAIN_SECRET_WARNING,
+        targets.plain_secrets.as_deref(),
+        Timestamp::now(),
+    );
     let mut finished = false;
     let mut requeue = None;
     if let Some(run) = operation_to_run(app) {
-        let outcome = run_operation(app, ctx, run, &targets, &live, &rules).await?;
+        let scope = Scope {
+            project: &project,
+            dest: &dest,
+        };
+        let outcome = run_operation(app, ctx, run, &targets, &live, &rules, scope).await?;
         requeue = outcome.requeue;
         finished = outcome.finished;
         status::with_operation(&mut next, app, outcome.state, Timestamp::now());
@@ -304,7 +491,7 @@ async fn reconcile_app(app: &Application, ctx: &Context) -> Result<Action, Error
     if finished {
         announce_finished(app, ctx, &next).await;
     }
-    let auto = auto_sync(app, ctx, &next, finished).await?;
+    let auto = auto_sync(app, ctx, &next, finished, &project.1).await?;
     let due = ctx
         .snapshots
         .lock()
@@ -326,6 +513,7 @@ async fn reconcile_app(app: &Application, ctx: &Context) -> Result<Action, Error
 async fn current_targets(
     app: &Application,
     ctx: &Context,
+    dest: &Destination,
     refresh: Option<RefreshKind>,
 ) -> Result<observe::Targets, String> {
     let key = app_key(app);
@@ -353,7 +541,7 @@ async fn current_targets(
         fresh,
     )
     .await?;
-    let targets = targets_at(app, ctx, &revision).await?;
+    let targets = targets_at(app, ctx, dest, &revision).await?;
     let due = Instant::now()
         + ctx.config.resync
         + crate::backoff::jitter(ctx.config.resync, crate::backoff::seed_of(&key));
@@ -400,7 +588,12 @@ async fn resolve(ctx: &Context, url: &str, revision: &str, fresh: bool) -> Resul
 }
 
 /// The app's manifests at commit `sha`: checked out, rendered (cached), placed and tracked.
-async fn targets_at(app: &Application, ctx: &Context, sha: &str) -> Result<observe::Targets, String> {
+async fn targets_at(
+    app: &Application,
+    ctx: &Context,
+    dest: &Destination,
+    sha: &str,
+) -> Result<observe::Targets, String> {
     let source = observe::source(app)?;
     let creds = credentials(ctx, &source.repo_url);
     let fail = |e: String| {
@@ -429,13 +622,14 @@ async fn targets_at(app: &Application, ctx: &Context, sha: &str) -> Result<obser
             r
         }
     };
-    let scopes = observe::scopes(&ctx.cluster, &rendered.objects)
+    let scopes = observe::scopes(&dest.cluster, &rendered.objects)
         .await
         .map_err(|e| fail(e.to_string()))?;
     Ok(observe::Targets {
         revision: sha.to_string(),
         source_type: rendered.source_type.as_str().to_string(),
         objects: observe::place(rendered.objects.clone(), &namespace, &instance(app, ctx), &scopes),
+        plain_secrets: sluice_gitops::secrets::warning(&rendered.plain_secrets),
     })
 }
 
@@ -472,6 +666,13 @@ fn operation_to_run(app: &Application) -> Option<(sluice_crds::application::Oper
     }
 }
 
+/// Where an operation runs: the app's project and its destination.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    project: &'a (String, AppProjectSpec),
+    dest: &'a Destination,
+}
+
 struct OperationOutcome {
     state: sluice_crds::application::OperationState,
     finished: bool,
@@ -486,13 +687,18 @@ async fn run_operation(
     compared: &observe::Targets,
     live: &observe::LiveState,
     rules: &IgnoreRules,
+    scope: Scope<'_>,
 ) -> Result<OperationOutcome, Error> {
+    let ((project_name, project), dest) = (scope.project, scope.dest);
     if !terminating && let Some(wait) = status::retry_wait(&mut state, Timestamp::now()) {
         return Ok(OperationOutcome {
             state,
             finished: false,
             requeue: Some(wait),
         });
+    }
+    if !terminating && let Some(held) = held_by_windows(app, &mut state, project) {
+        return Ok(held);
     }
     let revision = match sync_revision(app, ctx, &state, compared).await {
         Ok(r) => r,
@@ -501,12 +707,12 @@ async fn run_operation(
     let (targets, lives) = if revision == compared.revision {
         (compared.clone(), lives_of(live))
     } else {
-        let targets = match targets_at(app, ctx, &revision).await {
+        let targets = match targets_at(app, ctx, dest, &revision).await {
             Ok(t) => t,
             Err(message) => return Ok(conclude(app, state, phase::ERROR, &message)),
         };
         let state_now = observe::live_state(
-            &ctx.cluster,
+            &dest.cluster,
             &ctx.diffs,
             &app_key(app),
             &instance(app, ctx),
@@ -518,9 +724,9 @@ async fn run_operation(
         (targets, lives_of(&state_now))
     };
     if policy::SyncOptions::of_app(app).create_namespace() && state.sync_result.is_none() {
-        ensure_namespace(app, ctx).await?;
+        ensure_namespace(app, &dest.cluster).await?;
     }
-    let scopes = observe::scopes(&ctx.cluster, &targets.objects).await?;
+    let scopes = observe::scopes(&dest.cluster, &targets.objects).await?;
     let namespaced = |group: &str, kind: &str| {
         scopes
             .iter()
@@ -534,6 +740,22 @@ async fn run_operation(
         .map(|p| p.key.identity())
         .collect();
     let in_sync = |k: &ObjectKey| synced.contains(&k.identity());
+    let (server, name) = (&dest.server, &dest.name);
+    let violation = |obj: &Value| {
+        let (group, kind) = (
+            ObjectKey::of(obj).group,
+            obj["kind"].as_str().unwrap_or("").to_string(),
+        );
+        project::object_violation(
+            project_name,
+            project,
+            obj,
+            namespaced(&group, &kind),
+            (server, name),
+        )
+    };
+    // Live objects outside the project are neither compared with nor pruned.
+    let lives: Vec<Value> = lives.into_iter().filter(|l| violation(l).is_none()).collect();
     let planned = sync::task_states(&sync::StepInput {
         app,
         state: &state,
@@ -547,8 +769,12 @@ async fn run_operation(
         Ok(t) => t,
         Err(message) => return Ok(conclude(app, state, phase::FAILED, &message)),
     };
-    refresh_task_lives(ctx, &mut tasks).await?;
-    let outcome = sync::step(&ctx.cluster, app, &state.operation, tasks, terminating).await;
+    if sync::refuse_outside_project(&mut tasks, &violation) {
+        state = operation::with_results(&state, &revision, app, &tasks);
+        return Ok(conclude(app, state, phase::FAILED, project::INVALID_TASKS));
+    }
+    refresh_task_lives(&dest.cluster, &mut tasks).await?;
+    let outcome = sync::step(&dest.cluster, app, &state.operation, tasks, terminating).await;
     tracing::debug!(
         application = %app_key(app),
         phase = outcome.phase,
@@ -571,6 +797,50 @@ async fn run_operation(
         });
     }
     Ok(conclude(app, state, outcome.phase, &outcome.message))
+}
+
+/// An operation the project's sync windows hold back: Running with Argo CD's message until they allow it
+/// (a manual sync passes a window with `manualSync`; a started one goes on through `syncOverrun`).
+fn held_by_windows(
+    app: &Application,
+    state: &mut sluice_crds::application::OperationState,
+    project: &AppProjectSpec,
+) -> Option<OperationOutcome> {
+    let windows = project.sync_windows.as_deref().unwrap_or_default();
+    if windows.is_empty() {
+        return None;
+    }
+    let now = Timestamp::now();
+    let manual = state
+        .operation
+        .initiated_by
+        .as_ref()
+        .is_none_or(|i| i.automated != Some(true));
+    let target = window_target(app);
+    let allowed = match windows::check(windows, &target, manual, now) {
+        Ok(true) => return None,
+        Ok(false) if state.sync_result.is_some() => {
+            windows::can_continue(windows, &target, manual, state.started_at.0, now)
+        }
+        Ok(false) => false,
+        Err(e) => {
+            state.message = Some(windows::blocked_message(Some(&e)));
+            return Some(OperationOutcome {
+                state: state.clone(),
+                finished: false,
+                requeue: None,
+            });
+        }
+    };
+    if allowed {
+        return None;
+    }
+    state.message = Some(windows::BLOCKED.to_string());
+    Some(OperationOutcome {
+        state: state.clone(),
+        finished: false,
+        requeue: until_windows_change(app, project, now),
+    })
 }
 
 fn conclude(
@@ -601,7 +871,7 @@ fn lives_of(live: &observe::LiveState) -> Vec<Value> {
 
 /// Tasks that were started and have no live object read it again (hooks with generated names).
 async fn refresh_task_lives(
-    ctx: &Context,
+    cluster: &KubeCluster,
     tasks: &mut [sluice_gitops::tasks::TaskState],
 ) -> Result<(), Error> {
     for state in tasks.iter_mut() {
@@ -614,7 +884,7 @@ async fn refresh_task_lives(
         let mut key = ObjectKey::of(target);
         key.namespace = state.task.namespace.clone();
         key.name = state.task.name.clone();
-        if let Some(live) = ctx.cluster.get(&key).await? {
+        if let Some(live) = cluster.get(&key).await? {
             state.health = sluice_gitops::health::health(&live).map(|h| (h.status.to_string(), h.message));
             state.task.live = Some(live);
         }
@@ -646,7 +916,7 @@ async fn sync_revision(
     resolve(ctx, &source.repo_url, &asked, true).await
 }
 
-async fn ensure_namespace(app: &Application, ctx: &Context) -> Result<(), Error> {
+async fn ensure_namespace(app: &Application, cluster: &KubeCluster) -> Result<(), Error> {
     let Some(ns) = app
         .spec
         .destination
@@ -666,7 +936,7 @@ async fn ensure_namespace(app: &Application, ctx: &Context) -> Result<(), Error>
         obj["metadata"]["labels"] = json!(meta.labels.unwrap_or_default());
         obj["metadata"]["annotations"] = json!(meta.annotations.unwrap_or_default());
     }
-    ctx.cluster.apply(&obj, Default::default()).await?;
+    cluster.apply(&obj, Default::default()).await?;
     Ok(())
 }
 
@@ -786,6 +1056,7 @@ async fn auto_sync(
     ctx: &Context,
     next: &ApplicationStatus,
     finished: bool,
+    project: &AppProjectSpec,
 ) -> Result<Option<Duration>, Error> {
     if finished || operation::in_progress(app) || app.operation.is_some() {
         return Ok(None);
@@ -797,15 +1068,21 @@ async fn auto_sync(
     view.status = Some(next.clone());
     let resources = next.resources.clone().unwrap_or_default();
     let backoff = SelfHealBackoff::default();
+    let now = Timestamp::now();
+    let windows = project.sync_windows.as_deref().unwrap_or_default();
     let input = AutoSyncInput {
         sync,
         resources: &resources,
         revision_changed: true,
-        sync_window_open: true,
+        sync_window_open: windows::can_sync(windows, &window_target(app), false, now),
         self_heal: &backoff,
-        now: Timestamp::now(),
+        now,
     };
     match policy::auto_sync(&view, &input) {
+        AutoSync::Skip(policy::AutoSyncSkip::SyncWindowClosed) => {
+            tracing::debug!(application = %app_key(app), "{}", policy::AutoSyncSkip::SyncWindowClosed);
+            Ok(until_windows_change(app, project, now))
+        }
         AutoSync::Skip(skip) => {
             tracing::debug!(application = %app_key(app), "{skip}");
             Ok(skip.requeue_after())

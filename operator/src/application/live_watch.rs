@@ -25,6 +25,16 @@ pub struct Kinds {
     trigger: UnboundedSender<ObjectRef<Application>>,
     control_plane_namespace: String,
     watched: Mutex<HashSet<(String, String)>>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Drop for Kinds {
+    /// The watches end with their cluster's destination.
+    fn drop(&mut self) {
+        for task in self.tasks.get_mut().map(std::mem::take).unwrap_or_default() {
+            task.abort();
+        }
+    }
 }
 
 /// The Application a tracking id's app instance names: `name` lives in the control-plane namespace,
@@ -48,6 +58,7 @@ impl Kinds {
             trigger,
             control_plane_namespace,
             watched: Mutex::new(HashSet::new()),
+            tasks: Mutex::new(Vec::new()),
         }
     }
 
@@ -89,7 +100,7 @@ impl Kinds {
         let trigger = self.trigger.clone();
         let cp = self.control_plane_namespace.clone();
         let kind = kind.to_string();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let events = watcher(api, watcher::Config::default()).default_backoff();
             futures::pin_mut!(events);
             while let Some(event) = events.next().await {
@@ -117,6 +128,9 @@ impl Kinds {
                 }
             }
         });
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(task.abort_handle());
+        }
         true
     }
 }

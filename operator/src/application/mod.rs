@@ -6,6 +6,8 @@
 pub mod cluster;
 pub mod compare;
 pub mod controller;
+pub mod deletion;
+pub mod destinations;
 pub mod live_watch;
 pub mod observe;
 pub mod operation;

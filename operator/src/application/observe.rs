@@ -32,6 +32,8 @@ pub struct Targets {
     pub source_type: String,
     /// The objects: namespaced ones in the destination namespace when they name none, tracking set.
     pub objects: Vec<Value>,
+    /// The warning about Secrets with readable data in the app's files, if there are any.
+    pub plain_secrets: Option<String>,
 }
 
 /// A digest of a JSON value (for cache keys).

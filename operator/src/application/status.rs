@@ -12,17 +12,29 @@ use sluice_crds::application::{
 use sluice_gitops::policy;
 
 use super::{
+    cluster::ObjectKey,
     compare::Comparison,
     observe::Targets,
     operation::{self, phase},
 };
 
-/// The API server address of the cluster the controller runs in (`in-cluster`).
-pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
-/// The name of that cluster.
-pub const IN_CLUSTER_NAME: &str = "in-cluster";
-
 /// Why an Application's spec cannot be acted on, in Argo CD's words.
+/// Argo CD's comparison of targets outside the app's project: their sync status is `Unknown` (a sync of
+/// them is refused).
+pub fn mark_outside_project(status: &mut ApplicationStatus, outside: &[ObjectKey]) {
+    for r in status.resources.iter_mut().flatten() {
+        let named = |k: &ObjectKey| {
+            r.group.as_deref().unwrap_or("") == k.group
+                && r.kind.as_deref().unwrap_or("") == k.kind
+                && r.namespace.as_deref().unwrap_or("") == k.namespace
+                && r.name.as_deref().unwrap_or("") == k.name
+        };
+        if outside.iter().any(named) {
+            r.status = Some("Unknown".into());
+        }
+    }
+}
+
 pub fn validate(app: &Application) -> Result<(), String> {
     let d = &app.spec.destination;
     let server = d.server.as_deref().filter(|s| !s.is_empty());
@@ -37,18 +49,6 @@ pub fn validate(app: &Application) -> Result<(), String> {
         (None, None) => {
             return Err(format!(
                 "application destination spec for {} is invalid: an application destination requires a server or a name",
-                app.metadata.name.as_deref().unwrap_or_default()
-            ));
-        }
-        (Some(s), None) if s.trim_end_matches('/') != IN_CLUSTER_SERVER => {
-            return Err(format!(
-                "application destination spec for {} is invalid: unable to find destination server: there are no clusters with this URL: {s}",
-                app.metadata.name.as_deref().unwrap_or_default()
-            ));
-        }
-        (None, Some(n)) if n != IN_CLUSTER_NAME => {
-            return Err(format!(
-                "application destination spec for {} is invalid: unable to find destination server: there are no clusters with this name: {n}",
                 app.metadata.name.as_deref().unwrap_or_default()
             ));
         }
@@ -78,6 +78,22 @@ pub fn set_condition(conditions: &mut Vec<ApplicationCondition>, type_: &str, me
         message: message.into(),
         last_transition_time: Some(Time(now)),
     });
+}
+
+/// The condition of an app whose repository holds a Secret with readable data (a warning: it syncs).
+pub const PLAIN_SECRET_WARNING: &str = "PlainSecretWarning";
+
+/// Sets the warning condition `type_` to `message`, or clears it when there is none.
+pub fn with_warning(status: &mut ApplicationStatus, type_: &str, message: Option<&str>, now: Timestamp) {
+    match message {
+        Some(message) => set_condition(
+            status.conditions.get_or_insert_with(Vec::new),
+            type_,
+            message,
+            now,
+        ),
+        None => clear_conditions(status, &[type_]),
+    }
 }
 
 fn clear_conditions(status: &mut ApplicationStatus, types: &[&str]) {
@@ -237,6 +253,30 @@ mod tests {
     use super::*;
     use serde_json::json;
     use sluice_crds::application::{Operation, RetryStrategy};
+
+    #[test]
+    fn targets_outside_the_project_compare_as_unknown() {
+        let mut status: ApplicationStatus = serde_json::from_value(json!({"resources": [
+            {"group": "", "version": "v1", "kind": "ConfigMap", "namespace": "prod", "name": "inside", "status": "OutOfSync"},
+            {"group": "rbac.authorization.k8s.io", "version": "v1", "kind": "ClusterRole", "name": "admin", "status": "OutOfSync"},
+        ]}))
+        .unwrap();
+        let outside = ObjectKey {
+            group: "rbac.authorization.k8s.io".into(),
+            version: "v1".into(),
+            kind: "ClusterRole".into(),
+            namespace: String::new(),
+            name: "admin".into(),
+        };
+        mark_outside_project(&mut status, &[outside]);
+        let statuses: Vec<_> = status
+            .resources
+            .unwrap()
+            .into_iter()
+            .map(|r| r.status.unwrap_or_default())
+            .collect();
+        assert_eq!(statuses, ["OutOfSync", "Unknown"]);
+    }
 
     fn app(destination: serde_json::Value) -> Application {
         serde_json::from_value(json!({

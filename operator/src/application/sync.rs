@@ -75,6 +75,19 @@ fn selected(app: &Application, obj: &Value) -> bool {
     })
 }
 
+/// Marks every task whose target lies outside the app's project as failed with the reason `violation`
+/// gives (gitops-engine's permission validator); true when there is one, and then nothing may be applied.
+pub fn refuse_outside_project(tasks: &mut [TaskState], violation: &dyn Fn(&Value) -> Option<String>) -> bool {
+    let mut refused = false;
+    for t in tasks.iter_mut() {
+        if let Some(message) = t.task.target.as_ref().and_then(violation) {
+            t.result = TaskResult::apply_failed(message);
+            refused = true;
+        }
+    }
+    refused
+}
+
 /// The tasks of this step with their stored results, health and diff, in `sync_tasks` order.
 pub fn task_states(input: &StepInput<'_>) -> Result<Vec<TaskState>, String> {
     let op = &input.state.operation;

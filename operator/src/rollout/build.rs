@@ -34,17 +34,7 @@ enum AntiAffinityRule {
 
 /// Upstream's injected rule: keep new pods off the nodes (kubernetes.io/hostname) of the stable pods.
 fn anti_affinity(ro: &Rollout, stable_hash: &str) -> Option<AntiAffinityRule> {
-    let strategy = &ro.spec.strategy;
-    let spec = strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.anti_affinity.as_ref())
-        .or_else(|| {
-            strategy
-                .blue_green
-                .as_ref()
-                .and_then(|b| b.anti_affinity.as_ref())
-        })?;
+    let spec = ro.spec.strategy.anti_affinity()?;
     let term = PodAffinityTerm {
         label_selector: Some(LabelSelector {
             match_expressions: Some(vec![LabelSelectorRequirement {

@@ -15,7 +15,7 @@ pub mod replicas;
 mod runs;
 pub mod status;
 mod user;
-pub mod validate;
+pub use sluice_crds::validate;
 
 /// Label (and selector key) naming the pod template a pod or ReplicaSet belongs to.
 pub const HASH_LABEL: &str = "rollouts-pod-template-hash";

@@ -338,3 +338,31 @@ async fn terminating_deletes_running_hooks_and_fails_the_operation() {
         "nothing else is applied"
     );
 }
+
+#[test]
+fn a_target_outside_the_project_fails_its_task_and_refuses_the_step() {
+    let cluster = FakeCluster::default();
+    let app = app(&[]);
+    let st = state(false, false);
+    let targets = [config_map("fine", 0), config_map("forbidden", 0)];
+    let mut tasks = states(&cluster, &app, &st, &targets);
+    let violation = |obj: &Value| {
+        (obj["metadata"]["name"] == "forbidden")
+            .then(|| "namespace kube-system is not permitted in project 'team'".to_string())
+    };
+    assert!(refuse_outside_project(&mut tasks, &violation));
+    let failed: Vec<_> = tasks
+        .iter()
+        .filter(|t| t.result.phase.is_some())
+        .map(|t| (t.task.result_key(), t.result.message.clone()))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].0.contains("forbidden"));
+    assert_eq!(
+        failed[0].1,
+        "namespace kube-system is not permitted in project 'team'"
+    );
+    let mut inside = states(&cluster, &app, &st, &targets[..1]);
+    assert!(!refuse_outside_project(&mut inside, &violation));
+    assert!(cluster.calls().is_empty(), "nothing is applied");
+}

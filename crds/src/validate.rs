@@ -1,11 +1,11 @@
 //! Spec validation with upstream's InvalidSpec messages. A Rollout that fails gets the InvalidSpec condition
 //! and no other action.
 
-use sluice_crds::rollout::{AntiAffinity, BlueGreenStrategy, CanaryStep, CanaryStrategy, Rollout};
+use crate::rollout::{AntiAffinity, BlueGreenStrategy, CanaryStep, CanaryStrategy, Rollout};
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use sluice_analysis::duration::parse_pause_duration;
+use crate::duration::parse_pause_duration;
 
 /// The first reason the spec is invalid, in upstream's words, or None.
 pub fn invalid_spec(ro: &Rollout) -> Option<String> {
@@ -46,17 +46,7 @@ pub fn invalid_spec(ro: &Rollout) -> Option<String> {
         return Some("Rollout replicas must be greater than or equal to 0".into());
     }
     let strategy = &spec.strategy;
-    let anti_affinity = strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.anti_affinity.as_ref())
-        .or_else(|| {
-            strategy
-                .blue_green
-                .as_ref()
-                .and_then(|b| b.anti_affinity.as_ref())
-        });
-    if let Some(message) = anti_affinity.and_then(invalid_anti_affinity) {
+    if let Some(message) = strategy.anti_affinity().and_then(invalid_anti_affinity) {
         return Some(message);
     }
     match (&strategy.canary, &strategy.blue_green) {
