@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod application;
+pub mod applicationset;
 pub mod duration;
 pub mod experiment;
 pub mod rollout;
@@ -26,6 +27,7 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     crds.extend(analysis::crds());
     crds.extend(experiment::crds());
     crds.extend(application::crds());
+    crds.extend(applicationset::crds());
     crds
 }
 
