@@ -19,6 +19,7 @@ pub mod project;
 pub mod render;
 pub mod repo;
 pub mod secrets;
+pub mod sops;
 pub mod source;
 pub mod tasks;
 pub mod tracking;
