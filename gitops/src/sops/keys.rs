@@ -5,7 +5,8 @@ use std::fmt;
 use std::io::Read;
 
 use age::x25519::Identity;
-use zeroize::Zeroizing;
+use k8s_openapi::api::core::v1::Secret;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::SopsError;
 use super::metadata::AgeStanza;
@@ -61,6 +62,22 @@ impl AgeKeys {
             return Err(message.to_string());
         }
         Ok(AgeKeys { identities, sources })
+    }
+
+    /// The identities of a Kubernetes Secret: its `data`, with `stringData` over it as the API server merges them.
+    pub fn from_secret(secret: &Secret) -> Result<AgeKeys, String> {
+        let mut data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(key, value)| (key.clone(), value.0.clone()))
+            .collect();
+        for (key, value) in secret.string_data.iter().flatten() {
+            data.insert(key.clone(), value.as_bytes().to_vec());
+        }
+        let keys = AgeKeys::from_secret_data(&data);
+        data.values_mut().for_each(|value| value.zeroize());
+        keys
     }
 
     /// How many identities there are.

@@ -461,6 +461,33 @@ fn age_keys_from_a_secret() {
 }
 
 #[test]
+fn age_keys_from_a_kubernetes_secret() {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let key = fixture("test.agekey");
+    let secret = Secret {
+        data: Some(BTreeMap::from([
+            (
+                "identity.agekey".to_string(),
+                ByteString(key.clone().into_bytes()),
+            ),
+            ("other.agekey".to_string(), ByteString(b"not a key".to_vec())),
+        ])),
+        // stringData wins over data, as the API server merges them.
+        string_data: Some(BTreeMap::from([(
+            "other.agekey".to_string(),
+            fixture("other.agekey"),
+        )])),
+        ..Secret::default()
+    };
+    let keys = AgeKeys::from_secret(&secret).expect("keys");
+    assert_eq!(keys.len(), 2);
+    assert!(decrypt(&yaml(&fixture("secret.enc.yaml")), &keys).is_ok());
+    let empty = AgeKeys::from_secret(&Secret::default()).expect_err("no keys");
+    assert!(empty.contains("no key ending in .agekey"), "{empty}");
+}
+
+#[test]
 fn age_keys_debug_shows_no_key() {
     let keys = keys_from(&["test.agekey", "other.agekey"]);
     let debug = format!("{keys:?}");
