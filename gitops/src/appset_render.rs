@@ -10,7 +10,7 @@
 //! - [`plan`] compares the generated Applications with the ones the ApplicationSet owns and says what to
 //!   create, update and delete under the `applicationsSync` policy; a steady state plans nothing.
 //! - [`conditions`] computes the status conditions upstream writes (ErrorOccurred, ParametersGenerated,
-//!   ResourcesUpToDate).
+//!   ResourcesUpToDate) as `sluice_crds::applicationset::ApplicationSetCondition`s.
 //!
 //! Go templates run on the `gotmpl` crate (a Rust port of Go's `text/template` with Go's output); the Sprig
 //! functions upstream users reach for, and Argo's own, are added in `sprig`.
@@ -27,10 +27,7 @@ mod tests;
 use serde_json::Value;
 use sluice_crds::application::Application;
 
-pub use conditions::{
-    CONDITION_ERROR_OCCURRED, CONDITION_PARAMETERS_GENERATED, CONDITION_RESOURCES_UP_TO_DATE, Condition,
-    Outcome, Reason, conditions,
-};
+pub use conditions::{Outcome, Reason, conditions};
 pub use plan::{
     ANNOTATION_HYDRATE, ANNOTATION_NOTIFIED, ANNOTATION_REFRESH, AppAction, ApplicationsSync,
     POST_DELETE_FINALIZER, PRE_DELETE_FINALIZER, Policy, RESOURCES_FINALIZER, is_resources_finalizer, plan,

@@ -6,14 +6,14 @@
 //! (upstream also moves it when only the message changes), and a failed delete is reported as an error
 //! (upstream reports it on `ResourcesUpToDate` with status True, and the error is lost from the conditions).
 
-use serde::{Deserialize, Serialize};
-
-/// `ErrorOccurred`: True while the last reconcile failed.
-pub const CONDITION_ERROR_OCCURRED: &str = "ErrorOccurred";
-/// `ParametersGenerated`: True when every generator produced its parameters and templates rendered.
-pub const CONDITION_PARAMETERS_GENERATED: &str = "ParametersGenerated";
-/// `ResourcesUpToDate`: True when the Applications match what the ApplicationSet generates.
-pub const CONDITION_RESOURCES_UP_TO_DATE: &str = "ResourcesUpToDate";
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use sluice_crds::applicationset::{
+    ApplicationSetCondition, CONDITION_ERROR_OCCURRED, CONDITION_PARAMETERS_GENERATED,
+    CONDITION_RESOURCES_UP_TO_DATE, REASON_APPLICATION_PARAMS_GENERATION_ERROR,
+    REASON_APPLICATION_SET_UP_TO_DATE, REASON_APPLICATION_VALIDATION_ERROR, REASON_CREATE_APPLICATION_ERROR,
+    REASON_DELETE_APPLICATION_ERROR, REASON_ERROR_OCCURRED, REASON_PARAMETERS_GENERATED,
+    REASON_RENDER_TEMPLATE_PARAMS_ERROR, REASON_UPDATE_APPLICATION_ERROR,
+};
 
 const EVALUATED: [&str; 3] = [
     CONDITION_ERROR_OCCURRED,
@@ -22,37 +22,14 @@ const EVALUATED: [&str; 3] = [
 ];
 const ALL_GENERATED: &str = "All applications have been generated successfully";
 const PARAMETERS_GENERATED: &str = "Successfully generated parameters for all Applications";
-const REASON_UP_TO_DATE: &str = "ApplicationSetUpToDate";
-
-/// One status condition, serialized as upstream's `ApplicationSetCondition`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    /// The condition type (`ErrorOccurred`, ...).
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// What happened, for people.
-    #[serde(default)]
-    pub message: String,
-    /// When the status last changed (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<String>,
-    /// `"True"`, `"False"` or `"Unknown"`.
-    pub status: String,
-    /// Why, in one word.
-    #[serde(default)]
-    pub reason: String,
-}
 
 /// Why a reconcile failed, as upstream's `ApplicationSetReasonType`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
-    /// A generator failed to produce parameters.
+    /// A generator failed to produce parameters (written `ApplicationGenerationFromParamsError`, as upstream).
     ApplicationParamsGenerationError,
     /// A template (or templatePatch) failed to render with a parameter set.
     RenderTemplateParamsError,
-    /// An Application could not be generated from its parameters.
-    ApplicationGenerationFromParamsError,
     /// A generated Application is invalid (duplicate name, unknown project, bad destination).
     ApplicationValidationError,
     /// Creating an Application failed.
@@ -63,20 +40,22 @@ pub enum Reason {
     DeleteApplicationError,
     /// Clearing the ApplicationSet's refresh annotation failed.
     RefreshApplicationError,
+    /// Starting the sync of a RollingSync step failed.
+    SyncApplicationError,
 }
 
 impl Reason {
     /// The reason as the condition writes it.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::ApplicationParamsGenerationError => "ApplicationParamsGenerationError",
-            Self::RenderTemplateParamsError => "RenderTemplateParamsError",
-            Self::ApplicationGenerationFromParamsError => "ApplicationGenerationFromParamsError",
-            Self::ApplicationValidationError => "ApplicationValidationError",
-            Self::CreateApplicationError => "CreateApplicationError",
-            Self::UpdateApplicationError => "UpdateApplicationError",
-            Self::DeleteApplicationError => "DeleteApplicationError",
+            Self::ApplicationParamsGenerationError => REASON_APPLICATION_PARAMS_GENERATION_ERROR,
+            Self::RenderTemplateParamsError => REASON_RENDER_TEMPLATE_PARAMS_ERROR,
+            Self::ApplicationValidationError => REASON_APPLICATION_VALIDATION_ERROR,
+            Self::CreateApplicationError => REASON_CREATE_APPLICATION_ERROR,
+            Self::UpdateApplicationError => REASON_UPDATE_APPLICATION_ERROR,
+            Self::DeleteApplicationError => REASON_DELETE_APPLICATION_ERROR,
             Self::RefreshApplicationError => "RefreshApplicationError",
+            Self::SyncApplicationError => "SyncApplicationError",
         }
     }
 
@@ -84,9 +63,7 @@ impl Reason {
     fn after_parameters(self) -> bool {
         !matches!(
             self,
-            Self::ApplicationParamsGenerationError
-                | Self::RenderTemplateParamsError
-                | Self::ApplicationGenerationFromParamsError
+            Self::ApplicationParamsGenerationError | Self::RenderTemplateParamsError
         )
     }
 }
@@ -107,8 +84,12 @@ pub enum Outcome {
 
 /// The conditions after `outcome`, given the `previous` ones, sorted by type; a condition whose status is
 /// unchanged keeps its `lastTransitionTime`, so an unchanged outcome yields `previous` again.
-pub fn conditions(outcome: &Outcome, previous: &[Condition], now: &str) -> Vec<Condition> {
-    let mut out: Vec<Condition> = previous
+pub fn conditions(
+    outcome: &Outcome,
+    previous: &[ApplicationSetCondition],
+    now: &Time,
+) -> Vec<ApplicationSetCondition> {
+    let mut out: Vec<ApplicationSetCondition> = previous
         .iter()
         .filter(|c| !EVALUATED.contains(&c.type_.as_str()))
         .cloned()
@@ -119,7 +100,7 @@ pub fn conditions(outcome: &Outcome, previous: &[Condition], now: &str) -> Vec<C
             Some(p) if p.status == condition.status && p.last_transition_time.is_some() => {
                 p.last_transition_time.clone()
             }
-            _ => Some(now.to_string()),
+            _ => Some(now.clone()),
         };
         out.push(condition);
     }
@@ -128,41 +109,36 @@ pub fn conditions(outcome: &Outcome, previous: &[Condition], now: &str) -> Vec<C
 }
 
 /// The three evaluated conditions for an outcome, without times.
-fn evaluate(outcome: &Outcome) -> [Condition; 3] {
-    let condition = |type_: &str, status: bool, reason: &str, message: &str| Condition {
+fn evaluate(outcome: &Outcome) -> [ApplicationSetCondition; 3] {
+    let condition = |type_: &str, status: bool, reason: &str, message: &str| ApplicationSetCondition {
         type_: type_.to_string(),
         message: message.to_string(),
         last_transition_time: None,
         status: if status { "True" } else { "False" }.to_string(),
         reason: reason.to_string(),
     };
+    let generated = || {
+        let reason = REASON_PARAMETERS_GENERATED;
+        condition(CONDITION_PARAMETERS_GENERATED, true, reason, PARAMETERS_GENERATED)
+    };
+    let up_to_date = REASON_APPLICATION_SET_UP_TO_DATE;
     match outcome {
         Outcome::UpToDate => [
-            condition(CONDITION_ERROR_OCCURRED, false, REASON_UP_TO_DATE, ALL_GENERATED),
-            condition(
-                CONDITION_PARAMETERS_GENERATED,
-                true,
-                "ParametersGenerated",
-                PARAMETERS_GENERATED,
-            ),
-            condition(
-                CONDITION_RESOURCES_UP_TO_DATE,
-                true,
-                REASON_UP_TO_DATE,
-                ALL_GENERATED,
-            ),
+            condition(CONDITION_ERROR_OCCURRED, false, up_to_date, ALL_GENERATED),
+            generated(),
+            condition(CONDITION_RESOURCES_UP_TO_DATE, true, up_to_date, ALL_GENERATED),
         ],
         Outcome::Failed { reason, message } => [
             condition(CONDITION_ERROR_OCCURRED, true, reason.as_str(), message),
             if reason.after_parameters() {
+                generated()
+            } else {
                 condition(
                     CONDITION_PARAMETERS_GENERATED,
-                    true,
-                    "ParametersGenerated",
-                    PARAMETERS_GENERATED,
+                    false,
+                    REASON_ERROR_OCCURRED,
+                    message,
                 )
-            } else {
-                condition(CONDITION_PARAMETERS_GENERATED, false, "ErrorOccurred", message)
             },
             condition(CONDITION_RESOURCES_UP_TO_DATE, false, reason.as_str(), message),
         ],

@@ -13,6 +13,10 @@ use gotmpl::{MissingKey, Template, TemplateError, Value};
 
 use super::{Params, sprig};
 
+/// `{{range}}` iterations one template string may run: a template in an ApplicationSet is user input that
+/// the controller executes, so it gets a budget (Go has none; a real template ranges over a few items).
+const MAX_RANGE_ITERATIONS: u64 = 100_000;
+
 /// A parameter set ready for Go templates, with the options of the ApplicationSet.
 pub(super) struct GoTemplate {
     data: Value,
@@ -42,6 +46,7 @@ impl GoTemplate {
         }
         let parsed = Template::new("")
             .missing_key(self.missing_key)
+            .max_range_iters(MAX_RANGE_ITERATIONS)
             .funcs(sprig::funcs())
             .parse(template)
             .map_err(|e| format!("failed to parse template {template}: {e}"))?;

@@ -16,6 +16,9 @@ use super::gotemplate::{from_go, to_go};
 
 type Func = fn(&[Value]) -> Result<Value>;
 
+/// The longest string `repeat` builds (1 MiB).
+const MAX_REPEAT_BYTES: usize = 1 << 20;
+
 const FUNCS: &[(&str, Func)] = &[
     ("lower", lower),
     ("upper", upper),
@@ -272,11 +275,19 @@ fn trunc(args: &[Value]) -> Result<Value> {
     Ok(text(out))
 }
 
+/// `repeat n s`; the result is capped at [`MAX_REPEAT_BYTES`], as the template is user input.
 fn repeat(args: &[Value]) -> Result<Value> {
     arity("repeat", args, 2)?;
     let count =
         usize::try_from(int("repeat", args, 0)?).map_err(|_| fail("repeat", "negative Repeat count"))?;
-    Ok(text(string("repeat", args, 1)?.repeat(count)))
+    let s = string("repeat", args, 1)?;
+    if s.len().saturating_mul(count) > MAX_REPEAT_BYTES {
+        return Err(fail(
+            "repeat",
+            format!("the result would exceed {MAX_REPEAT_BYTES} bytes"),
+        ));
+    }
+    Ok(text(s.repeat(count)))
 }
 
 fn contains(args: &[Value]) -> Result<Value> {
