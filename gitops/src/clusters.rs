@@ -213,6 +213,8 @@ pub struct KnownCluster {
     pub labels: BTreeMap<String, String>,
     /// The declaring Secret's annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The declaring Secret's `project` (empty when unset, and for the implicit in-cluster).
+    pub project: String,
     /// Whether it is declared by a Secret (the implicit in-cluster is not).
     pub declared: bool,
 }
@@ -226,6 +228,7 @@ pub fn known_clusters(clusters: &[ClusterSecret]) -> Vec<KnownCluster> {
             server: c.server.clone(),
             labels: c.labels.clone(),
             annotations: c.annotations.clone(),
+            project: c.project.clone().unwrap_or_default(),
             declared: true,
         })
         .collect();
@@ -237,6 +240,7 @@ pub fn known_clusters(clusters: &[ClusterSecret]) -> Vec<KnownCluster> {
                 server: IN_CLUSTER_SERVER.into(),
                 labels: BTreeMap::new(),
                 annotations: BTreeMap::new(),
+                project: String::new(),
                 declared: false,
             },
         );

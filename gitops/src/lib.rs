@@ -6,6 +6,7 @@
 //! Secrets (`repo`), Argo CD's tracking id (`tracking`) and the health of live objects (`health`). No
 //! Kubernetes client here: the Application controller (`operator/src/application`) wires these pieces.
 
+pub mod appset;
 pub mod appset_render;
 pub mod clusters;
 pub mod diff;

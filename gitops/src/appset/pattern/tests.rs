@@ -1,0 +1,65 @@
+use super::*;
+
+#[test]
+fn directories_match_with_go_path_match() {
+    let cases = [
+        ("apps/*", "apps/guestbook", true),
+        ("apps/*", "apps/guestbook/overlays", false),
+        ("apps/*/overlays", "apps/guestbook/overlays", true),
+        ("*", "apps", true),
+        ("*", "apps/x", false),
+        ("apps/guest?ook", "apps/guestbook", true),
+        ("apps/?", "apps/ab", false),
+        ("apps/[a-c]*", "apps/bar", true),
+        ("apps/[^a-c]*", "apps/bar", false),
+        ("apps/[^a-c]*", "apps/zed", true),
+        ("apps/\\*", "apps/*", true),
+        ("apps/\\*", "apps/x", false),
+        ("apps/[", "apps/[", false),
+        ("apps/[]a]", "apps/a", false),
+        ("apps/[a-]", "apps/a", false),
+        ("apps/x\\", "apps/x", false),
+        ("apps", "apps", true),
+        ("apps/**", "apps/a/b", false),
+        ("apps/{a,b}", "apps/a", false),
+    ];
+    for (pattern, name, want) in cases {
+        assert_eq!(go_path_match(pattern, name), want, "{pattern} vs {name}");
+    }
+}
+
+#[test]
+fn files_match_with_git_pathspecs() {
+    let cases = [
+        (
+            "cluster-config/**/config.json",
+            "cluster-config/engineering/dev/config.json",
+            true,
+        ),
+        (
+            "cluster-config/*/config.json",
+            "cluster-config/engineering/dev/config.json",
+            true,
+        ),
+        ("cluster-config/*.json", "cluster-config/a/b.json", true),
+        ("cluster-config/*.json", "other/a.json", false),
+        ("*.yaml", "deep/dir/x.yaml", true),
+        ("config.json", "config.json", true),
+        ("config.json", "a/config.json", false),
+        ("apps", "apps/a/b.yaml", true),
+        ("apps/", "apps/a/b.yaml", true),
+        ("app", "apps/a.yaml", false),
+        ("./apps/*.json", "apps/x.json", true),
+        (".", "anything/at/all", true),
+        ("a?c", "a/c", true),
+        ("[!x]*.json", "y.json", true),
+        ("[^x]*.json", "x.json", false),
+        ("[]]x", "]x", true),
+        ("a\\*", "a*", true),
+        ("a\\*", "ab", false),
+        ("{a,b}.json", "a.json", false),
+    ];
+    for (spec, path, want) in cases {
+        assert_eq!(pathspec_match(spec, path), want, "{spec} vs {path}");
+    }
+}
