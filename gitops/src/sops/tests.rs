@@ -103,6 +103,7 @@ fn each_fixture_decrypts_to_its_plaintext() {
         ("unencrypted-regex.enc.yaml", "unencrypted-regex.plain.yaml"),
         ("two-recipients.enc.yaml", "secret.plain.yaml"),
         ("comment-rule.enc.yaml", "comment-rule.plain.yaml"),
+        ("edge.enc.yaml", "edge.decrypted.yaml"),
     ];
     let keys = test_keys();
     for (encrypted, plain) in cases {

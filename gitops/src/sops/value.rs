@@ -94,6 +94,10 @@ fn typed(plain: &str, datatype: &str) -> Result<Value, String> {
         "int" | "int64" => plain.parse::<i64>().map(Value::from).map_err(|_| invalid()),
         "float" => plain.parse::<f64>().map(Value::from).map_err(|_| invalid()),
         "bool" => go_parse_bool(plain).map(Value::Bool).ok_or_else(invalid),
+        // A YAML timestamp (sops 3.10 and later), written as Go's `time.MarshalText` (RFC 3339); Kubernetes reads
+        // timestamps as strings, and the MAC hashes the same text.
+        "time" if plain.parse::<jiff::Timestamp>().is_ok() => Ok(Value::String(plain.to_string())),
+        "time" => Err(invalid()),
         "comment" => Err("it is an encrypted comment where a value belongs".to_string()),
         other if other.len() <= 16 && other.chars().all(|c| c.is_ascii_alphanumeric()) => {
             Err(format!("its type {other} is not one sops writes"))
