@@ -145,10 +145,11 @@ fn strip_metadata(doc: &Value) -> Result<Value, SopsError> {
     Ok(doc)
 }
 
-/// A multi-document YAML stream with its SOPS documents decrypted, and how many were. Documents that are not
-/// encrypted are kept; consecutive documents carrying the same `sops` block are one multi-document SOPS file and are
-/// decrypted together. A stream without SOPS documents is returned as it is; otherwise it is written out again
-/// (empty documents dropped). With `keys` `None`, an encrypted document is an error.
+/// A multi-document YAML stream with its SOPS documents decrypted, and how many were. Consecutive documents
+/// carrying the same `sops` block are one multi-document SOPS file and are decrypted together. Documents that are
+/// not encrypted keep their text (comments, quoting, plain scalars that YAML 1.1 readers resolve differently);
+/// decrypted ones are written by serde_yaml. A stream without SOPS documents is returned as it is. With `keys`
+/// `None`, an encrypted document is an error.
 pub fn decrypt_stream(yaml_text: &str, keys: Option<&AgeKeys>) -> Result<(String, usize), SopsError> {
     let docs = match parse_stream(yaml_text) {
         Ok(docs) => docs,
@@ -159,23 +160,78 @@ pub fn decrypt_stream(yaml_text: &str, keys: Option<&AgeKeys>) -> Result<(String
     if !docs.iter().any(is_encrypted) {
         return Ok((yaml_text.to_string(), 0));
     }
+    let (texts, docs) = match documents_with_text(yaml_text) {
+        Some(pieces) => pieces.into_iter().map(|(text, doc)| (Some(text), doc)).unzip(),
+        None => (vec![None; docs.len()], docs),
+    };
     let mut out = String::new();
     let mut decrypted = 0;
     let mut index = 0;
     while index < docs.len() {
         let group = same_file_run(&docs[index..]);
-        let plain = if group == 0 {
-            vec![docs[index].clone()]
-        } else {
-            decrypted += group;
-            decrypt_run(&docs[index..index + group], index, keys)?
-        };
-        for doc in plain.iter().filter(|doc| !doc.is_null()) {
-            emit(&mut out, doc)?;
+        if group == 0 {
+            match texts[index] {
+                Some(text) => push_text(&mut out, text),
+                None if docs[index].is_null() => {}
+                None => emit(&mut out, &docs[index])?,
+            }
+            index += 1;
+            continue;
         }
-        index += group.max(1);
+        for doc in decrypt_run(&docs[index..index + group], index, keys)? {
+            emit(&mut out, &doc)?;
+        }
+        decrypted += group;
+        index += group;
     }
     Ok((out, decrypted))
+}
+
+/// Each document of `yaml_text` with its text, split at the lines that start with the `---` marker (YAML forbids
+/// such a line inside a scalar); `None` when a piece does not hold exactly one document (a directive before a
+/// marker, say), and the caller writes every document anew.
+fn documents_with_text(yaml_text: &str) -> Option<Vec<(&str, Value)>> {
+    let mut pieces = Vec::new();
+    for text in split_at_markers(yaml_text) {
+        let mut docs = parse_stream(text).ok()?;
+        match docs.len() {
+            0 => {}
+            1 => pieces.push((text, docs.pop()?)),
+            _ => return None,
+        }
+    }
+    Some(pieces)
+}
+
+/// `yaml_text` cut before every line that starts a document (`---` alone or followed by a space or tab).
+fn split_at_markers(yaml_text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let (mut start, mut offset) = (0, 0);
+    for line in yaml_text.split_inclusive('\n') {
+        let is_marker = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']));
+        if is_marker && offset > start {
+            pieces.push(&yaml_text[start..offset]);
+            start = offset;
+        }
+        offset += line.len();
+    }
+    if offset > start {
+        pieces.push(&yaml_text[start..]);
+    }
+    pieces
+}
+
+/// Appends the text of one document (which may begin with its own `---`) to the stream `out`.
+fn push_text(out: &mut String, text: &str) {
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    if !out.is_empty() && !text.starts_with("---") {
+        out.push_str("---\n");
+    }
+    out.push_str(text);
 }
 
 /// The documents of a YAML stream; the first that does not parse is the error (serde_yaml's iterator would
@@ -239,6 +295,9 @@ fn describe(doc: &Value, index: usize) -> String {
 /// Appends `doc` to the stream `out` as one YAML document.
 fn emit(out: &mut String, doc: &Value) -> Result<(), SopsError> {
     let text = serde_yaml::to_string(doc).map_err(|e| SopsError::Yaml(e.to_string()))?;
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
     if !out.is_empty() {
         out.push_str("---\n");
     }

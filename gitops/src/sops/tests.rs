@@ -534,6 +534,46 @@ fn stream_decrypts_encrypted_documents_and_keeps_the_others() {
 }
 
 #[test]
+fn stream_keeps_the_text_of_plain_documents() {
+    // YAML 1.1 readers resolve these plain scalars; written anew by serde_yaml they would become quoted strings.
+    let plain_doc =
+        "# kept\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: modes\ndata:\n  mode: 0755\n  on: yes\n";
+    let streams = [
+        format!("{plain_doc}---\n{}", fixture("secret.enc.yaml")),
+        format!(
+            "---\n{}--- # a comment\n{plain_doc}...\n",
+            fixture("secret.enc.yaml")
+        ),
+        format!("{}---\n{plain_doc}", fixture("multi.enc.yaml")),
+    ];
+    for stream in streams {
+        let (text, count) = decrypt_stream(&stream, Some(&test_keys())).expect("decrypts");
+        assert!(count >= 1, "{text}");
+        assert!(text.contains(plain_doc), "{text}");
+        let docs = documents(&text);
+        assert!(docs.contains(&yaml(plain_doc)), "{text}");
+        assert!(!docs.iter().any(is_encrypted), "{text}");
+    }
+}
+
+#[test]
+fn split_at_markers_cuts_before_document_lines() {
+    let cases: &[(&str, &[&str])] = &[
+        ("a: 1\n", &["a: 1\n"]),
+        ("a: 1\n---\nb: 2\n", &["a: 1\n", "---\nb: 2\n"]),
+        (
+            "---\na: 1\n--- # c\nb: |\n  ---x\n",
+            &["---\na: 1\n", "--- # c\nb: |\n  ---x\n"],
+        ),
+        ("a: '---'\n----\n", &["a: '---'\n----\n"]),
+        ("", &[]),
+    ];
+    for (text, want) in cases {
+        assert_eq!(super::split_at_markers(text), *want, "{text:?}");
+    }
+}
+
+#[test]
 fn stream_errors_name_the_document() {
     let stream = format!("a: 1\n---\n{}", fixture("secret.enc.yaml"));
     let err = decrypt_stream(&stream, None).expect_err("no keys");
