@@ -15,7 +15,10 @@
 //!
 //! YAML is read with `serde_yaml`, whose mappings keep their order (the MAC depends on it); JSON documents are read
 //! the same way (JSON is YAML). YAML comments are not read, so values chosen by `encrypted_comment_regex` or
-//! `unencrypted_comment_regex` are recognised by their `ENC[…]` form.
+//! `unencrypted_comment_regex` are recognised by their `ENC[…]` form. Encrypted values carry their type; a value
+//! left in clear is hashed as serde_yaml reads it, so a clear plain scalar that sops' YAML reader (yaml.v3) types
+//! differently (a bare timestamp such as `2024-01-01`, `0755`, `1_000`) fails the MAC check: an error, never a
+//! wrong plaintext.
 
 mod keys;
 mod metadata;
