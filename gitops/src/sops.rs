@@ -16,9 +16,10 @@
 //! YAML is read with `serde_yaml`, whose mappings keep their order (the MAC depends on it); JSON documents are read
 //! the same way (JSON is YAML). YAML comments are not read, so values chosen by `encrypted_comment_regex` or
 //! `unencrypted_comment_regex` are recognised by their `ENC[…]` form. Encrypted values carry their type; a value
-//! left in clear is hashed as serde_yaml reads it, so a clear plain scalar that sops' YAML reader (yaml.v3) types
-//! differently (a bare timestamp such as `2024-01-01`, `0755`, `1_000`) fails the MAC check: an error, never a
-//! wrong plaintext.
+//! left in clear is hashed as serde_yaml reads it. sops writes clear values back in the form its reader (yaml.v3)
+//! typed them (a bare date as RFC 3339, `0755` as `493`), which reads to the same bytes; a clear value edited by
+//! hand into a form yaml.v3 types differently (`2024-01-01`, `0755`, `1_000`) fails the MAC check: an error, never
+//! a wrong plaintext.
 
 mod keys;
 mod metadata;

@@ -27,6 +27,7 @@ const SECRETS: &[&str] = &[
     "suffix-secret",
     "unenc-regex-secret",
     "comment-rule-secret",
+    "clear-timestamp-secret",
     // The bodies of the two test identities (test.agekey, other.agekey), past their first characters.
     "T2KRS5DVTFZKS54ZUQJX876WE789Q5CYD5HQ0KV2UN3GZE0UQ0RRML6",
     "F35XYN3YXC92RMKLEY5F7RLV4T206SP4ZRNKTL6PTWDJGF2KQDQGRNQ",
@@ -113,6 +114,26 @@ fn each_fixture_decrypts_to_its_plaintext() {
         assert_eq!(got, yaml(&fixture(plain)), "{encrypted}");
         assert!(!is_encrypted(&got), "{encrypted}");
     }
+}
+
+#[test]
+fn a_clear_timestamp_is_hashed_as_sops_wrote_it() {
+    // sops reads the clear `rotated: 2024-01-01` as a timestamp and writes it back as RFC 3339, the text its MAC
+    // hashed; the same value edited back by hand to a bare date is typed differently by sops' reader, and fails.
+    let doc = yaml(&fixture("clear-timestamp.enc.yaml"));
+    let got = decrypt(&doc, &test_keys()).expect("decrypts");
+    assert_eq!(
+        got["metadata"]["annotations"]["rotated"],
+        Value::String("2024-01-01T00:00:00Z".into())
+    );
+    assert_eq!(
+        got["stringData"]["token"],
+        Value::String("clear-timestamp-secret".into())
+    );
+    let bare = edit(&doc, &["metadata", "annotations", "rotated"], |v| {
+        *v = Value::String("2024-01-01".into())
+    });
+    assert_eq!(decrypt_err(&bare), SopsError::MacMismatch);
 }
 
 #[test]
