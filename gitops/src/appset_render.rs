@@ -21,13 +21,14 @@ mod gotemplate;
 mod patch;
 mod plan;
 mod sprig;
+mod sprig_data;
 #[cfg(test)]
 mod tests;
 
 use serde_json::Value;
 use sluice_crds::application::Application;
 
-pub use conditions::{Outcome, Reason, conditions};
+pub use conditions::{Condition, Outcome, Reason, conditions};
 pub use plan::{
     ANNOTATION_HYDRATE, ANNOTATION_NOTIFIED, ANNOTATION_REFRESH, AppAction, ApplicationsSync,
     POST_DELETE_FINALIZER, PRE_DELETE_FINALIZER, Policy, RESOURCES_FINALIZER, is_resources_finalizer, plan,

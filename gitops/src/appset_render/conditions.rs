@@ -15,6 +15,9 @@ use sluice_crds::applicationset::{
     REASON_RENDER_TEMPLATE_PARAMS_ERROR, REASON_UPDATE_APPLICATION_ERROR,
 };
 
+/// A condition as the ApplicationSet's status holds it.
+pub type Condition = ApplicationSetCondition;
+
 const EVALUATED: [&str; 3] = [
     CONDITION_ERROR_OCCURRED,
     CONDITION_PARAMETERS_GENERATED,

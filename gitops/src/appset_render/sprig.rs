@@ -1,7 +1,8 @@
 //! The template functions of upstream's goTemplate mode beyond Go's builtins: the Sprig functions
 //! ApplicationSets use (Masterminds/sprig v3 semantics: argument order, `default`/`empty` rules, `trunc` with
 //! a negative count, `quote` skipping nil) and Argo's own `normalize` (`SanitizeName`), `slugify`
-//! (`SlugifyName` over gosimple/slug), `toYaml` and `fromYaml`.
+//! (`SlugifyName` over gosimple/slug), `toYaml` and `fromYaml`. Lists, dicts, numbers, regular expressions
+//! and indentation are in `sprig_data`.
 //!
 //! Arguments are typed as Go's are: a string parameter given a number is `wrong type for value; expected
 //! string; got int`, and given a missing key is `invalid value; expected string`.
@@ -14,7 +15,8 @@ use sha2::Digest as _;
 
 use super::gotemplate::{from_go, to_go};
 
-type Func = fn(&[Value]) -> Result<Value>;
+/// A template function.
+pub(super) type Func = fn(&[Value]) -> Result<Value>;
 
 /// The longest string `repeat` builds (1 MiB).
 const MAX_REPEAT_BYTES: usize = 1 << 20;
@@ -64,6 +66,7 @@ pub(super) fn funcs() -> FuncMap {
     static MAP: LazyLock<FuncMap> = LazyLock::new(|| {
         FUNCS
             .iter()
+            .chain(super::sprig_data::FUNCS)
             .map(|(name, f)| (name.to_string(), Arc::new(*f) as ValueFunc))
             .collect()
     });
@@ -111,11 +114,11 @@ pub fn slugify(name: &str, max_length: usize, smart_truncate: bool) -> String {
     out[..cut.unwrap_or(max_length)].to_string()
 }
 
-fn fail(name: &str, message: impl std::fmt::Display) -> TemplateError {
+pub(super) fn fail(name: &str, message: impl std::fmt::Display) -> TemplateError {
     TemplateError::Exec(format!("error calling {name}: {message}"))
 }
 
-fn arity(name: &str, args: &[Value], want: usize) -> Result<()> {
+pub(super) fn arity(name: &str, args: &[Value], want: usize) -> Result<()> {
     if args.len() == want {
         Ok(())
     } else {
@@ -127,7 +130,7 @@ fn arity(name: &str, args: &[Value], want: usize) -> Result<()> {
 }
 
 /// Argument `i` as a Go `string` parameter.
-fn string<'v>(name: &str, args: &'v [Value], i: usize) -> Result<&'v str> {
+pub(super) fn string<'v>(name: &str, args: &'v [Value], i: usize) -> Result<&'v str> {
     match args.get(i) {
         Some(Value::String(s)) => Ok(s),
         Some(Value::Nil) | None => Err(fail(name, "invalid value; expected string")),
@@ -139,7 +142,7 @@ fn string<'v>(name: &str, args: &'v [Value], i: usize) -> Result<&'v str> {
 }
 
 /// Argument `i` as a Go `int` parameter.
-fn int(name: &str, args: &[Value], i: usize) -> Result<i64> {
+pub(super) fn int(name: &str, args: &[Value], i: usize) -> Result<i64> {
     match args.get(i) {
         Some(Value::Int(n)) => Ok(*n),
         Some(Value::Uint(n)) => i64::try_from(*n).map_err(|_| fail(name, "integer overflow")),
@@ -151,12 +154,12 @@ fn int(name: &str, args: &[Value], i: usize) -> Result<i64> {
     }
 }
 
-fn text(s: impl Into<Arc<str>>) -> Value {
+pub(super) fn text(s: impl Into<Arc<str>>) -> Value {
     Value::String(s.into())
 }
 
 /// Sprig's `strval`: a string as it is, anything else as Go's `%v` prints it.
-fn strval(value: &Value) -> String {
+pub(super) fn strval(value: &Value) -> String {
     match value {
         Value::String(s) => s.to_string(),
         other => other.to_string(),
@@ -164,7 +167,7 @@ fn strval(value: &Value) -> String {
 }
 
 /// Sprig's `empty`: nil, false, zero, and empty strings, lists and maps.
-fn is_empty(value: &Value) -> bool {
+pub(super) fn is_empty(value: &Value) -> bool {
     match value {
         Value::Nil => true,
         Value::Bool(b) => !b,

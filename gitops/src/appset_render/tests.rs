@@ -209,6 +209,59 @@ fn go_template_sprig_functions() {
 }
 
 #[test]
+fn go_template_lists_dicts_numbers_regexps() {
+    let p = go_params();
+    let cases: &[(&str, &str)] = &[
+        ("{{ .values | toYaml | nindent 2 }}", "\n  env: prod"),
+        ("{{ indent 2 \"a\\nb\" }}", "  a\n  b"),
+        ("{{ cat \"a\" .values.missing 1 }}", "a 1"),
+        (
+            "{{ first .path.segments }}/{{ last .path.segments }}",
+            "apps/app1",
+        ),
+        (
+            "{{ has \"app1\" .path.segments }} {{ has \"x\" .path.segments }}",
+            "true false",
+        ),
+        (
+            "{{ hasKey .values \"env\" }} {{ hasKey .values \"nope\" }}",
+            "true false",
+        ),
+        ("{{ get .values \"env\" }}[{{ get .values \"nope\" }}]", "prod[]"),
+        ("{{ join \",\" (keys .path) }}", "basename,path,segments"),
+        ("{{ add 1 2 .replicas }}", "1000003"),
+        ("{{ sub .replicas 1 }}", "999999"),
+        ("{{ int \"42\" }} {{ int .ratio }}", "42 0"),
+        (
+            "{{ if regexMatch \"^app[0-9]+$\" .path.basename }}y{{ end }}",
+            "y",
+        ),
+        ("{{ regexFind \"[0-9]+\" .path.path }}", "1"),
+        ("{{ regexFindAll \"[a-z]\" \"abc\" 2 }}", "[a b]"),
+        (
+            "{{ regexReplaceAll \"(a)(p+)\" .path.basename \"${2}$1\" }}",
+            "ppa1",
+        ),
+        (
+            "{{ regexReplaceAllLiteral \"a\" .path.basename \"$1\" }}",
+            "$1pp1",
+        ),
+        ("{{ regexSplit \"/\" .path.path -1 }}", "[apps app1]"),
+        ("{{ regexSplit \"/\" .path.path 0 }}", "[]"),
+        ("{{ regexMatch \"(\" \"x\" }}", "ERR"),
+        ("{{ get .name \"x\" }}", "ERR"),
+    ];
+    for (template, want) in cases {
+        let got = render_str(template, &p, true, &[]);
+        if *want == "ERR" {
+            assert!(got.is_err(), "{template}: {got:?}");
+        } else {
+            assert_eq!(got.as_deref(), Ok(*want), "{template}");
+        }
+    }
+}
+
+#[test]
 fn go_template_normalize_and_slugify() {
     let p = go_params();
     let cases: &[(&str, &str)] = &[
