@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use gotmpl::parse::{Expr, ListNode, Node, Parser, PipeNode};
 use gotmpl::{MissingKey, Template, TemplateError, Value};
 
 use super::{Params, sprig};
@@ -44,6 +45,7 @@ impl GoTemplate {
         if !template.contains("{{") {
             return Ok(template.to_string());
         }
+        check_functions(template)?;
         let parsed = Template::new("")
             .missing_key(self.missing_key)
             .max_range_iters(MAX_RANGE_ITERATIONS)
@@ -56,6 +58,67 @@ impl GoTemplate {
                 exec_error(template, &e)
             )
         })
+    }
+}
+
+/// Go rejects a call of an unknown function when it parses a template, even in a branch that never runs;
+/// `gotmpl` only finds it when it runs the call, so the parse tree is checked first.
+fn check_functions(template: &str) -> Result<(), String> {
+    let parse_error = |e: TemplateError| format!("failed to parse template {template}: {e}");
+    let (tree, defines) = Parser::new(template, "{{", "}}")
+        .and_then(Parser::parse)
+        .map_err(parse_error)?;
+    let mut unknown = None;
+    visit_list(&tree, &mut unknown);
+    for define in &defines {
+        visit_list(&define.body, &mut unknown);
+    }
+    match unknown {
+        Some((line, name)) => Err(format!(
+            "failed to parse template {template}: template: :{line}: function {name:?} not defined"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The first unknown function called in a list of nodes, with its line.
+fn visit_list(list: &ListNode, unknown: &mut Option<(usize, String)>) {
+    for node in &list.nodes {
+        match node {
+            Node::List(inner) => visit_list(inner, unknown),
+            Node::Action(action) => visit_pipe(&action.pipe, unknown),
+            Node::If(branch) | Node::Range(branch) | Node::With(branch) => {
+                visit_pipe(&branch.pipe, unknown);
+                visit_list(&branch.body, unknown);
+                if let Some(other) = &branch.else_body {
+                    visit_list(other, unknown);
+                }
+            }
+            Node::Template(call) => {
+                if let Some(pipe) = &call.pipe {
+                    visit_pipe(pipe, unknown);
+                }
+            }
+            Node::Define(define) => visit_list(&define.body, unknown),
+            Node::Text(_) | Node::Break(_) | Node::Continue(_) => {}
+        }
+    }
+}
+
+fn visit_pipe(pipe: &PipeNode, unknown: &mut Option<(usize, String)>) {
+    for arg in pipe.commands.iter().flat_map(|c| &c.args) {
+        visit_expr(arg, unknown);
+    }
+}
+
+fn visit_expr(expr: &Expr, unknown: &mut Option<(usize, String)>) {
+    match expr {
+        Expr::Identifier(pos, name) if unknown.is_none() && !sprig::is_function(name) => {
+            *unknown = Some((pos.line, name.to_string()));
+        }
+        Expr::Pipe(_, pipe) => visit_pipe(pipe, unknown),
+        Expr::Chain(_, inner, _) => visit_expr(inner, unknown),
+        _ => {}
     }
 }
 

@@ -61,16 +61,28 @@ const FUNCS: &[(&str, Func)] = &[
     ("slugify", slugify_fn),
 ];
 
+static MAP: LazyLock<FuncMap> = LazyLock::new(|| {
+    FUNCS
+        .iter()
+        .chain(super::sprig_data::FUNCS)
+        .map(|(name, f)| (name.to_string(), Arc::new(*f) as ValueFunc))
+        .collect()
+});
+
+/// Go's builtin template functions, which `gotmpl` provides.
+const GO_BUILTINS: [&str; 19] = [
+    "and", "call", "eq", "ge", "gt", "html", "index", "js", "le", "len", "lt", "ne", "not", "or", "print",
+    "printf", "println", "slice", "urlquery",
+];
+
 /// The functions, shared by every template.
 pub(super) fn funcs() -> FuncMap {
-    static MAP: LazyLock<FuncMap> = LazyLock::new(|| {
-        FUNCS
-            .iter()
-            .chain(super::sprig_data::FUNCS)
-            .map(|(name, f)| (name.to_string(), Arc::new(*f) as ValueFunc))
-            .collect()
-    });
     MAP.clone()
+}
+
+/// Whether a template may call `name` (a Go builtin or one of these functions).
+pub(super) fn is_function(name: &str) -> bool {
+    GO_BUILTINS.contains(&name) || MAP.contains_key(name)
 }
 
 /// Argo's `normalize` (`SanitizeName`): lower case, every character outside `[-a-z0-9.]` becomes `-`, at

@@ -350,6 +350,22 @@ fn go_template_errors_name_the_template() {
         ),
         ("{{ nofunc .name }}", "nofunc"),
         (
+            "{{functiondoesnotexist}}",
+            "failed to parse template {{functiondoesnotexist}}: template: :1: function \"functiondoesnotexist\" not defined",
+        ),
+        (
+            "{{ if false }}\n{{ nofunc }}{{ end }}",
+            "template: :2: function \"nofunc\" not defined",
+        ),
+        (
+            "{{ define \"x\" }}{{ nofunc }}{{ end }}",
+            "function \"nofunc\" not defined",
+        ),
+        (
+            "{{ .name | upper | (nofunc) }}",
+            "function \"nofunc\" not defined",
+        ),
+        (
             "{{ upper .replicas }}",
             "wrong type for value; expected string; got int",
         ),
