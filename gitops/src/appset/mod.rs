@@ -5,7 +5,8 @@
 //!
 //! Pure but for reading checked-out repositories: the caller checks out what [`git_sources`] lists and passes
 //! the directories in [`Inputs`]; templating is the caller's too ([`Interpolate`]), used for a matrix's second
-//! child and for the `values` of the clusters and git generators.
+//! child and for the `values` of the clusters and git generators. [`generate`] and [`generate_with`] give the
+//! parameter sets; [`generate_sets`] gives each with its generator's template override merged in.
 
 mod clusters;
 mod combine;
@@ -14,6 +15,7 @@ mod list;
 mod params;
 mod pattern;
 mod selector;
+mod template;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,6 +30,7 @@ use crate::clusters::KnownCluster;
 pub use params::{flatten, go_value_string, sanitize_name};
 pub use pattern::{go_path_match, pathspec_match};
 pub use selector::{matches_selector, validate_selector};
+pub use template::{GeneratedSet, generate_sets};
 
 /// One parameter set of a generator.
 pub type Params = serde_json::Map<String, Value>;

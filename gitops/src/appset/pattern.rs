@@ -100,34 +100,26 @@ fn class(
     }
 }
 
-/// Whether the whole of `text` matches, by dynamic programming over (token, position).
+/// Whether the whole of `text` matches: the set of reachable positions advanced token by token, linear in the
+/// text for each token (no backtracking, so no pattern takes exponential time).
 fn matches(tokens: &[Token], text: &str, stop_at_slash: bool) -> bool {
     let text: Vec<char> = text.chars().collect();
     let mut reach = vec![false; text.len() + 1];
     reach[0] = true;
     for token in tokens {
         let mut next = vec![false; text.len() + 1];
-        for start in 0..=text.len() {
-            if !reach[start] {
-                continue;
+        if *token == Token::Star {
+            let mut active = false;
+            for pos in 0..=text.len() {
+                active |= reach[pos];
+                next[pos] = active;
+                if stop_at_slash && text.get(pos) == Some(&'/') {
+                    active = false;
+                }
             }
-            match token {
-                Token::Star => {
-                    next[start] = true;
-                    for end in start..text.len() {
-                        if stop_at_slash && text[end] == '/' {
-                            break;
-                        }
-                        next[end + 1] = true;
-                    }
-                }
-                one => {
-                    if let Some(&c) = text.get(start)
-                        && single(one, c, stop_at_slash)
-                    {
-                        next[start + 1] = true;
-                    }
-                }
+        } else {
+            for pos in 0..text.len() {
+                next[pos + 1] = reach[pos] && single(token, text[pos], stop_at_slash);
             }
         }
         reach = next;

@@ -201,3 +201,22 @@ fn the_test_interpolator_renders_both_modes() {
     );
     assert!(Braces.interpolate(&json!("{{.zz}}"), &params, true).is_err());
 }
+
+#[test]
+fn a_go_template_selector_matches_nested_cluster_labels_where_upstream_prints_the_whole_map() {
+    // Upstream flattens map[string]string leaves as "map[env:prod]", so this selector never matches there.
+    let gens = generators(json!([{
+        "clusters": {},
+        "selector": {"matchLabels": {"metadata.labels.env": "prod"}}
+    }]));
+    let inputs = Inputs {
+        clusters: vec![
+            cluster("p", "https://p", &[("env", "prod")]),
+            cluster("d", "https://d", &[("env", "dev")]),
+        ],
+        ..Inputs::default()
+    };
+    let got = generate(&gens, &inputs, &Verbatim, true).unwrap();
+    let names: Vec<&str> = got.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["p"]);
+}

@@ -165,3 +165,24 @@ fn the_kubeconfig_carries_token_or_client_certificate() {
     assert_eq!(kc["users"][0]["user"]["client-key-data"], "a2V5");
     assert_eq!(kc["clusters"][0]["cluster"]["insecure-skip-tls-verify"], true);
 }
+
+#[test]
+fn known_clusters_carry_the_secrets_project() {
+    let scoped = ClusterSecret::from_secret(&secret(
+        "cluster-team",
+        "cluster",
+        &[
+            ("name", "team"),
+            ("server", "https://team:6443"),
+            ("project", "payments"),
+        ],
+    ))
+    .unwrap()
+    .unwrap();
+    let known = known_clusters(&[scoped, cluster("open", "https://open:6443")]);
+    let projects: Vec<(&str, &str)> = known
+        .iter()
+        .map(|c| (c.name.as_str(), c.project.as_str()))
+        .collect();
+    assert_eq!(projects, [("in-cluster", ""), ("team", "payments"), ("open", "")]);
+}

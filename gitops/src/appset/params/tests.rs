@@ -103,3 +103,23 @@ fn yaml_is_read_as_json_with_string_keys() {
     assert!(yaml_to_json("? [a]\n: b\n").unwrap_err().contains("not a scalar"));
     assert!(yaml_to_json("a: [").is_err());
 }
+
+#[test]
+fn pseudo_random_yaml_never_panics() {
+    let pieces = [
+        "a", ":", " ", "\n", "-", "[", "]", "{", "}", "'", "\"", "&x", "*x", "!!", "1e9", "~", "? ", "\t",
+        "#",
+    ];
+    let mut state: u64 = 11;
+    for _ in 0..3000 {
+        let text: String = (0..12)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                pieces[usize::try_from(state >> 33).unwrap_or(0) % pieces.len()]
+            })
+            .collect();
+        let _ = yaml_to_json(&text);
+    }
+}

@@ -63,3 +63,44 @@ fn files_match_with_git_pathspecs() {
         assert_eq!(pathspec_match(spec, path), want, "{spec} vs {path}");
     }
 }
+
+/// A small deterministic generator for the pseudo-random tests.
+struct Lcg(u64);
+
+impl Lcg {
+    fn pick<'a>(&mut self, from: &'a [&'a str]) -> &'a str {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        from[usize::try_from(self.0 >> 33).unwrap_or(0) % from.len()]
+    }
+}
+
+#[test]
+fn pseudo_random_patterns_never_panic_and_literals_match_only_themselves() {
+    let pieces = [
+        "a", "b", "/", "*", "?", "[", "]", "^", "!", "-", "\\", ".", "..", "**", "é", "{", ",",
+    ];
+    let mut rng = Lcg(7);
+    for _ in 0..5000 {
+        let pattern: String = (0..8).map(|_| rng.pick(&pieces)).collect();
+        let path: String = (0..8)
+            .map(|_| rng.pick(&["a", "b", "/", ".", "é", "-"]))
+            .collect();
+        let _ = go_path_match(&pattern, &path);
+        let _ = pathspec_match(&pattern, &path);
+        let literal: String = path.chars().filter(|c| *c != '/').collect();
+        assert!(go_path_match(&literal, &literal));
+        assert_eq!(go_path_match("*", &path), !path.contains('/'), "{path}");
+        assert!(pathspec_match("*", &path) || path.is_empty());
+    }
+}
+
+#[test]
+fn many_stars_against_a_long_path_stay_fast() {
+    let pattern = "*a".repeat(200) + "b";
+    let path = "a".repeat(5000);
+    assert!(!go_path_match(&pattern, &path));
+    assert!(!pathspec_match(&pattern, &path));
+}
