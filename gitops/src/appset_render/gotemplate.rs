@@ -148,7 +148,9 @@ fn exec_error(template: &str, error: &TemplateError) -> String {
     }
 }
 
-/// The line, column and field chain (`.path.nope`) of the first action in `template` that reads `.key`.
+/// The line, column and field chain (`.path.nope`) of the first action in `template` that reads `.key`, as Go
+/// reports them: the column is the byte offset in the line (from 0) of the field, or for a chain of its second
+/// element (`.nope` in `.path.nope`).
 fn locate_field<'t>(template: &'t str, key: &str) -> Option<(usize, usize, &'t str)> {
     let bytes = template.as_bytes();
     let needle = format!(".{key}");
@@ -165,9 +167,12 @@ fn locate_field<'t>(template: &'t str, key: &str) -> Option<(usize, usize, &'t s
             while stop < bytes.len() && (is_ident(bytes[stop]) || bytes[stop] == b'.') {
                 stop += 1;
             }
-            let line_start = template[..start].rfind('\n').map_or(0, |i| i + 1);
-            let line = template[..start].matches('\n').count() + 1;
-            return Some((line, start - line_start + 1, &template[start..stop]));
+            let at = template[start + 1..stop]
+                .find('.')
+                .map_or(start, |i| start + 1 + i);
+            let line_start = template[..at].rfind('\n').map_or(0, |i| i + 1);
+            let line = template[..at].matches('\n').count() + 1;
+            return Some((line, at - line_start, &template[start..stop]));
         }
         from = found + 1;
     }

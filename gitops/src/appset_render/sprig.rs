@@ -1,7 +1,7 @@
 //! The template functions of upstream's goTemplate mode beyond Go's builtins: the Sprig functions
 //! ApplicationSets use (Masterminds/sprig v3 semantics: argument order, `default`/`empty` rules, `trunc` with
 //! a negative count, `quote` skipping nil) and Argo's own `normalize` (`SanitizeName`), `slugify`
-//! (`SlugifyName` over gosimple/slug), `toYaml` and `fromYaml`. Lists, dicts, numbers, regular expressions
+//! (`SlugifyName` over gosimple/slug), `toYaml`, `fromYaml` and `fromYamlArray`. Lists, dicts, numbers, regular expressions
 //! and indentation are in `sprig_data`.
 //!
 //! Arguments are typed as Go's are: a string parameter given a number is `wrong type for value; expected
@@ -54,6 +54,7 @@ const FUNCS: &[(&str, Func)] = &[
     ("fromJson", from_json),
     ("toYaml", to_yaml),
     ("fromYaml", from_yaml),
+    ("fromYamlArray", from_yaml_array),
     ("b64enc", b64enc),
     ("b64dec", b64dec),
     ("sha256sum", sha256sum),
@@ -522,6 +523,21 @@ fn from_yaml(args: &[Value]) -> Result<Value> {
         other => Err(fail(
             "fromYaml",
             format!("cannot unmarshal {} into a map", crate::json_type(&other)),
+        )),
+    }
+}
+
+/// `fromYamlArray`: a YAML sequence as a list; anything else is an error, as upstream's `[]interface{}`.
+fn from_yaml_array(args: &[Value]) -> Result<Value> {
+    arity("fromYamlArray", args, 1)?;
+    let source = string("fromYamlArray", args, 0)?;
+    let parsed: serde_json::Value = serde_yaml::from_str(source).map_err(|e| fail("fromYamlArray", e))?;
+    match parsed {
+        serde_json::Value::Null => Ok(Value::List(Vec::new().into())),
+        v @ serde_json::Value::Array(_) => Ok(to_go(&v)),
+        other => Err(fail(
+            "fromYamlArray",
+            format!("cannot unmarshal {} into a list", crate::json_type(&other)),
         )),
     }
 }

@@ -262,6 +262,39 @@ fn go_template_lists_dicts_numbers_regexps() {
 }
 
 #[test]
+fn go_template_yaml_helpers_as_upstream_tests_them() {
+    let p = params(json!({
+        "foo": {"bar": {"bool": true, "number": 2, "str": "Hello world"}},
+        "value": "hello: world",
+        "list": "- hello world\n- bonjour tout le monde",
+        "broken": "non\n compliant\n yaml",
+    }));
+    let cases: &[(&str, Result<&str, &str>)] = &[
+        (
+            "{{ toYaml .foo | indent 2 }}",
+            Ok("  bar:\n    bool: true\n    number: 2\n    str: Hello world"),
+        ),
+        ("{{ get (fromYaml .value) \"hello\" }}", Ok("world")),
+        ("{{ fromYamlArray .list | last }}", Ok("bonjour tout le monde")),
+        (
+            "{{ get (fromYaml .broken) \"hello\" }}",
+            Err("error calling fromYaml: cannot unmarshal a string"),
+        ),
+        (
+            "{{ fromYamlArray .broken | last }}",
+            Err("error calling fromYamlArray: cannot unmarshal a string"),
+        ),
+    ];
+    for (template, want) in cases {
+        let got = render_str(template, &p, true, &[]);
+        match want {
+            Ok(want) => assert_eq!(got.as_deref(), Ok(*want), "{template}"),
+            Err(part) => assert!(got.as_ref().unwrap_err().contains(part), "{template}: {got:?}"),
+        }
+    }
+}
+
+#[test]
 fn go_template_normalize_and_slugify() {
     let p = go_params();
     let cases: &[(&str, &str)] = &[
@@ -313,7 +346,7 @@ fn go_template_missing_key_options() {
         (
             "a\n{{ .path.nope }}",
             &["missingkey=error"],
-            Err("template: :2:4: executing \"\" at <.path.nope>"),
+            Err("template: :2:8: executing \"\" at <.path.nope>"),
         ),
         ("{{ .path.basename }}", &["missingkey=error"], Ok("app1")),
         (
@@ -650,10 +683,14 @@ fn plan_follows_the_sync_policy() {
 #[test]
 fn plan_adds_the_resources_finalizer_unless_resources_are_preserved() {
     type Finalizers = Option<Vec<&'static str>>;
+    const BACKGROUND: &str = "resources-finalizer.argocd.argoproj.io/background";
     let cases: &[(bool, Finalizers, Finalizers)] = &[
         (false, None, Some(vec![RESOURCES_FINALIZER])),
         (true, None, None),
         (false, Some(vec!["custom"]), Some(vec!["custom"])),
+        (false, Some(vec![]), Some(vec![RESOURCES_FINALIZER])),
+        (false, Some(vec![BACKGROUND]), Some(vec![BACKGROUND])),
+        (true, Some(vec![BACKGROUND]), Some(vec![BACKGROUND])),
     ];
     for (preserve, template, want) in cases {
         let mut desired = app("a", "p");
