@@ -179,3 +179,114 @@ async fn apps_deploy_to_clusters_declared_by_secrets_and_heal_drift_there() {
     drop(second);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A matrix of a clusters generator (label-selected cluster Secrets) and a Git directories generator puts
+/// each directory into each selected cluster: one Application per pair, across the two control planes. A
+/// cluster that loses its label loses its Applications, and what they deployed there.
+#[tokio::test]
+async fn an_applicationset_matrix_deploys_every_directory_to_every_selected_cluster() {
+    let (_git, repo) = git_repo("matrix").await;
+    let url = repo.git_url();
+    let rev = seed(
+        &repo,
+        &[
+            ("apps/web/cm.yaml", config_map("web", "w", "")),
+            ("apps/api/cm.yaml", config_map("api", "a", "")),
+        ],
+    )
+    .await;
+    let (mut ns, _op) = setup("appset-matrix", &[("SLUICE_APP_RESYNC", "3")]).await;
+    ns.dump_kinds.push("applicationsets".into());
+    let dir = std::env::temp_dir().join(format!("sluice-{}-second", ns.name));
+    let second = RemoteCluster::start(&ns.info, &dir)
+        .await
+        .expect("second cluster");
+    let token = second.manager_token().await.expect("token");
+    let config = second.token_config(&token).unwrap();
+    let staging = [("env", "staging")];
+    ns.apply(&cluster_secret(
+        &ns.name,
+        "second",
+        second.server(),
+        &config,
+        &staging,
+    ))
+    .expect("cluster secret");
+    let tls = json!({"tlsClientConfig": kubeconfig_tls(&ns.info.kubeconfig).unwrap()});
+    ns.apply(&cluster_secret(
+        &ns.name,
+        "first",
+        &ns.info.server,
+        &tls,
+        &staging,
+    ))
+    .expect("cluster secret");
+    ns.apply(&cluster_secret(
+        &ns.name,
+        "unlabelled",
+        "https://127.0.0.1:1",
+        &tls,
+        &[],
+    ))
+    .expect("cluster secret");
+    let set = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": "fleet", "namespace": ns.name},
+        "spec": {
+            "goTemplate": true,
+            "generators": [{"matrix": {"generators": [
+                {"clusters": {"selector": {"matchLabels": {"env": "staging"}}}},
+                {"git": {"repoURL": url, "revision": "HEAD", "requeueAfterSeconds": 2,
+                         "directories": [{"path": "apps/*"}]}}
+            ]}}],
+            "template": {
+                "metadata": {"name": "{{.name}}-{{.path.basename}}"},
+                "spec": {
+                    "project": "default",
+                    "source": {"repoURL": url, "targetRevision": "HEAD", "path": "{{.path.path}}"},
+                    "destination": {"server": "{{.server}}", "namespace": ns.name},
+                    "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]}
+                }
+            }
+        }
+    });
+    ns.apply(&set.to_string()).expect("apply appset");
+    for name in ["first-api", "first-web", "second-api", "second-web"] {
+        wait_app(&ns, name, name, synced_healthy(&rev)).await;
+    }
+    let apps = ns.api::<Application>().list(&Default::default()).await.unwrap();
+    assert_eq!(apps.items.len(), 4, "nothing for the unlabelled cluster");
+    let far: Api<ConfigMap> = Api::namespaced(second.client.clone(), &ns.name);
+    assert_eq!(cm_value_in(&far, "web").await.as_deref(), Some("w"));
+    assert_eq!(cm_value_in(&far, "api").await.as_deref(), Some("a"));
+    assert_eq!(cm_value(&ns, "web").await.as_deref(), Some("w"));
+    assert_eq!(cm_value(&ns, "api").await.as_deref(), Some("a"));
+
+    // The second cluster leaves the selection: its two apps and their objects there are deleted.
+    ns.apply(&cluster_secret(&ns.name, "second", second.server(), &config, &[]))
+        .expect("relabel");
+    wait_for("the second cluster's apps and objects gone", WAIT, || async {
+        let apps = ns.api::<Application>().list(&Default::default()).await?;
+        let mut names: Vec<String> = apps
+            .items
+            .iter()
+            .filter_map(|a| a.metadata.name.clone())
+            .collect();
+        names.sort();
+        let left = (cm_value_in(&far, "web").await, cm_value_in(&far, "api").await);
+        anyhow::ensure!(
+            names == ["first-api", "first-web"] && left == (None, None),
+            "apps {names:?}, objects left {left:?}"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        cm_value(&ns, "web").await.as_deref(),
+        Some("w"),
+        "the first cluster keeps its own"
+    );
+    drop(second);
+    let _ = std::fs::remove_dir_all(&dir);
+}

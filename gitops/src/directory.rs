@@ -652,7 +652,7 @@ fn decode_json_file(bytes: &[u8]) -> Result<Value, String> {
         Some(Err(e)) => return Err(e.to_string()),
         Some(Ok(value)) => value,
     };
-    let object = kubernetes_object(normalize_numbers(value))?;
+    let object = carry_sops_source(kubernetes_object(normalize_numbers(value))?, &text);
     // Go's `Decoder.More`: another value follows unless the next non-blank byte ends the input, `]` or `}`.
     let rest = text.get(stream.byte_offset()..).unwrap_or_default();
     if rest
@@ -718,12 +718,30 @@ fn decode_yaml_stream(text: &str) -> (Vec<Value>, Option<String>) {
                 .map_err(|m| format!("document at line {}: {m}", chunk.first_line + 1)),
         });
         match decoded {
-            Ok(Some(object)) => objects.push(object),
+            Ok(Some(object)) => objects.push(carry_sops_source(object, chunk.text)),
             Ok(None) => {}
             Err(message) => return (objects, Some(message)),
         }
     }
     (objects, separator_error)
+}
+
+/// The key under which a SOPS-encrypted document carries its own text: decryption needs the document's
+/// key order (the MAC covers the values in that order), which the decoded JSON object no longer has. No
+/// Kubernetes object has a field of this name, so one that is never decrypted cannot be applied.
+pub const SOPS_SOURCE: &str = "$sopsSource";
+
+/// `object` with its text attached under [`SOPS_SOURCE`] when it is SOPS-encrypted (a top-level `sops`
+/// mapping with a `mac`), unchanged otherwise.
+fn carry_sops_source(mut object: Value, text: &str) -> Value {
+    let encrypted = object
+        .get("sops")
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.contains_key("mac"));
+    if encrypted && let Value::Object(map) = &mut object {
+        map.insert(SOPS_SOURCE.to_owned(), Value::String(text.to_owned()));
+    }
+    object
 }
 
 /// apimachinery's `GuessJSONStream`: the first non-blank character, within the first 4096 bytes, is `{`.
@@ -735,12 +753,17 @@ fn looks_like_json(text: &str) -> bool {
 
 fn decode_json_stream(text: &str) -> (Vec<Value>, Option<String>) {
     let mut objects = Vec::new();
-    for item in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    let mut start = 0;
+    while let Some(item) = stream.next() {
+        let end = stream.byte_offset();
+        let own_text = text.get(start..end).unwrap_or_default();
+        start = end;
         match item.map_err(|e| e.to_string()).and_then(|v| match v {
             Value::Null => Ok(None),
             v => kubernetes_object(normalize_numbers(v)).map(Some),
         }) {
-            Ok(Some(object)) => objects.push(object),
+            Ok(Some(object)) => objects.push(carry_sops_source(object, own_text)),
             Ok(None) => {}
             Err(message) => return (objects, Some(message)),
         }

@@ -705,3 +705,76 @@ pub(crate) mod test_support;
 
 #[cfg(test)]
 mod tests;
+
+// ---------------------------------------------------------------------------------------------------------
+// SOPS
+
+/// Whether any rendered object is a SOPS-encrypted document still to be decrypted.
+pub fn has_encrypted(objects: &[Value]) -> bool {
+    objects.iter().any(|o| o.get(directory::SOPS_SOURCE).is_some())
+}
+
+/// The rendered objects with every SOPS-encrypted document decrypted with `keys`, in place and in order.
+/// Consecutive documents sharing one `sops` block are one multi-document file (one MAC covers them all)
+/// and are decrypted together. Errors name the documents by kind and name, never a value; with `keys`
+/// `None`, an encrypted document is an error.
+pub fn reveal_sops(objects: Vec<Value>, keys: Option<&crate::sops::AgeKeys>) -> Result<Vec<Value>, String> {
+    let mut out = Vec::with_capacity(objects.len());
+    let mut run: Vec<Value> = Vec::new();
+    for object in objects {
+        let continues = run
+            .last()
+            .is_some_and(|last| last.get("sops") == object.get("sops"));
+        if !run.is_empty() && !continues {
+            out.extend(decrypt_run(std::mem::take(&mut run), keys)?);
+        }
+        if object.get(directory::SOPS_SOURCE).is_some() {
+            run.push(object);
+        } else {
+            out.push(object);
+        }
+    }
+    if !run.is_empty() {
+        out.extend(decrypt_run(run, keys)?);
+    }
+    Ok(out)
+}
+
+/// One multi-document SOPS file (or a single document), decrypted and decoded.
+fn decrypt_run(run: Vec<Value>, keys: Option<&crate::sops::AgeKeys>) -> Result<Vec<Value>, String> {
+    let names: Vec<String> = run.iter().map(object_name).collect();
+    let fail = |why: String| format!("decrypting the SOPS document {}: {why}", names.join(", "));
+    let keys = keys.ok_or_else(|| {
+        fail(format!(
+            "it is SOPS-encrypted and the application names no decryption Secret (annotation {DECRYPTION_SECRET_ANNOTATION})"
+        ))
+    })?;
+    let text = run
+        .iter()
+        .filter_map(|o| o.get(directory::SOPS_SOURCE).and_then(Value::as_str))
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    let (plain, _) = crate::sops::decrypt_stream(&text, Some(keys)).map_err(|e| fail(e.to_string()))?;
+    directory::decode_manifest_stream(plain.as_bytes())
+        .map_err(|_| fail("the decrypted document is not a Kubernetes object".into()))
+}
+
+/// `Kind/name` of a rendered object, for messages.
+fn object_name(object: &Value) -> String {
+    format!(
+        "{}/{}",
+        object["kind"].as_str().unwrap_or(""),
+        object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    )
+}
+
+/// The Application annotation naming the Secret (in the Application's namespace) whose `*.agekey` entries
+/// decrypt its SOPS-encrypted manifests, as Flux's `spec.decryption.secretRef` does for a Kustomization.
+pub const DECRYPTION_SECRET_ANNOTATION: &str = "sluice.dev/decryption-secret";
+
+#[cfg(test)]
+#[path = "render/sops_tests.rs"]
+mod sops_tests;

@@ -68,7 +68,7 @@ impl Config {
                 .any(|n| n == "*" || n == namespace)
     }
 
-    fn all_namespaces(&self) -> bool {
+    pub(super) fn all_namespaces(&self) -> bool {
         !self.application_namespaces.is_empty()
     }
 }
@@ -119,6 +119,30 @@ impl Context {
     pub fn applications(&self) -> Vec<Arc<Application>> {
         self.apps.state()
     }
+
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(super) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(super) fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    pub(super) fn gate(&self) -> &crate::ready::Gate {
+        &self.gate
+    }
+
+    pub(super) fn git(&self) -> &GitCache {
+        &self.git
+    }
+
+    pub(super) fn destinations(&self) -> &super::destinations::Destinations {
+        &self.destinations
+    }
 }
 
 fn app_key(app: &Application) -> String {
@@ -151,7 +175,11 @@ pub async fn run(
         .default_backoff()
         .modify(|a| a.managed_fields_mut().clear())
         .reflect(app_writer);
-    let app_stream = gate.track("applications", app_events).touched_objects();
+    let (touched_tx, touched_rx) = tokio::sync::mpsc::unbounded_channel();
+    let app_stream = gate
+        .track("applications", app_events)
+        .touched_objects()
+        .inspect(move |r| notify_owner(r, &touched_tx));
     let (secret_store, secret_writer) = reflector::store();
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &cp);
     let selector = "argocd.argoproj.io/secret-type in (repository,repo-creds)";
@@ -218,12 +246,21 @@ pub async fn run(
             }
         });
     }
+    let (clusters_tx, clusters_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(reconcile_cluster_apps(
         cluster_stream,
         ctx.clone(),
         trigger_tx.clone(),
+        clusters_tx,
     ));
-    let triggers = tokio_stream_from(trigger_rx);
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    tokio::spawn(super::appset::run_when_installed(
+        ctx.clone(),
+        touched_rx,
+        clusters_rx,
+        shutdown.clone(),
+    ));
+    let triggers = stream_from(trigger_rx);
     let secrets_drained = secret_stream.for_each(|_| async {});
     tokio::spawn(secrets_drained);
     Controller::for_stream(app_stream, app_store)
@@ -257,12 +294,26 @@ async fn reconcile_project_apps(
     }
 }
 
+/// An Application controlled by an ApplicationSet changed or went: that set is reconciled (it may have to
+/// recreate it, and its status lists it).
+fn notify_owner(
+    event: &Result<Application, watcher::Error>,
+    touched: &tokio::sync::mpsc::UnboundedSender<ObjectRef<sluice_crds::applicationset::ApplicationSet>>,
+) {
+    if let Ok(app) = event
+        && let Some(owner) = super::appset::owned::owner_name(app)
+    {
+        let _ = touched.send(ObjectRef::new(owner).within(&app.namespace().unwrap_or_default()));
+    }
+}
+
 /// A cluster Secret added, changed or removed reconciles every app: any of them may now resolve its
 /// destination to another cluster, or to none.
 async fn reconcile_cluster_apps(
     secrets: impl futures::Stream<Item = Result<Secret, watcher::Error>>,
     ctx: Arc<Context>,
     trigger: tokio::sync::mpsc::UnboundedSender<ObjectRef<Application>>,
+    appsets: tokio::sync::mpsc::UnboundedSender<()>,
 ) {
     futures::pin_mut!(secrets);
     while let Some(changed) = secrets.next().await {
@@ -270,6 +321,7 @@ async fn reconcile_cluster_apps(
             continue;
         }
         ctx.destinations.log_broken();
+        let _ = appsets.send(());
         for app in ctx.apps.state() {
             let _ = trigger.send(ObjectRef::from_obj(&*app));
         }
@@ -328,7 +380,7 @@ fn project_name(app: &Application) -> &str {
 
 /// The app's AppProject (name and spec): from the cache, Argo CD's built-in `default` when there is no
 /// AppProject of that name, else the InvalidSpecError message.
-fn project_of(app: &Application, ctx: &Context) -> Result<(String, AppProjectSpec), String> {
+pub(super) fn project_of(app: &Application, ctx: &Context) -> Result<(String, AppProjectSpec), String> {
     let name = project_name(app);
     let key = ObjectRef::new(name).within(&ctx.config.control_plane_namespace);
     match ctx.projects.get(&key) {
@@ -338,7 +390,8 @@ fn project_of(app: &Application, ctx: &Context) -> Result<(String, AppProjectSpe
     }
 }
 
-fn tokio_stream_from<T: Send + 'static>(
+/// The items sent to `rx`, as a stream.
+pub(super) fn stream_from<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
 ) -> impl futures::Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
@@ -558,14 +611,14 @@ async fn current_targets(
     Ok(targets)
 }
 
-fn credentials(ctx: &Context, url: &str) -> Credentials {
+pub(super) fn credentials(ctx: &Context, url: &str) -> Credentials {
     let secrets: Vec<Secret> = ctx.secrets.state().iter().map(|s| (**s).clone()).collect();
     repo::credentials_for(url, &secrets).unwrap_or_default()
 }
 
 /// The commit `revision` names: shared between apps for a while, so that many apps of one repository cost
 /// one `ls-remote` per resync; `fresh` asks git again.
-async fn resolve(ctx: &Context, url: &str, revision: &str, fresh: bool) -> Result<String, String> {
+pub(super) async fn resolve(ctx: &Context, url: &str, revision: &str, fresh: bool) -> Result<String, String> {
     let cache_key = (url.to_string(), revision.to_string());
     let ttl = (ctx.config.resync / 2).max(Duration::from_secs(1));
     if !fresh
@@ -622,15 +675,43 @@ async fn targets_at(
             r
         }
     };
-    let scopes = observe::scopes(&dest.cluster, &rendered.objects)
+    let objects = decrypted(app, ctx, rendered.objects.clone())
+        .await
+        .map_err(fail)?;
+    let scopes = observe::scopes(&dest.cluster, &objects)
         .await
         .map_err(|e| fail(e.to_string()))?;
     Ok(observe::Targets {
         revision: sha.to_string(),
         source_type: rendered.source_type.as_str().to_string(),
-        objects: observe::place(rendered.objects.clone(), &namespace, &instance(app, ctx), &scopes),
+        objects: observe::place(objects, &namespace, &instance(app, ctx), &scopes),
         plain_secrets: sluice_gitops::secrets::warning(&rendered.plain_secrets),
     })
+}
+
+/// The rendered objects with their SOPS-encrypted documents decrypted by the age identities of the Secret
+/// the app's `sluice.dev/decryption-secret` annotation names (in the app's namespace). The render cache
+/// keeps the ciphertext; the plaintext lives only in the targets compared and applied, and no error names
+/// a value.
+async fn decrypted(app: &Application, ctx: &Context, objects: Vec<Value>) -> Result<Vec<Value>, String> {
+    if !render::has_encrypted(&objects) {
+        return Ok(objects);
+    }
+    let keys = match app.annotations().get(render::DECRYPTION_SECRET_ANNOTATION) {
+        None => None,
+        Some(name) => {
+            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
+            let secret = api
+                .get_opt(name)
+                .await
+                .map_err(|e| format!("reading the decryption Secret {name}: {e}"))?
+                .ok_or_else(|| format!("the decryption Secret {name} does not exist"))?;
+            let keys = sluice_gitops::sops::AgeKeys::from_secret(&secret)
+                .map_err(|e| format!("the decryption Secret {name}: {e}"))?;
+            Some(keys)
+        }
+    };
+    render::reveal_sops(objects, keys.as_ref())
 }
 
 async fn invalid_spec(app: &Application, ctx: &Context, message: &str) -> Result<Action, Error> {

@@ -3,6 +3,7 @@
 //! objects and their drift) → compare (pure) → one step of the sync operation (pure decisions, executed)
 //! → status, then the automated-sync decision.
 
+pub mod appset;
 pub mod cluster;
 pub mod compare;
 pub mod controller;
