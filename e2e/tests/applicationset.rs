@@ -171,7 +171,7 @@ async fn git_directories_make_one_application_each_gaining_and_losing_them_with_
     wait_app(&ns, "gamma", "gamma synced", synced_healthy(&second)).await;
     assert_eq!(cm_value(&ns, "gamma").await.as_deref(), Some("g"));
     repo.remove("apps/alpha").await.expect("remove");
-    repo.commit("alpha goes").await.expect("commit");
+    let third = repo.commit("alpha goes").await.expect("commit");
     wait_apps(&ns, &["beta", "gamma"]).await;
     wait_for("alpha's ConfigMap deleted with its app", WAIT, || async {
         match cm_value(&ns, "alpha").await {
@@ -183,6 +183,9 @@ async fn git_directories_make_one_application_each_gaining_and_losing_them_with_
     .unwrap();
 
     // A steady state writes nothing: neither the Applications' specs nor the set's status move.
+    for name in ["beta", "gamma"] {
+        wait_app(&ns, name, "synced at the last commit", synced_healthy(&third)).await;
+    }
     let before = resource_versions(&ns).await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     let after = resource_versions(&ns).await;
