@@ -972,6 +972,38 @@ async fn an_app_of_apps_creates_its_children_rolls_up_their_health_and_cascades_
         );
     }
 
+    // A child that turns Degraded makes the root Degraded; fixed, both are Healthy again.
+    let stuck = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stuck\nspec:\n  progressDeadlineSeconds: 1\n  selector:\n    matchLabels: {app: stuck}\n  template:\n    metadata:\n      labels: {app: stuck}\n    spec:\n      nodeSelector: {no-such-label: none}\n      containers:\n      - {name: app, image: stuck:1}\n";
+    repo.write("red/stuck.yaml", stuck).await.unwrap();
+    let degraded_rev = repo.commit("red gets stuck").await.unwrap();
+    let refresh = json!({"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}});
+    let apps = ns.api::<Application>();
+    apps.patch("red", &PatchParams::default(), &Patch::Merge(&refresh))
+        .await
+        .unwrap();
+    let health_is = |want: &'static str| {
+        move |a: &Value| match field(a, "/status/health/status") {
+            h if h == want => Ok(()),
+            h => bail!("health {h}: {}", a["status"]["health"]),
+        }
+    };
+    let red = wait_app(&ns, "red", "the child Degraded", health_is("Degraded")).await;
+    assert_eq!(field(&red, "/status/sync/revision"), degraded_rev);
+    wait_app(
+        &ns,
+        "root",
+        "the root Degraded by its child",
+        health_is("Degraded"),
+    )
+    .await;
+    repo.remove("red/stuck.yaml").await.unwrap();
+    let rev = repo.commit("red unstuck").await.unwrap();
+    apps.patch("red", &PatchParams::default(), &Patch::Merge(&refresh))
+        .await
+        .unwrap();
+    wait_app(&ns, "red", "the child Healthy again", health_is("Healthy")).await;
+    wait_app(&ns, "root", "the root Healthy again", health_is("Healthy")).await;
+
     // An app without the finalizer goes alone: what it made stays.
     ns.apply(&application(
         &ns,
