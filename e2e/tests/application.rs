@@ -811,6 +811,24 @@ data: {value: in}
     )
     .await;
     assert!(ns.api::<ConfigMap>().get_opt("foreign").await.unwrap().is_none());
+    // A sync asked of an app its project refuses ends in Error with that message; it does not hang.
+    let sync = json!({"operation": {"sync": {}, "initiatedBy": {"username": "admin"}}});
+    ns.api::<Application>()
+        .patch("orphan", &PatchParams::default(), &Patch::Merge(&sync))
+        .await
+        .unwrap();
+    let a = wait_app(&ns, "orphan", "the refused sync ended", |a| {
+        match field(a, "/status/operationState/phase") {
+            "Error" => Ok(()),
+            p => bail!("phase {p:?}: {}", a["status"]["operationState"]),
+        }
+    })
+    .await;
+    assert_eq!(
+        field(&a, "/status/operationState/message"),
+        "Application referencing project nope which does not exist"
+    );
+    assert!(a.get("operation").is_none_or(Value::is_null), "operation cleared");
 
     // Resource level: a chart rendering into kube-system and a ClusterRole fails its sync before applying
     // anything, the object inside the lane included.

@@ -714,9 +714,20 @@ async fn decrypted(app: &Application, ctx: &Context, objects: Vec<Value>) -> Res
     render::reveal_sops(objects, keys.as_ref())
 }
 
+/// Records the InvalidSpecError; an operation asked for (or running) meanwhile ends in Error with the same
+/// message, as Argo CD ends a sync of an app whose spec it cannot act on, instead of waiting forever.
 async fn invalid_spec(app: &Application, ctx: &Context, message: &str) -> Result<Action, Error> {
-    let next = status::with_condition(app, "InvalidSpecError", message, Timestamp::now());
-    write_status(app, ctx, &next, false, false).await?;
+    let mut next = status::with_condition(app, "InvalidSpecError", message, Timestamp::now());
+    let ended = operation_to_run(app)
+        .map(|(state, _)| operation::conclude(&state, phase::ERROR, message, Timestamp::now()));
+    let finished = ended.is_some();
+    if let Some(state) = ended {
+        status::with_operation(&mut next, app, state, Timestamp::now());
+    }
+    write_status(app, ctx, &next, finished, false).await?;
+    if finished {
+        announce_finished(app, ctx, &next).await;
+    }
     warn!(application = %app_key(app), message, "invalid application spec");
     Ok(Action::await_change())
 }
