@@ -19,7 +19,7 @@ use kube::{
     api::{ListParams, PostParams},
 };
 use serde_json::{Value, json};
-use sluice_crds::application::Application;
+use sluice_crds::{application::Application, applicationset::ApplicationSet};
 use tokio::process::Command;
 
 use crate::{
@@ -127,6 +127,43 @@ fn application(name: &str, repo_url: &str) -> Value {
     })
 }
 
+/// One ApplicationSet making [`application`] of every `apps/*` directory of the repository.
+fn application_set(repo_url: &str) -> Value {
+    let mut template = application("{{path.basename}}", repo_url);
+    template["spec"]["source"]["path"] = json!("{{path}}");
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": "fleet", "namespace": NAMESPACE},
+        "spec": {
+            "generators": [{"git": {"repoURL": repo_url, "revision": "HEAD", "directories": [{"path": "apps/*"}]}}],
+            "syncPolicy": {"preserveResourcesOnDeletion": true},
+            "template": {
+                "metadata": {"name": "{{path.basename}}"},
+                "spec": template["spec"],
+            }
+        }
+    })
+}
+
+/// Waits until the ApplicationSet has made all `count` Applications; prints how long that took.
+async fn wait_generated(apps: &Api<Application>, count: usize, started: Instant) -> Result<()> {
+    loop {
+        let made = apps.list(&ListParams::default().limit(1)).await?;
+        let total = made.metadata.remaining_item_count.unwrap_or(0) as usize + made.items.len();
+        if total >= count {
+            eprintln!(
+                "bench-apps: the ApplicationSet generated {count} Applications in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("the ApplicationSet made {total}/{count} Applications in 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Whether the Application is Synced and Healthy at `revision` after a succeeded sync.
 pub fn synced_healthy(app: &Application, revision: &str) -> bool {
     let Ok(v) = serde_json::to_value(app) else {
@@ -214,6 +251,8 @@ pub struct Settings {
     pub resync: u64,
     /// Length of the idle window, seconds.
     pub idle: u64,
+    /// One ApplicationSet generates the Applications (a Git directories generator) instead of N creates.
+    pub appset: bool,
 }
 
 /// Runs the benchmark with `count` Applications.
@@ -386,9 +425,17 @@ async fn measure(cp: &ControlPlane, settings: &Settings, count: usize, dir: &Pat
     let op = RunningOperator::start(settings, &info.kubeconfig, dir).await?;
     let start_counters = op.counters().await?;
     let apps: Api<Application> = Api::namespaced(client.clone(), NAMESPACE);
-    eprintln!("bench-apps: creating {count} Applications");
     let started = Instant::now();
-    create_apps(&apps, &names, &repo_url).await?;
+    if settings.appset {
+        eprintln!("bench-apps: creating one ApplicationSet for {count} Applications");
+        let sets: Api<ApplicationSet> = Api::namespaced(client.clone(), NAMESPACE);
+        let set: ApplicationSet = serde_json::from_value(application_set(&repo_url))?;
+        sets.create(&PostParams::default(), &set).await?;
+        wait_generated(&apps, count, started).await?;
+    } else {
+        eprintln!("bench-apps: creating {count} Applications");
+        create_apps(&apps, &names, &repo_url).await?;
+    }
     let sync_secs = wait_synced(&apps, count, &revision, started).await?;
     let synced = op.counters().await?.since(&start_counters);
     let (peak_rss_mib, cpu_secs) = proc_stats(op.pid).unwrap_or_default();

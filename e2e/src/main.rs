@@ -68,6 +68,10 @@ enum Cmd {
         /// Length of the idle window after all are synced, seconds (three resync periods by default).
         #[arg(long, default_value_t = 90)]
         idle: u64,
+        /// Generate the Applications with one ApplicationSet (a Git directories generator over the
+        /// repository's paths) instead of creating each one.
+        #[arg(long)]
+        appset: bool,
         /// Directory of the control-plane binaries (default: built or found by e2e/scripts/build-bins.sh).
         #[arg(long, env = "SLUICE_BIN_DIR")]
         bin_dir: Option<PathBuf>,
@@ -177,6 +181,7 @@ fn main() -> Result<()> {
             count,
             resync,
             idle,
+            appset,
             bin_dir,
             sluice,
         } => {
@@ -186,6 +191,7 @@ fn main() -> Result<()> {
                 sluice,
                 resync,
                 idle,
+                appset,
             };
             println!("{}", sluice_e2e::bench_apps::HEADER);
             for n in count {

@@ -21,7 +21,10 @@ pub fn go_value_string(value: &Value) -> String {
             format!("[{}]", items.join(" "))
         }
         Value::Object(map) => {
-            let items: Vec<String> = map
+            // Go prints a map's keys sorted, whatever order the JSON object keeps.
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let items: Vec<String> = entries
                 .iter()
                 .map(|(k, v)| format!("{k}:{}", go_value_string(v)))
                 .collect();
