@@ -309,36 +309,56 @@ fn owned_apps(set: &ApplicationSet, ctx: &Context) -> Vec<Arc<Application>> {
         .collect()
 }
 
-/// Carries out the plan; each write that fails is one error (the others still happen).
+/// How many writes of one plan are in flight at once.
+const PARALLEL_WRITES: usize = 16;
+
+/// Carries out the plan, up to [`PARALLEL_WRITES`] writes at a time; each write that fails is one error (the
+/// others still happen).
 async fn execute(set: &ApplicationSet, ctx: &Context, actions: Vec<AppAction>) -> Vec<Failure> {
     let apps: Api<Application> = Api::namespaced(ctx.client().clone(), &set.namespace().unwrap_or_default());
     let key = set_key(set);
-    let mut errors = Vec::new();
-    for action in actions {
-        let (reason, result) = match action {
-            AppAction::Create(app) => {
-                info!(applicationset = %key, application = %app.name_any(), "creating application");
-                let app = owned::with_owner(app, set);
-                (Reason::CreateApplicationError, create(&apps, &app).await)
-            }
-            AppAction::Update { name, app } => {
-                info!(applicationset = %key, application = %name, "updating application");
-                (Reason::UpdateApplicationError, update(&apps, &name, &app).await)
-            }
-            AppAction::Delete { name, keep_resources } => {
-                info!(applicationset = %key, application = %name, keep_resources, "deleting application");
-                (
-                    Reason::DeleteApplicationError,
-                    delete(&apps, &name, keep_resources).await,
-                )
-            }
-        };
-        if let Err(message) = result {
-            warn!(applicationset = %key, message, "writing an application failed");
-            errors.push(failure(reason, message));
+    let writes = actions.into_iter().map(|action| {
+        let (apps, key) = (&apps, &key);
+        async move {
+            let (reason, result) = write(set, apps, key, action).await;
+            result.err().map(|message| {
+                warn!(applicationset = %key, message, "writing an application failed");
+                failure(reason, message)
+            })
+        }
+    });
+    futures::stream::iter(writes)
+        .buffer_unordered(PARALLEL_WRITES)
+        .filter_map(|f| async move { f })
+        .collect()
+        .await
+}
+
+/// One write of the plan, and the reason its failure is reported under.
+async fn write(
+    set: &ApplicationSet,
+    apps: &Api<Application>,
+    key: &str,
+    action: AppAction,
+) -> (Reason, Result<(), String>) {
+    match action {
+        AppAction::Create(app) => {
+            info!(applicationset = %key, application = %app.name_any(), "creating application");
+            let app = owned::with_owner(app, set);
+            (Reason::CreateApplicationError, create(apps, &app).await)
+        }
+        AppAction::Update { name, app } => {
+            info!(applicationset = %key, application = %name, "updating application");
+            (Reason::UpdateApplicationError, update(apps, &name, &app).await)
+        }
+        AppAction::Delete { name, keep_resources } => {
+            info!(applicationset = %key, application = %name, keep_resources, "deleting application");
+            (
+                Reason::DeleteApplicationError,
+                delete(apps, &name, keep_resources).await,
+            )
         }
     }
-    errors
 }
 
 async fn create(apps: &Api<Application>, app: &Application) -> Result<(), String> {
