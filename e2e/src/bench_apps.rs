@@ -354,7 +354,16 @@ async fn wait_synced(apps: &Api<Application>, count: usize, revision: &str, star
     let deadline = Duration::from_secs(2400);
     let mut reported = Instant::now();
     loop {
-        let list = apps.list(&ListParams::default()).await?;
+        // A busy API server may time a listing out; the next one is a second away.
+        let list = match apps.list(&ListParams::default()).await {
+            Ok(list) => list,
+            Err(e) if started.elapsed() < deadline => {
+                eprintln!("bench-apps: listing the Applications failed ({e}); again in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let done = list.items.iter().filter(|a| synced_healthy(a, revision)).count();
         if done >= count {
             return Ok(started.elapsed().as_secs_f64());
