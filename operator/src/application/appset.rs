@@ -208,15 +208,14 @@ async fn generate(set: &ApplicationSet, ctx: &Context) -> Result<(Vec<Applicatio
         .map_err(|m| failure(Reason::ApplicationParamsGenerationError, m))?;
     let go = set.spec.go_template.unwrap_or(false);
     let options = set.spec.go_template_options.clone().unwrap_or_default();
-    let template = serde_json::to_value(&set.spec.template).unwrap_or_default();
     let (mut desired, mut failures) = (Vec::new(), Vec::new());
-    for p in &params {
+    for generated in &params {
         let rendered = appset_render::application(
             &set.name_any(),
             &set.namespace().unwrap_or_default(),
-            &template,
+            &generated.template,
             set.spec.template_patch.as_deref(),
-            p,
+            &generated.params,
             go,
             &options,
         );
@@ -237,8 +236,9 @@ async fn generate(set: &ApplicationSet, ctx: &Context) -> Result<(Vec<Applicatio
     Ok((desired, failures))
 }
 
-/// The parameter sets of the generators, with every repository they read checked out at its revision.
-async fn parameters(set: &ApplicationSet, ctx: &Context) -> Result<Vec<appset::Params>, String> {
+/// The parameter sets of the generators, each with its template (the set's, with the generator's own
+/// override merged in), every repository they read checked out at its revision first.
+async fn parameters(set: &ApplicationSet, ctx: &Context) -> Result<Vec<appset::GeneratedSet>, String> {
     let mut checkouts = BTreeMap::new();
     for (url, revision) in appset::git_sources(&set.spec.generators) {
         let rev = if revision.is_empty() {
@@ -264,7 +264,8 @@ async fn parameters(set: &ApplicationSet, ctx: &Context) -> Result<Vec<appset::P
         apply_nested_selectors: set.spec.apply_nested_selectors.unwrap_or(false),
     };
     let renderer = Renderer(set.spec.go_template_options.clone().unwrap_or_default());
-    appset::generate_with(&set.spec.generators, &inputs, &renderer, options)
+    let template = serde_json::to_value(&set.spec.template).unwrap_or_default();
+    appset::generate_sets(&set.spec.generators, &inputs, &renderer, options, &template)
 }
 
 /// Interpolates a nested generator with the parameters of the one before it (matrix).
