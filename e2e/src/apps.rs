@@ -126,3 +126,13 @@ pub async fn seed(repo: &Repo, files: &[(&str, String)]) -> String {
     }
     repo.commit("seed").await.expect("commit")
 }
+
+/// A GitHub push event of `files` to `main` of `repo`, from `before` to `after`.
+pub fn github_push(repo: &Repo, before: &str, after: &str, files: &[&str]) -> Value {
+    serde_json::json!({
+        "ref": "refs/heads/main", "before": before, "after": after,
+        "repository": {"html_url": repo.git_url().trim_end_matches(".git"), "clone_url": repo.git_url(),
+                       "default_branch": "main"},
+        "commits": [{"id": after, "added": files, "modified": [], "removed": []}],
+    })
+}

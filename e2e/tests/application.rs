@@ -14,11 +14,10 @@ use serde_json::{Value, json};
 use sluice_crds::application::Application;
 use sluice_e2e::{
     apps::{
-        WAIT, app, cm_value, config_map, field, git_repo, seed, sync_is, synced_healthy, wait_app,
-        wait_condition,
+        WAIT, app, cm_value, config_map, field, git_repo, github_push, seed, sync_is, synced_healthy,
+        wait_app, wait_condition,
     },
     cluster::wait_for,
-    git_server::Repo,
     harness::{Operator, TestNamespace, install_crds},
 };
 
@@ -161,15 +160,6 @@ async fn a_directory_is_synced_and_kept_equal_to_git_by_polling() {
     })
     .await
     .unwrap();
-}
-
-fn github_push(repo: &Repo, before: &str, after: &str, files: &[&str]) -> Value {
-    json!({
-        "ref": "refs/heads/main", "before": before, "after": after,
-        "repository": {"html_url": repo.git_url().trim_end_matches(".git"), "clone_url": repo.git_url(),
-                       "default_branch": "main"},
-        "commits": [{"id": after, "added": [], "modified": files, "removed": []}],
-    })
 }
 
 #[tokio::test]

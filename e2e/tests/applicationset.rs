@@ -8,19 +8,20 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 use sluice_crds::{application::Application, applicationset::ApplicationSet};
 use sluice_e2e::{
-    apps::{WAIT, cm_value, config_map, field, git_repo, seed, synced_healthy, wait_app},
+    apps::{WAIT, cm_value, config_map, field, git_repo, github_push, seed, synced_healthy, wait_app},
     cluster::wait_for,
+    git_server::Repo,
     harness::{Operator, TestNamespace, install_crds},
 };
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
 
-async fn setup(test: &str) -> (TestNamespace, Operator) {
+async fn setup(test: &str, resync: &str) -> (TestNamespace, Operator) {
     let mut ns = TestNamespace::new(SUPERVISOR, test).await.expect("namespace");
     ns.dump_kinds
         .extend(["applicationsets", "applications", "configmaps"].map(String::from));
     install_crds(&ns.info, &ns.client).await.expect("CRDs");
-    let op = Operator::start_with_env(&ns, &[("SLUICE_APP_RESYNC", "3")]).expect("operator starts");
+    let op = Operator::start_with_env(&ns, &[("SLUICE_APP_RESYNC", resync)]).expect("operator starts");
     (ns, op)
 }
 
@@ -79,7 +80,7 @@ fn directories_set(ns: &TestNamespace, repo_url: &str) -> String {
         "metadata": {"name": "teams", "namespace": ns.name},
         "spec": {
             "generators": [{"git": {
-                "repoURL": repo_url, "revision": "HEAD", "requeueAfterSeconds": 2,
+                "repoURL": repo_url, "revision": "HEAD", "requeueAfterSeconds": 600,
                 "directories": [{"path": "apps/*"}, {"path": "apps/skipped", "exclude": true}]
             }}],
             "template": {
@@ -109,7 +110,7 @@ async fn git_directories_make_one_application_each_gaining_and_losing_them_with_
         ],
     )
     .await;
-    let (ns, _op) = setup("appset-dirs").await;
+    let (ns, op) = setup("appset-dirs", "600").await;
     ns.apply(&directories_set(&ns, &repo.git_url()))
         .expect("apply appset");
     wait_apps(&ns, &["alpha", "beta"]).await;
@@ -162,16 +163,19 @@ async fn git_directories_make_one_application_each_gaining_and_losing_them_with_
         "All applications have been generated successfully"
     );
 
-    // A directory committed gains an Application; a directory removed loses it, and its resources go with it.
+    // A directory committed and announced by webhook gains an Application (the generator's own requeue is
+    // ten minutes away); a directory removed loses it, and its resources go with it.
     repo.write("apps/gamma/cm.yaml", config_map("gamma", "g", ""))
         .await
         .expect("write");
     let second = repo.commit("gamma").await.expect("commit");
+    push(&op, &repo, &first, &second, "apps/gamma/cm.yaml").await;
     wait_apps(&ns, &["alpha", "beta", "gamma"]).await;
     wait_app(&ns, "gamma", "gamma synced", synced_healthy(&second)).await;
     assert_eq!(cm_value(&ns, "gamma").await.as_deref(), Some("g"));
     repo.remove("apps/alpha").await.expect("remove");
     let third = repo.commit("alpha goes").await.expect("commit");
+    push(&op, &repo, &second, &third, "apps/alpha/cm.yaml").await;
     wait_apps(&ns, &["beta", "gamma"]).await;
     wait_for("alpha's ConfigMap deleted with its app", WAIT, || async {
         match cm_value(&ns, "alpha").await {
@@ -197,6 +201,20 @@ async fn git_directories_make_one_application_each_gaining_and_losing_them_with_
         before.1, after.1,
         "Application generations changed in a steady state"
     );
+}
+
+/// Announces a push of `file` from `before` to `after` on the operator's webhook, as GitHub does.
+async fn push(op: &Operator, repo: &Repo, before: &str, after: &str, file: &str) {
+    let url = format!("http://127.0.0.1:{}/api/webhook", op.webhook_port);
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("X-GitHub-Event", "push")
+        .header("Content-Type", "application/json")
+        .body(github_push(repo, before, after, &[file]).to_string())
+        .send()
+        .await
+        .expect("webhook reachable");
+    assert!(response.status().is_success(), "{}", response.status());
 }
 
 /// The ApplicationSet's resourceVersion and each Application's generation (status writes do not bump it).
@@ -255,7 +273,7 @@ async fn list_elements_render_go_templates_and_policies_decide_what_is_written()
         ],
     )
     .await;
-    let (ns, _op) = setup("appset-list").await;
+    let (ns, _op) = setup("appset-list", "3").await;
     let two = json!([{"env": "dev", "stage": "test"}, {"env": "prod", "stage": "live"}]);
     let preserve = json!({"preserveResourcesOnDeletion": true, "applicationsSync": "create-update"});
     ns.apply(&list_set(&ns, &repo.git_url(), two.clone(), preserve.clone()))

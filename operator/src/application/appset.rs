@@ -29,6 +29,7 @@ use sluice_crds::{
 use sluice_gitops::{
     appset,
     appset_render::{self, AppAction, Outcome, Reason},
+    webhook::Push,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};
@@ -39,6 +40,8 @@ use super::controller::{self, Context};
 struct SetContext {
     apps: Arc<Context>,
     failures: crate::backoff::Backoff,
+    /// ApplicationSets a webhook push concerns, until their next reconcile.
+    pushed: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Errors of one reconcile; retried with backoff.
@@ -56,8 +59,7 @@ fn set_key(set: &ApplicationSet) -> String {
 /// are served on a cluster without it), until `shutdown`.
 pub(super) async fn run_when_installed(
     ctx: Arc<Context>,
-    touched: UnboundedReceiver<ObjectRef<ApplicationSet>>,
-    clusters: UnboundedReceiver<()>,
+    wakes: Wakes,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let crds: Api<CustomResourceDefinition> = Api::all(ctx.client().clone());
@@ -75,15 +77,23 @@ pub(super) async fn run_when_installed(
         _ = &mut shutdown => return,
     }
     info!("applicationsets.argoproj.io is established: starting the ApplicationSet controller");
-    run(ctx, touched, clusters, shutdown).await;
+    run(ctx, wakes, shutdown).await;
 }
 
-/// Runs the controller until `shutdown`. `touched` names the ApplicationSets whose Applications changed
-/// (the Application controller's watch sends them); `clusters` fires when a cluster Secret changes.
+/// What, besides its own watch, makes ApplicationSets reconcile.
+pub(super) struct Wakes {
+    /// The ApplicationSets whose Applications changed (the Application controller's watch sends them).
+    pub touched: UnboundedReceiver<ObjectRef<ApplicationSet>>,
+    /// Fires when a cluster Secret changes.
+    pub clusters: UnboundedReceiver<()>,
+    /// Git pushes received by the webhook.
+    pub pushes: UnboundedReceiver<Push>,
+}
+
+/// Runs the controller until `shutdown`.
 async fn run(
     ctx: Arc<Context>,
-    touched: UnboundedReceiver<ObjectRef<ApplicationSet>>,
-    clusters: UnboundedReceiver<()>,
+    wakes: Wakes,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let cp = ctx.config().control_plane_namespace.clone();
@@ -101,11 +111,14 @@ async fn run(
     let sctx = Arc::new(SetContext {
         apps: ctx,
         failures: Default::default(),
+        pushed: Default::default(),
     });
-    let all_on_cluster_change = every_set_on(clusters, store.clone());
+    let all_on_cluster_change = every_set_on(wakes.clusters, store.clone());
+    let pushed = pushed_sets(wakes.pushes, store.clone(), sctx.clone());
     Controller::for_stream(events, store)
-        .reconcile_on(controller::stream_from(touched))
+        .reconcile_on(controller::stream_from(wakes.touched))
         .reconcile_on(all_on_cluster_change)
+        .reconcile_on(pushed)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, sctx)
         .for_each(|r| async move {
@@ -114,6 +127,39 @@ async fn run(
             }
         })
         .await;
+}
+
+/// The ApplicationSets a push concerns (a Git generator reading the pushed repository and revision), each
+/// marked so that its next reconcile asks Git for the revision again instead of using the shared cache.
+fn pushed_sets(
+    pushes: UnboundedReceiver<Push>,
+    sets: Store<ApplicationSet>,
+    ctx: Arc<SetContext>,
+) -> impl futures::Stream<Item = ObjectRef<ApplicationSet>> + Send + 'static {
+    controller::stream_from(pushes).flat_map(move |push| {
+        let moved: Vec<ObjectRef<ApplicationSet>> = sets
+            .state()
+            .iter()
+            .filter(|set| {
+                appset::git_sources(&set.spec.generators)
+                    .iter()
+                    .any(|(url, rev)| {
+                        let rev = if rev.is_empty() { "HEAD" } else { rev.as_str() };
+                        sluice_gitops::webhook::matches(&push, url, rev)
+                    })
+            })
+            .map(|set| ObjectRef::from_obj(&**set))
+            .collect();
+        if let Ok(mut pushed) = ctx.pushed.lock() {
+            pushed.extend(
+                moved
+                    .iter()
+                    .map(|r| format!("{}/{}", r.namespace.clone().unwrap_or_default(), r.name)),
+            );
+        }
+        info!(revision = %push.revision, applicationsets = moved.len(), "webhook push received");
+        futures::stream::iter(moved)
+    })
 }
 
 /// Every ApplicationSet, each time `ticks` fires.
@@ -152,7 +198,8 @@ async fn reconcile(set: Arc<ApplicationSet>, ctx: Arc<SetContext>) -> Result<Act
     }
     let key = set_key(&set);
     let mut failures = Vec::new();
-    match generate(&set, &ctx.apps).await {
+    let fresh = ctx.pushed.lock().map(|mut p| p.remove(&key)).unwrap_or(false);
+    match generate(&set, &ctx.apps, fresh).await {
         Ok((desired, invalid)) => {
             failures.extend(invalid);
             let owned: Vec<Application> = owned_apps(&set, &ctx.apps)
@@ -202,8 +249,12 @@ fn failure(reason: Reason, message: String) -> Failure {
 
 /// The Applications the generators and the template make, and the failures of those that could not be
 /// made; a generator that fails is the error (nothing is planned then).
-async fn generate(set: &ApplicationSet, ctx: &Context) -> Result<(Vec<Application>, Vec<Failure>), Failure> {
-    let params = parameters(set, ctx)
+async fn generate(
+    set: &ApplicationSet,
+    ctx: &Context,
+    fresh: bool,
+) -> Result<(Vec<Application>, Vec<Failure>), Failure> {
+    let params = parameters(set, ctx, fresh)
         .await
         .map_err(|m| failure(Reason::ApplicationParamsGenerationError, m))?;
     let go = set.spec.go_template.unwrap_or(false);
@@ -238,7 +289,11 @@ async fn generate(set: &ApplicationSet, ctx: &Context) -> Result<(Vec<Applicatio
 
 /// The parameter sets of the generators, each with its template (the set's, with the generator's own
 /// override merged in), every repository they read checked out at its revision first.
-async fn parameters(set: &ApplicationSet, ctx: &Context) -> Result<Vec<appset::GeneratedSet>, String> {
+async fn parameters(
+    set: &ApplicationSet,
+    ctx: &Context,
+    fresh: bool,
+) -> Result<Vec<appset::GeneratedSet>, String> {
     let mut checkouts = BTreeMap::new();
     for (url, revision) in appset::git_sources(&set.spec.generators) {
         let rev = if revision.is_empty() {
@@ -246,7 +301,7 @@ async fn parameters(set: &ApplicationSet, ctx: &Context) -> Result<Vec<appset::G
         } else {
             revision.as_str()
         };
-        let sha = controller::resolve(ctx, &url, rev, false).await?;
+        let sha = controller::resolve(ctx, &url, rev, fresh).await?;
         let creds = controller::credentials(ctx, &url);
         let dir: PathBuf = ctx
             .git()

@@ -233,10 +233,12 @@ pub async fn run(
         client,
         config,
     });
+    let (pushes_tx, pushes_rx) = tokio::sync::mpsc::unbounded_channel();
     if let Some(addr) = webhook_addr {
         let hook = super::webhook::Webhook {
             ctx: ctx.clone(),
             trigger: trigger_tx.clone(),
+            appsets: pushes_tx,
             namespace: cp,
             client: ctx.client.clone(),
         };
@@ -256,8 +258,11 @@ pub async fn run(
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     tokio::spawn(super::appset::run_when_installed(
         ctx.clone(),
-        touched_rx,
-        clusters_rx,
+        super::appset::Wakes {
+            touched: touched_rx,
+            clusters: clusters_rx,
+            pushes: pushes_rx,
+        },
         shutdown.clone(),
     ));
     let triggers = stream_from(trigger_rx);

@@ -1,6 +1,6 @@
 //! `POST /api/webhook`, as Argo CD's API server takes Git push events (GitHub, GitLab, Gitea/Gogs,
 //! Bitbucket): the Applications whose source the push moved are refreshed at once, without waiting for
-//! their resync. Secrets come from `argocd-secret` in the control-plane namespace, as Argo CD keeps them.
+//! their resync, and so are the ApplicationSets whose Git generators read the pushed revision. Secrets come from `argocd-secret` in the control-plane namespace, as Argo CD keeps them.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -26,6 +26,8 @@ pub struct Webhook {
     pub ctx: Arc<Context>,
     /// Where refreshed apps are sent to be reconciled.
     pub trigger: UnboundedSender<ObjectRef<Application>>,
+    /// Where pushes are sent for the ApplicationSets whose Git generators read the repository.
+    pub appsets: UnboundedSender<Push>,
     /// The control-plane namespace (`argocd-secret` lives there).
     pub namespace: String,
     /// The client.
@@ -86,6 +88,7 @@ async fn receive(State(hook): State<Webhook>, headers: HeaderMap, body: Bytes) -
         }
         let _ = hook.trigger.send(ObjectRef::from_obj(&*app));
     }
+    let _ = hook.appsets.send(push);
     (StatusCode::OK, String::new())
 }
 
