@@ -4,6 +4,8 @@
 //! Secrets, AppProjects), so it holds no second copy of any of them.
 
 pub mod owned;
+#[cfg(test)]
+mod tests;
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 
@@ -215,7 +217,11 @@ async fn reconcile(set: Arc<ApplicationSet>, ctx: Arc<SetContext>) -> Result<Act
                         .into_iter()
                         .filter(|a| !(keep_all && matches!(a, AppAction::Delete { .. })))
                         .collect();
-                    failures.extend(execute(&set, &ctx.apps, actions).await);
+                    let apps = KubeApps(Api::namespaced(
+                        ctx.apps.client().clone(),
+                        &set.namespace().unwrap_or_default(),
+                    ));
+                    failures.extend(execute(&set, &apps, actions).await);
                 }
                 Err(message) => failures.push(failure(Reason::ApplicationValidationError, message)),
             }
@@ -368,13 +374,40 @@ fn owned_apps(set: &ApplicationSet, ctx: &Context) -> Vec<Arc<Application>> {
 /// How many writes of one plan are in flight at once.
 const PARALLEL_WRITES: usize = 16;
 
+/// The writes the controller makes to Applications, behind a small trait so that carrying out a plan can
+/// be exercised against a fake.
+pub(super) trait AppWriter: Sync {
+    /// Creates an Application.
+    fn create(&self, app: &Application) -> impl Future<Output = Result<(), String>> + Send;
+    /// Replaces what the set controls of an existing Application.
+    fn update(&self, name: &str, app: &Application) -> impl Future<Output = Result<(), String>> + Send;
+    /// Deletes an Application, first removing the resources finalizer with `keep_resources`.
+    fn delete(&self, name: &str, keep_resources: bool) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// The Applications of one namespace on the API server.
+struct KubeApps(Api<Application>);
+
+impl AppWriter for KubeApps {
+    async fn create(&self, app: &Application) -> Result<(), String> {
+        create(&self.0, app).await
+    }
+
+    async fn update(&self, name: &str, app: &Application) -> Result<(), String> {
+        update(&self.0, name, app).await
+    }
+
+    async fn delete(&self, name: &str, keep_resources: bool) -> Result<(), String> {
+        delete(&self.0, name, keep_resources).await
+    }
+}
+
 /// Carries out the plan, up to [`PARALLEL_WRITES`] writes at a time; each write that fails is one error (the
-/// others still happen).
-async fn execute(set: &ApplicationSet, ctx: &Context, actions: Vec<AppAction>) -> Vec<Failure> {
-    let apps: Api<Application> = Api::namespaced(ctx.client().clone(), &set.namespace().unwrap_or_default());
+/// others still happen). Created Applications get the set's owner reference.
+async fn execute(set: &ApplicationSet, apps: &impl AppWriter, actions: Vec<AppAction>) -> Vec<Failure> {
     let key = set_key(set);
     let writes = actions.into_iter().map(|action| {
-        let (apps, key) = (&apps, &key);
+        let key = &key;
         async move {
             let (reason, result) = write(set, apps, key, action).await;
             result.err().map(|message| {
@@ -393,7 +426,7 @@ async fn execute(set: &ApplicationSet, ctx: &Context, actions: Vec<AppAction>) -
 /// One write of the plan, and the reason its failure is reported under.
 async fn write(
     set: &ApplicationSet,
-    apps: &Api<Application>,
+    apps: &impl AppWriter,
     key: &str,
     action: AppAction,
 ) -> (Reason, Result<(), String>) {
@@ -401,17 +434,17 @@ async fn write(
         AppAction::Create(app) => {
             info!(applicationset = %key, application = %app.name_any(), "creating application");
             let app = owned::with_owner(app, set);
-            (Reason::CreateApplicationError, create(apps, &app).await)
+            (Reason::CreateApplicationError, apps.create(&app).await)
         }
         AppAction::Update { name, app } => {
             info!(applicationset = %key, application = %name, "updating application");
-            (Reason::UpdateApplicationError, update(apps, &name, &app).await)
+            (Reason::UpdateApplicationError, apps.update(&name, &app).await)
         }
         AppAction::Delete { name, keep_resources } => {
             info!(applicationset = %key, application = %name, keep_resources, "deleting application");
             (
                 Reason::DeleteApplicationError,
-                delete(apps, &name, keep_resources).await,
+                apps.delete(&name, keep_resources).await,
             )
         }
     }
