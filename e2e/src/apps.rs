@@ -136,3 +136,15 @@ pub fn github_push(repo: &Repo, before: &str, after: &str, files: &[&str]) -> Va
         "commits": [{"id": after, "added": files, "modified": [], "removed": []}],
     })
 }
+
+/// The names of the Applications in the test's namespace, sorted.
+pub async fn app_names(ns: &TestNamespace) -> Result<Vec<String>> {
+    let apps = ns.api::<Application>().list(&Default::default()).await?;
+    let mut names: Vec<String> = apps
+        .items
+        .iter()
+        .filter_map(|a| a.metadata.name.clone())
+        .collect();
+    names.sort();
+    Ok(names)
+}

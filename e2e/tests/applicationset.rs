@@ -8,7 +8,9 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 use sluice_crds::{application::Application, applicationset::ApplicationSet};
 use sluice_e2e::{
-    apps::{WAIT, cm_value, config_map, field, git_repo, github_push, seed, synced_healthy, wait_app},
+    apps::{
+        WAIT, app_names, cm_value, config_map, field, git_repo, github_push, seed, synced_healthy, wait_app,
+    },
     cluster::wait_for,
     git_server::Repo,
     harness::{Operator, TestNamespace, install_crds},
@@ -23,18 +25,6 @@ async fn setup(test: &str, resync: &str) -> (TestNamespace, Operator) {
     install_crds(&ns.info, &ns.client).await.expect("CRDs");
     let op = Operator::start_with_env(&ns, &[("SLUICE_APP_RESYNC", resync)]).expect("operator starts");
     (ns, op)
-}
-
-/// The names of the Applications in the test's namespace, sorted.
-async fn app_names(ns: &TestNamespace) -> Result<Vec<String>> {
-    let apps = ns.api::<Application>().list(&Default::default()).await?;
-    let mut names: Vec<String> = apps
-        .items
-        .iter()
-        .filter_map(|a| a.metadata.name.clone())
-        .collect();
-    names.sort();
-    Ok(names)
 }
 
 async fn wait_apps(ns: &TestNamespace, want: &[&str]) {

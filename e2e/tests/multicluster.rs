@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use sluice_crds::application::Application;
 use sluice_e2e::{
     apps::{
-        WAIT, cm_value, cm_value_in, config_map, git_repo, seed, synced_healthy, wait_app, wait_condition,
+        WAIT, app_names, cm_value, cm_value_in, config_map, git_repo, seed, synced_healthy, wait_app,
+        wait_condition,
     },
     cluster::wait_for,
     harness::{Operator, TestNamespace, install_crds},
@@ -266,13 +267,7 @@ async fn an_applicationset_matrix_deploys_every_directory_to_every_selected_clus
     ns.apply(&cluster_secret(&ns.name, "second", second.server(), &config, &[]))
         .expect("relabel");
     wait_for("the second cluster's apps and objects gone", WAIT, || async {
-        let apps = ns.api::<Application>().list(&Default::default()).await?;
-        let mut names: Vec<String> = apps
-            .items
-            .iter()
-            .filter_map(|a| a.metadata.name.clone())
-            .collect();
-        names.sort();
+        let names = app_names(&ns).await?;
         let left = (cm_value_in(&far, "web").await, cm_value_in(&far, "api").await);
         anyhow::ensure!(
             names == ["first-api", "first-web"] && left == (None, None),

@@ -170,42 +170,30 @@ pub async fn run(
         "cluster-secrets",
         "app-projects",
     ]);
-    let (app_store, app_writer) = reflector::store();
-    let app_events = watcher(apps_api, watcher::Config::default())
-        .default_backoff()
-        .modify(|a| a.managed_fields_mut().clear())
-        .reflect(app_writer);
+    let (app_store, app_events) = cached(apps_api, watcher::Config::default(), &gate, "applications");
     let (touched_tx, touched_rx) = tokio::sync::mpsc::unbounded_channel();
-    let app_stream = gate
-        .track("applications", app_events)
-        .touched_objects()
-        .inspect(move |r| notify_owner(r, &touched_tx));
-    let (secret_store, secret_writer) = reflector::store();
-    let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &cp);
-    let selector = "argocd.argoproj.io/secret-type in (repository,repo-creds)";
-    let secret_events = watcher(secrets_api, watcher::Config::default().labels(selector))
-        .default_backoff()
-        .modify(|s| s.managed_fields_mut().clear())
-        .reflect(secret_writer);
-    let secret_stream = gate.track("repository-secrets", secret_events).touched_objects();
-    let (cluster_store, cluster_writer) = reflector::store();
-    let cluster_events = watcher(
+    let app_stream = app_events.inspect(move |r| notify_owner(r, &touched_tx));
+    let repositories =
+        watcher::Config::default().labels("argocd.argoproj.io/secret-type in (repository,repo-creds)");
+    let (secret_store, secret_stream) = cached(
         Api::<Secret>::namespaced(client.clone(), &cp),
-        watcher::Config::default().labels(sluice_gitops::clusters::CLUSTER_SELECTOR),
-    )
-    .default_backoff()
-    .modify(|s| s.managed_fields_mut().clear())
-    .reflect(cluster_writer);
-    let cluster_stream = gate.track("cluster-secrets", cluster_events).touched_objects();
-    let (project_store, project_writer) = reflector::store();
-    let project_events = watcher(
+        repositories,
+        &gate,
+        "repository-secrets",
+    );
+    let clusters = watcher::Config::default().labels(sluice_gitops::clusters::CLUSTER_SELECTOR);
+    let (cluster_store, cluster_stream) = cached(
+        Api::<Secret>::namespaced(client.clone(), &cp),
+        clusters,
+        &gate,
+        "cluster-secrets",
+    );
+    let (project_store, project_stream) = cached(
         Api::<AppProject>::namespaced(client.clone(), &cp),
         watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(|p| p.managed_fields_mut().clear())
-    .reflect(project_writer);
-    let project_stream = gate.track("app-projects", project_events).touched_objects();
+        &gate,
+        "app-projects",
+    );
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Application>>();
     tokio::spawn(reconcile_project_apps(
         project_stream,
@@ -235,18 +223,7 @@ pub async fn run(
     });
     let (pushes_tx, pushes_rx) = tokio::sync::mpsc::unbounded_channel();
     if let Some(addr) = webhook_addr {
-        let hook = super::webhook::Webhook {
-            ctx: ctx.clone(),
-            trigger: trigger_tx.clone(),
-            appsets: pushes_tx,
-            namespace: cp,
-            client: ctx.client.clone(),
-        };
-        tokio::spawn(async move {
-            if let Err(e) = super::webhook::serve(hook, addr).await {
-                warn!(error = %e, "the webhook endpoint stopped");
-            }
-        });
+        serve_webhook(&ctx, addr, trigger_tx.clone(), pushes_tx, cp);
     }
     let (clusters_tx, clusters_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(reconcile_cluster_apps(
@@ -279,6 +256,56 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// A lean watch cache of `api` (no managedFields) tracked by the readiness gate as `name`: its store, and
+/// the objects its events touch.
+fn cached<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    gate: &crate::ready::Gate,
+    name: &'static str,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + use<K>,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let events = watcher(api, config)
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer);
+    (store, gate.track(name, events).touched_objects())
+}
+
+/// Serves the Git webhook on `addr`: pushed apps are sent to `trigger`, the pushes to the ApplicationSets.
+fn serve_webhook(
+    ctx: &Arc<Context>,
+    addr: std::net::SocketAddr,
+    trigger: tokio::sync::mpsc::UnboundedSender<ObjectRef<Application>>,
+    appsets: tokio::sync::mpsc::UnboundedSender<sluice_gitops::webhook::Push>,
+    namespace: String,
+) {
+    let hook = super::webhook::Webhook {
+        ctx: ctx.clone(),
+        trigger,
+        appsets,
+        namespace,
+        client: ctx.client.clone(),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = super::webhook::serve(hook, addr).await {
+            warn!(error = %e, "the webhook endpoint stopped");
+        }
+    });
 }
 
 /// Every change of an AppProject reconciles the apps of that project (its rules may have changed).
