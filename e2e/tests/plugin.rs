@@ -294,8 +294,10 @@ async fn get_watch_redraws_in_place_on_a_terminal_and_ctrl_c_leaves_it_clean() {
     ))
     .unwrap();
     wait_rollout(&ns, "tty", "first deploy Healthy", 60, healthy).await;
+    // `exec`: the shell `script` starts (dash when SHELL is unset) must not stay between the terminal and the
+    // plugin, or the ^C ends the shell with 130 while the plugin itself exits cleanly.
     let cmd = format!(
-        "{} --kubeconfig {} -n {} get rollout tty --watch",
+        "exec {} --kubeconfig {} -n {} get rollout tty --watch",
         sluice.binary.display(),
         sluice.kubeconfig.display(),
         ns.name
