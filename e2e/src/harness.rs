@@ -302,6 +302,16 @@ impl Operator {
     /// Starts one of several `sluice run` processes for the namespace (each `name` has its own log and ports),
     /// with extra environment variables.
     pub fn replica(ns: &TestNamespace, name: &str, env: &[(&str, &str)]) -> Result<Self> {
+        Self::with_kubeconfig(ns, name, &ns.info.kubeconfig, env)
+    }
+
+    /// As [`Operator::replica`], connecting with another kubeconfig (another identity).
+    pub fn with_kubeconfig(
+        ns: &TestNamespace,
+        name: &str,
+        kubeconfig: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let suffix = if name.is_empty() {
             String::new()
         } else {
@@ -314,7 +324,7 @@ impl Operator {
         let repos = std::env::temp_dir().join(format!("sluice-repos-{}", ns.name));
         let args = vec![
             "run".to_string(),
-            format!("--kubeconfig={}", ns.info.kubeconfig.display()),
+            format!("--kubeconfig={}", kubeconfig.display()),
             format!("--namespace={}", ns.name),
             format!("--argocd-namespace={}", ns.name),
             format!("--metrics-addr=127.0.0.1:{metrics_port}"),
@@ -422,6 +432,20 @@ impl Drop for Operator {
         }
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// A copy of the cluster's kubeconfig (at `path`) whose every request impersonates `user` (kubectl's `--as`):
+/// what runs with it has exactly the permissions RBAC gives that user. A service account
+/// (`system:serviceaccount:<ns>:<name>`) gets its groups from the API server.
+pub fn impersonating_kubeconfig(info: &ClusterInfo, user: &str, path: &Path) -> Result<()> {
+    let mut config = kube::config::Kubeconfig::read_from(&info.kubeconfig)?;
+    for named in &mut config.auth_infos {
+        if let Some(auth) = named.auth_info.as_mut() {
+            auth.impersonate = Some(user.to_string());
+        }
+    }
+    std::fs::write(path, serde_yaml::to_string(&config)?)?;
+    Ok(())
 }
 
 /// A namespace of its own on the shared cluster, the CRDs installed, and an operator of its own: what each

@@ -183,6 +183,13 @@ fn encode_requests(
         let labels = [("verb", verb.to_string()), ("dry_run", dry_run.to_string())];
         ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
     }
+    let forbidden = encoder.encode_descriptor(
+        "sluice_k8s_forbidden",
+        "Requests the API server refused as forbidden (the controller's RBAC lacks a permission).",
+        None,
+        MetricType::Counter,
+    )?;
+    ConstCounter::new(requests.forbidden()).encode(forbidden)?;
     Ok(())
 }
 
@@ -390,6 +397,7 @@ mod tests {
             text.contains(r#"sluice_k8s_request_total{verb="PATCH",dry_run="true"} 1"#),
             "{text}"
         );
+        assert!(text.contains("sluice_k8s_forbidden_total 0"), "{text}");
         assert!(
             text.contains(r#"sluice_k8s_request_total{verb="GET",dry_run="false"} 0"#),
             "{text}"
