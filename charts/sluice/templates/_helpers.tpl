@@ -42,6 +42,11 @@ app.kubernetes.io/component: controller
 {{- default .Release.Namespace .Values.gitops.namespace -}}
 {{- end -}}
 
+{{/* Whether the Application controller runs: it is off in namespaced mode (it needs cluster-scoped reads). */}}
+{{- define "sluice.gitops" -}}
+{{- if and .Values.gitops.enabled (not .Values.namespaced) -}}true{{- end -}}
+{{- end -}}
+
 {{/* The subject of every binding. */}}
 {{- define "sluice.subject" -}}
 - kind: ServiceAccount
