@@ -302,6 +302,17 @@ impl Operator {
     /// Starts one of several `sluice run` processes for the namespace (each `name` has its own log and ports),
     /// with extra environment variables.
     pub fn replica(ns: &TestNamespace, name: &str, env: &[(&str, &str)]) -> Result<Self> {
+        Self::with_kubeconfig(ns, name, &ns.info.kubeconfig, env)
+    }
+
+    /// Like [`Operator::replica`], connecting with another kubeconfig (one that impersonates a service
+    /// account, say).
+    pub fn with_kubeconfig(
+        ns: &TestNamespace,
+        name: &str,
+        kubeconfig: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let suffix = if name.is_empty() {
             String::new()
         } else {
@@ -314,7 +325,7 @@ impl Operator {
         let repos = std::env::temp_dir().join(format!("sluice-repos-{}", ns.name));
         let args = vec![
             "run".to_string(),
-            format!("--kubeconfig={}", ns.info.kubeconfig.display()),
+            format!("--kubeconfig={}", kubeconfig.display()),
             format!("--namespace={}", ns.name),
             format!("--argocd-namespace={}", ns.name),
             format!("--metrics-addr=127.0.0.1:{metrics_port}"),
