@@ -74,8 +74,8 @@ pub struct Args {
     /// Lead through a Lease so that only one replica writes (default: on in a cluster, off with a kubeconfig).
     #[arg(long, env = "SLUICE_LEADER_ELECT", num_args = 0..=1, default_missing_value = "true")]
     pub leader_elect: Option<bool>,
-    /// Namespace of the Lease (default: --namespace, else $POD_NAMESPACE, else the service account's, else
-    /// argo-rollouts).
+    /// Namespace of the Lease (default: the watched namespace, --namespace or namespaced mode's, else
+    /// $POD_NAMESPACE, else the service account's, else argo-rollouts).
     #[arg(long, env = "SLUICE_LEADER_ELECTION_NAMESPACE")]
     pub leader_election_namespace: Option<String>,
     /// Name of the Lease.
