@@ -17,10 +17,15 @@ const INSTANCE_LABEL: &str = "argo-rollouts.argoproj.io/controller-instance-id";
 
 /// An AnalysisTemplate `ok` whose one measurement asks `address` (which answers `{"ok": true}`).
 fn ok_template(address: &str) -> String {
+    template("AnalysisTemplate", "ok", address)
+}
+
+/// A template of `kind` whose one measurement asks `address`.
+fn template(kind: &str, name: &str, address: &str) -> String {
     format!(
         r#"apiVersion: argoproj.io/v1alpha1
-kind: AnalysisTemplate
-metadata: {{name: ok}}
+kind: {kind}
+metadata: {{name: {name}}}
 spec:
   metrics:
   - name: ok
@@ -33,9 +38,9 @@ spec:
     )
 }
 
-/// A basic canary of two replicas labelled for `instance` (unlabelled when None): 50 %, then the `ok`
-/// analysis.
-fn labelled_rollout(name: &str, instance: Option<&str>) -> String {
+/// A basic canary of two replicas labelled for `instance` (unlabelled when None): 50 %, then an analysis of
+/// the template `template` (a YAML flow mapping).
+fn labelled_rollout(name: &str, instance: Option<&str>, template: &str) -> String {
     let labels = match instance {
         Some(id) => format!("\n  labels: {{{INSTANCE_LABEL}: {id}}}"),
         None => String::new(),
@@ -61,7 +66,7 @@ spec:
       steps:
       - setWeight: 50
       - analysis:
-          templates: [{{templateName: ok}}]
+          templates: [{template}]
 "
     )
 }
@@ -109,10 +114,21 @@ async fn each_instance_progresses_only_the_rollouts_labelled_for_it() {
     ns.apply(&ok_template(&web.address)).unwrap();
     let op_a = Operator::replica(&ns, "a", &[("SLUICE_INSTANCE_ID", "a")]).expect("instance a");
     let op_none = Operator::replica(&ns, "none", &[]).expect("the instance without an id");
-    ns.apply(&labelled_rollout("inst-a", Some("a"))).unwrap();
-    ns.apply(&labelled_rollout("inst-none", None)).unwrap();
+    // Outside namespaced mode ClusterAnalysisTemplates are read, by every instance.
+    let global = format!("{}-ok", ns.name);
+    sluice_e2e::harness::kubectl(
+        &ns.info,
+        &["apply", "-f", "-"],
+        Some(&template("ClusterAnalysisTemplate", &global, &web.address)),
+    )
+    .unwrap();
+    let ok = "{templateName: ok}";
+    ns.apply(&labelled_rollout("inst-a", Some("a"), ok)).unwrap();
+    let cluster_ok = format!("{{templateName: {global}, clusterScope: true}}");
+    ns.apply(&labelled_rollout("inst-none", None, &cluster_ok))
+        .unwrap();
     // Labelled for an instance that is not running: nobody may touch it.
-    ns.apply(&labelled_rollout("inst-b", Some("b"))).unwrap();
+    ns.apply(&labelled_rollout("inst-b", Some("b"), ok)).unwrap();
 
     progress(&ns, "inst-a").await;
     progress(&ns, "inst-none").await;
@@ -156,6 +172,7 @@ async fn each_instance_progresses_only_the_rollouts_labelled_for_it() {
             assert!(!log.contains(name), "instance {who} names {name}");
         }
     }
+    sluice_e2e::harness::kubectl(&ns.info, &["delete", "clusteranalysistemplate", &global], None).unwrap();
 }
 
 /// A kubeconfig like the admin's that acts as the service account `<namespace>:sluice`.
