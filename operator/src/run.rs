@@ -347,7 +347,8 @@ fn spawn_controllers(
         namespace = scope.namespace.as_deref().unwrap_or("*"),
         namespaced = scope.namespaced,
         instance = %scope.instance_selector(),
-        "watching rollouts, analysisruns and applications"
+        "watching rollouts and analysisruns{}",
+        if scope.namespaced { "" } else { " (and applications once installed)" }
     );
     Ok((controllers, vec![tokio::spawn(runs_source)]))
 }

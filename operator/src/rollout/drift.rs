@@ -144,10 +144,17 @@ fn istio_events(
         match (&scope.namespace, scope.namespaced) {
             // May not read CRDs: asks the namespace until the kind answers there.
             (Some(ns), true) => {
-                while !crate::scope::served_in(&client, ns, &resource)
-                    .await
-                    .unwrap_or(false)
-                {
+                let mut warned = false;
+                loop {
+                    match crate::scope::served_in(&client, ns, &resource).await {
+                        Ok(true) => break,
+                        Ok(false) => {}
+                        Err(e) if !warned => {
+                            warned = true;
+                            tracing::warn!(error = %e, kind = %resource.kind, namespace = %ns, "cannot list Istio objects in the namespace; asking again every 10 s");
+                        }
+                        Err(_) => {}
+                    }
                     tokio::time::sleep(ISTIO_PROBE_INTERVAL).await;
                 }
             }
