@@ -160,18 +160,7 @@ pub async fn run(
     let rs_stream = gate.track(CACHES[1], rs_events).touched_objects();
     let templates_api: Api<AnalysisTemplate> = scope.api(&client);
     let (tpl_store, tpl_stream) = reflected(templates_api, watcher::Config::default(), &gate, CACHES[2]);
-    let (ctpl_store, ctpl_stream) = if scope.namespaced {
-        let (store, _writer) = reflector::store();
-        (store, futures::stream::empty().left_stream())
-    } else {
-        let (store, stream) = reflected(
-            Api::<ClusterAnalysisTemplate>::all(client.clone()),
-            watcher::Config::default(),
-            &gate,
-            CLUSTER_TEMPLATES_CACHE,
-        );
-        (store, stream.right_stream())
-    };
+    let (ctpl_store, ctpl_stream) = cluster_templates(&client, &scope, &gate);
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
@@ -239,6 +228,28 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The ClusterAnalysisTemplates' cache and changes; in namespaced mode an empty store that never changes.
+fn cluster_templates(
+    client: &Client,
+    scope: &crate::scope::Scope,
+    gate: &crate::ready::Gate,
+) -> (
+    Store<ClusterAnalysisTemplate>,
+    impl futures::Stream<Item = Result<ClusterAnalysisTemplate, watcher::Error>> + use<>,
+) {
+    if scope.namespaced {
+        let (store, _writer) = reflector::store();
+        return (store, futures::stream::empty().left_stream());
+    }
+    let (store, stream) = reflected(
+        Api::<ClusterAnalysisTemplate>::all(client.clone()),
+        watcher::Config::default(),
+        gate,
+        CLUSTER_TEMPLATES_CACHE,
+    );
+    (store, stream.right_stream())
 }
 
 /// The caches a Rollout reconcile reads.
