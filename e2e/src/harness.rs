@@ -305,7 +305,8 @@ impl Operator {
         Self::with_kubeconfig(ns, name, &ns.info.kubeconfig, env)
     }
 
-    /// As [`Operator::replica`], connecting with another kubeconfig (another identity).
+    /// Like [`Operator::replica`], connecting with another kubeconfig (one that impersonates a service
+    /// account, say).
     pub fn with_kubeconfig(
         ns: &TestNamespace,
         name: &str,

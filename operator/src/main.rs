@@ -10,6 +10,7 @@ mod metrics;
 mod ready;
 mod rollout;
 mod run;
+mod scope;
 mod status_patch;
 
 use std::path::PathBuf;

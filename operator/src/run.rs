@@ -7,6 +7,7 @@ use futures::future::select_all;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     Api, Client, Config,
+    api::ApiResource,
     config::{KubeConfigOptions, Kubeconfig},
 };
 use tracing::{info, warn};
@@ -17,9 +18,21 @@ pub struct Args {
     /// Path of a kubeconfig; in-cluster config or $KUBECONFIG when omitted.
     #[arg(long, env = "SLUICE_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
-    /// Watch only this namespace (namespaced mode); all namespaces when omitted.
+    /// Watch only this namespace; all namespaces when omitted.
     #[arg(long, env = "SLUICE_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Namespaced mode: run in one namespace and need no cluster-scoped RBAC (a Role in that namespace is
+    /// enough). The namespace is --namespace, else $POD_NAMESPACE, else the service account's, else the
+    /// kubeconfig context's. Nothing cluster-scoped is read: CRDs count as installed when their kinds answer
+    /// in the namespace, ClusterAnalysisTemplates are not watched (a Rollout that references one is told so
+    /// in its status), the Lease defaults to the namespace, and the Application controller is off.
+    #[arg(long, env = "SLUICE_NAMESPACED")]
+    pub namespaced: bool,
+    /// Handle only the Rollouts and AnalysisRuns labelled `argo-rollouts.argoproj.io/controller-instance-id`
+    /// with this id (the AnalysisRuns of a labelled Rollout carry its label); without an id, only those
+    /// without the label. Several controllers can so share a cluster. Applications are not filtered.
+    #[arg(long, env = "SLUICE_INSTANCE_ID")]
+    pub instance_id: Option<String>,
     /// Log level filter (tracing's EnvFilter syntax).
     #[arg(long, env = "SLUICE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -61,8 +74,8 @@ pub struct Args {
     /// Lead through a Lease so that only one replica writes (default: on in a cluster, off with a kubeconfig).
     #[arg(long, env = "SLUICE_LEADER_ELECT", num_args = 0..=1, default_missing_value = "true")]
     pub leader_elect: Option<bool>,
-    /// Namespace of the Lease (default: --namespace, else $POD_NAMESPACE, else the service account's, else
-    /// argo-rollouts).
+    /// Namespace of the Lease (default: the watched namespace, --namespace or namespaced mode's, else
+    /// $POD_NAMESPACE, else the service account's, else argo-rollouts).
     #[arg(long, env = "SLUICE_LEADER_ELECTION_NAMESPACE")]
     pub leader_election_namespace: Option<String>,
     /// Name of the Lease.
@@ -86,8 +99,37 @@ fn go_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Args {
-    /// The election's settings, or None when this process leads without one.
-    fn election(&self) -> Result<Option<crate::leader::Settings>> {
+    /// What this process watches, `default_namespace` being the kubeconfig context's namespace (or the
+    /// service account's in a cluster).
+    fn scope(&self, default_namespace: &str) -> Result<crate::scope::Scope> {
+        let instance_id = self.instance_id.clone().filter(|id| !id.is_empty());
+        if let Some(why) = instance_id.as_deref().and_then(crate::scope::invalid_instance_id) {
+            anyhow::bail!(why);
+        }
+        let namespace = if self.namespaced {
+            let pod = std::env::var("POD_NAMESPACE").ok();
+            let service_account = std::fs::read_to_string(crate::scope::SERVICE_ACCOUNT_NAMESPACE_FILE).ok();
+            let ns = crate::scope::namespaced_namespace(
+                self.namespace.as_deref(),
+                pod.as_deref(),
+                service_account.as_deref(),
+                Some(default_namespace),
+            )
+            .context("--namespaced: no namespace (set --namespace)")?;
+            Some(ns)
+        } else {
+            self.namespace.clone()
+        };
+        Ok(crate::scope::Scope {
+            namespace,
+            namespaced: self.namespaced,
+            instance_id,
+        })
+    }
+
+    /// The election's settings, or None when this process leads without one. In namespaced mode the Lease
+    /// lives in the watched namespace unless told otherwise.
+    fn election(&self, scope: &crate::scope::Scope) -> Result<Option<crate::leader::Settings>> {
         let in_cluster = self.kubeconfig.is_none() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
         if !self.leader_elect.unwrap_or(in_cluster) {
             return Ok(None);
@@ -105,10 +147,10 @@ impl Args {
         let namespace = self
             .leader_election_namespace
             .clone()
-            .or_else(|| self.namespace.clone())
+            .or_else(|| scope.namespace.clone())
             .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
             .or_else(|| {
-                std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                std::fs::read_to_string(crate::scope::SERVICE_ACCOUNT_NAMESPACE_FILE)
                     .ok()
                     .map(|n| n.trim().to_string())
                     .filter(|n| !n.is_empty())
@@ -165,21 +207,14 @@ pub fn init_logging(level: &str) {
         .init();
 }
 
-/// The CRDs the Rollout and AnalysisRun controllers need before they can watch anything. The Application
-/// controller starts on its own once `applications.argoproj.io` is established.
-const REQUIRED_CRDS: [&str; 4] = [
-    "rollouts.argoproj.io",
-    "analysisruns.argoproj.io",
-    "analysistemplates.argoproj.io",
-    "clusteranalysistemplates.argoproj.io",
-];
-
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<()> {
     let requests = crate::apicount::RequestCounter::default();
     let metrics = crate::metrics::Metrics::new();
     let _ = metrics.caches().requests.set(requests.clone());
-    let election = args.election()?;
+    let config = kube_config(&args).await?;
+    let scope = args.scope(&config.default_namespace)?;
+    let election = args.election(&scope)?;
     let (lead_tx, leading) = tokio::sync::watch::channel(election.is_none());
     let readiness = crate::ready::Readiness::new(
         leading,
@@ -191,7 +226,7 @@ pub async fn run(args: Args) -> Result<()> {
         args.metrics_addr,
         args.healthz_addr,
     ));
-    let client = client(&args, &requests).await?;
+    let client = requests.client(config)?;
     let version = client
         .apiserver_version()
         .await
@@ -200,11 +235,10 @@ pub async fn run(args: Args) -> Result<()> {
 
     let mut shutdown = Box::pin(shutdown_signal());
     tokio::select! {
-        r = wait_for_crds(&client, Duration::from_secs(args.crd_wait_seconds)) => r?,
+        r = wait_for_crds(&client, &scope, Duration::from_secs(args.crd_wait_seconds)) => r?,
         s = &mut shutdown => { info!(signal = s, "shutting down before the CRDs were established"); return Ok(()); }
     }
 
-    let ns = args.namespace.as_deref();
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
     let mut elector = match election {
         Some(settings) => {
@@ -217,43 +251,7 @@ pub async fn run(args: Args) -> Result<()> {
         }),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |rx: tokio::sync::watch::Receiver<bool>| async move {
-        let mut rx = rx;
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let (runs, runs_source, [runs_for_rollouts, runs_for_analysis]) =
-        crate::analysisrun::controller::shared_cache(&client, ns, &readiness);
-    let rollouts = tokio::spawn(crate::rollout::controller::run(
-        client.clone(),
-        args.namespace.clone(),
-        args.istio_api_version.clone(),
-        metrics.clone(),
-        readiness.clone(),
-        (runs.clone(), runs_for_rollouts),
-        stopped(stop_rx.clone()),
-    ));
-    let analysis_runs = tokio::spawn(crate::analysisrun::controller::run(
-        client.clone(),
-        args.namespace.clone(),
-        metrics.clone(),
-        readiness.clone(),
-        (runs, runs_for_analysis),
-        stopped(stop_rx.clone()),
-    ));
-    let (app_config, webhook_addr) = args.application_config()?;
-    let applications = tokio::spawn(applications_when_installed(
-        client.clone(),
-        app_config,
-        webhook_addr,
-        metrics.clone(),
-        readiness.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    let watches = vec![tokio::spawn(runs_source)];
-    info!(
-        namespace = ns.unwrap_or("*"),
-        "watching rollouts, analysisruns and applications"
-    );
+    let (controllers, watches) = spawn_controllers(&args, &client, &scope, &metrics, &readiness, stop_rx)?;
 
     let mut lost = None;
     tokio::select! {
@@ -274,8 +272,8 @@ pub async fn run(args: Args) -> Result<()> {
         tracing::error!(reason = %why, "stopped leading; exiting");
     }
     // Reconciles in flight finish; no new one starts.
-    let both = async { tokio::join!(rollouts, analysis_runs, applications) };
-    if tokio::time::timeout(Duration::from_secs(10), both).await.is_err() {
+    let all = futures::future::join_all(controllers);
+    if tokio::time::timeout(Duration::from_secs(10), all).await.is_err() {
         warn!("the controllers did not stop within 10 s");
     }
     // Only now that nothing writes any more may a standby take over.
@@ -290,6 +288,69 @@ pub async fn run(args: Args) -> Result<()> {
         Some(why) => Err(anyhow::anyhow!("stopped leading: {why}")),
         None => Ok(()),
     }
+}
+
+/// A spawned controller or watch.
+type Task = tokio::task::JoinHandle<()>;
+
+/// Starts the Rollout, AnalysisRun and (outside namespaced mode) Application controllers, each stopping once
+/// `stop` turns true; returns them and the watches whose end is fatal.
+fn spawn_controllers(
+    args: &Args,
+    client: &Client,
+    scope: &crate::scope::Scope,
+    metrics: &std::sync::Arc<crate::metrics::Metrics>,
+    readiness: &std::sync::Arc<crate::ready::Readiness>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(Vec<Task>, Vec<Task>)> {
+    let stopped = |rx: tokio::sync::watch::Receiver<bool>| async move {
+        let mut rx = rx;
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let (runs, runs_source, [runs_for_rollouts, runs_for_analysis]) =
+        crate::analysisrun::controller::shared_cache(client, scope, readiness);
+    let mut controllers = vec![
+        tokio::spawn(crate::rollout::controller::run(
+            client.clone(),
+            scope.clone(),
+            args.istio_api_version.clone(),
+            metrics.clone(),
+            readiness.clone(),
+            (runs.clone(), runs_for_rollouts),
+            stopped(stop.clone()),
+        )),
+        tokio::spawn(crate::analysisrun::controller::run(
+            client.clone(),
+            scope.namespace.clone(),
+            metrics.clone(),
+            readiness.clone(),
+            (runs, runs_for_analysis),
+            stopped(stop.clone()),
+        )),
+    ];
+    if scope.namespaced {
+        // Syncing an Application reads and writes whatever kinds its manifests hold, cluster-scoped ones
+        // included: that is not a namespaced controller's job.
+        info!("namespaced mode: the Application controller is off");
+    } else {
+        let (app_config, webhook_addr) = args.application_config()?;
+        controllers.push(tokio::spawn(applications_when_installed(
+            client.clone(),
+            app_config,
+            webhook_addr,
+            metrics.clone(),
+            readiness.clone(),
+            stopped(stop),
+        )));
+    }
+    info!(
+        namespace = scope.namespace.as_deref().unwrap_or("*"),
+        namespaced = scope.namespaced,
+        instance = %scope.instance_selector(),
+        "watching rollouts and analysisruns{}",
+        if scope.namespaced { "" } else { " (and applications once installed)" }
+    );
+    Ok((controllers, vec![tokio::spawn(runs_source)]))
 }
 
 /// Runs the Application controller once its CRD is established (watching for it, so a cluster without Argo
@@ -329,8 +390,8 @@ async fn applications_when_installed(
     crate::application::controller::run(client, config, webhook_addr, metrics, readiness, shutdown).await;
 }
 
-async fn client(args: &Args, requests: &crate::apicount::RequestCounter) -> Result<Client> {
-    let config = match &args.kubeconfig {
+async fn kube_config(args: &Args) -> Result<Config> {
+    Ok(match &args.kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
             Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
@@ -338,24 +399,30 @@ async fn client(args: &Args, requests: &crate::apicount::RequestCounter) -> Resu
         None => Config::infer()
             .await
             .context("no kubeconfig and not running in a cluster")?,
-    };
-    Ok(requests.client(config)?)
+    })
 }
 
-/// Waits until every required CRD is Established, logging what it still waits for.
-async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<()> {
+/// Waits until every required CRD is Established, logging what it still waits for. In namespaced mode a CRD
+/// counts as established when its kind answers in the namespace, and ClusterAnalysisTemplates are not needed.
+async fn wait_for_crds(client: &Client, scope: &crate::scope::Scope, timeout: Duration) -> Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last_missing = Vec::new();
     loop {
         let mut missing = Vec::new();
-        for name in REQUIRED_CRDS {
-            let established = match crds.get_opt(name).await? {
-                Some(crd) => crd
-                    .status
-                    .and_then(|s| s.conditions)
-                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True")),
-                None => false,
+        for (name, resource) in required_crds() {
+            let established = match (&scope.namespace, scope.namespaced) {
+                (_, true) if name == CLUSTER_TEMPLATES_CRD => true,
+                (Some(ns), true) => crate::scope::served_in(client, ns, &resource)
+                    .await
+                    .with_context(|| format!("asking whether {name} is served in namespace {ns}"))?,
+                _ => match crds.get_opt(name).await? {
+                    Some(crd) => crd
+                        .status
+                        .and_then(|s| s.conditions)
+                        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True")),
+                    None => false,
+                },
             };
             if !established {
                 missing.push(name);
@@ -377,6 +444,30 @@ async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// The CRD of ClusterAnalysisTemplates, which namespaced mode does without.
+const CLUSTER_TEMPLATES_CRD: &str = "clusteranalysistemplates.argoproj.io";
+
+/// The CRDs the Rollout and AnalysisRun controllers need before they can watch anything, with their kinds.
+/// The Application controller starts on its own once `applications.argoproj.io` is established.
+fn required_crds() -> [(&'static str, ApiResource); 4] {
+    use sluice_crds::{analysis, rollout::Rollout};
+    [
+        ("rollouts.argoproj.io", ApiResource::erase::<Rollout>(&())),
+        (
+            "analysisruns.argoproj.io",
+            ApiResource::erase::<analysis::AnalysisRun>(&()),
+        ),
+        (
+            "analysistemplates.argoproj.io",
+            ApiResource::erase::<analysis::AnalysisTemplate>(&()),
+        ),
+        (
+            CLUSTER_TEMPLATES_CRD,
+            ApiResource::erase::<analysis::ClusterAnalysisTemplate>(&()),
+        ),
+    ]
 }
 
 async fn shutdown_signal() -> &'static str {

@@ -96,26 +96,25 @@ pub async fn run(
 }
 
 /// The AnalysisRun cache, shared by the AnalysisRun controller and the Rollout controller (which owns the runs):
-/// the store, the task that keeps it, and one event stream per subscriber.
+/// the store, the task that keeps it, and one event stream per subscriber. Only this controller instance's
+/// runs enter it.
 pub fn shared_cache(
     client: &Client,
-    namespace: Option<&str>,
+    scope: &crate::scope::Scope,
     readiness: &Arc<crate::ready::Readiness>,
 ) -> (
     Store<AnalysisRun>,
     impl std::future::Future<Output = ()> + Send + 'static,
     [reflector::ReflectHandle<AnalysisRun>; 2],
 ) {
-    let api: Api<AnalysisRun> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let api: Api<AnalysisRun> = scope.api(client);
     let (store, writer) = reflector::store_shared(4096);
     let subscribers = [
         writer.subscribe().expect("a shared store has subscribers"),
         writer.subscribe().expect("a shared store has subscribers"),
     ];
-    let events = watcher(api, watcher::Config::default())
+    let instance = watcher::Config::default().labels(&scope.instance_selector());
+    let events = watcher(api, instance)
         .default_backoff()
         .modify(|o| o.managed_fields_mut().clear())
         .reflect_shared(writer);

@@ -27,6 +27,8 @@ pub struct Templates {
     pub namespaced: HashMap<String, AnalysisTemplateSpec>,
     /// ClusterAnalysisTemplates by name.
     pub cluster: HashMap<String, AnalysisTemplateSpec>,
+    /// ClusterAnalysisTemplates are not watched (namespaced mode): a reference to one says so.
+    pub cluster_not_watched: bool,
 }
 
 /// An AnalysisRun owned by the Rollout, as the planner needs it.
@@ -59,6 +61,12 @@ fn merge_template(
     if depth > 10 {
         return Err(format!(
             "{kind} \"{name}\": templates nested more than 10 deep (a cycle?)"
+        ));
+    }
+    if cluster && templates.cluster_not_watched {
+        return Err(format!(
+            "{kind} \"{name}\" cannot be read: the controller runs in namespaced mode (--namespaced), \
+             where ClusterAnalysisTemplates are not watched; use an AnalysisTemplate of the namespace"
         ));
     }
     let source = if cluster {
@@ -294,11 +302,14 @@ pub fn run_base_name(rollout: &str, hash: &str, revision: i64, kind: RunKind) ->
     format!("{rollout}-{hash}-{revision}{}", kind.suffix())
 }
 
-/// Labels of a run: what it is for, its step, the pod-template hash, plus the analysis' own labels.
+/// Labels of a run: what it is for, its step, the pod-template hash and the Rollout's controller instance
+/// (`instance_id`, its `controller-instance-id` label, so that the run stays with that instance), plus the
+/// analysis' own labels.
 pub fn run_labels(
     analysis: &RolloutAnalysis,
     hash: &str,
     kind: impl Into<RunKind>,
+    instance_id: Option<&str>,
 ) -> BTreeMap<String, String> {
     let kind = kind.into();
     let mut labels = analysis
@@ -310,6 +321,9 @@ pub fn run_labels(
     labels.insert(ROLLOUT_TYPE_LABEL.into(), kind.label().into());
     if let RunKind::Step(i) = kind {
         labels.insert(STEP_INDEX_LABEL.into(), i.to_string());
+    }
+    if let Some(id) = instance_id.filter(|id| !id.is_empty()) {
+        labels.insert(crate::scope::INSTANCE_ID_LABEL.into(), id.into());
     }
     labels
 }
@@ -478,6 +492,20 @@ mod tests {
             run_spec(&refs(&[("nope", true)]), &rollout(), "", "", &t).unwrap_err(),
             "ClusterAnalysisTemplate \"nope\" not found"
         );
+        let mut t = Templates {
+            cluster_not_watched: true,
+            ..Templates::default()
+        };
+        t.cluster.insert("nope".into(), template(&["m"], &[]));
+        t.namespaced.insert("here".into(), template(&["m"], &[]));
+        let err = run_spec(&refs(&[("nope", true)]), &rollout(), "", "", &t).unwrap_err();
+        assert!(
+            err.starts_with(
+                "ClusterAnalysisTemplate \"nope\" cannot be read: the controller runs in namespaced mode"
+            ),
+            "{err}"
+        );
+        assert!(run_spec(&refs(&[("here", false)]), &rollout(), "", "", &t).is_ok());
         let mut t = Templates::default();
         t.namespaced.insert("a".into(), template(&["m"], &[]));
         t.namespaced.insert("b".into(), template(&["m"], &[]));
@@ -534,6 +562,33 @@ mod tests {
     }
 
     #[test]
+    fn a_run_carries_the_instance_id_of_its_rollout() {
+        let analysis: RolloutAnalysis = serde_json::from_value(serde_json::json!({
+            "analysisRunMetadata": {"labels": {
+                "team": "shop",
+                "argo-rollouts.argoproj.io/controller-instance-id": "other"
+            }}
+        }))
+        .unwrap();
+        let key = crate::scope::INSTANCE_ID_LABEL;
+        let cases = [
+            (Some("a"), Some("a")),
+            (None, Some("other")),
+            (Some(""), Some("other")),
+        ];
+        for (instance, want) in cases {
+            let labels = run_labels(&analysis, "abc", Some(1), instance);
+            assert_eq!(labels.get(key).map(String::as_str), want, "{instance:?}");
+            assert_eq!(labels["team"], "shop");
+        }
+        let plain = run_labels(&RolloutAnalysis::default(), "abc", None, None);
+        assert!(
+            !plain.contains_key(key),
+            "an unlabelled Rollout's runs stay unlabelled"
+        );
+    }
+
+    #[test]
     fn names_labels_and_collisions_as_upstream() {
         let taken = |names: &[&str]| -> Vec<RunInfo> {
             names
@@ -559,12 +614,12 @@ mod tests {
             ),
             "web-abc-2-1.2"
         );
-        let labels = run_labels(&RolloutAnalysis::default(), "abc", Some(3));
+        let labels = run_labels(&RolloutAnalysis::default(), "abc", Some(3), None);
         assert_eq!(labels["rollout-type"], "Step");
         assert_eq!(labels["step-index"], "3");
         assert_eq!(labels["rollouts-pod-template-hash"], "abc");
         assert_eq!(
-            run_labels(&RolloutAnalysis::default(), "abc", None)["rollout-type"],
+            run_labels(&RolloutAnalysis::default(), "abc", None, None)["rollout-type"],
             "Background"
         );
         assert_eq!(

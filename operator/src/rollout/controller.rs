@@ -76,6 +76,8 @@ pub struct Context {
     pub templates: Store<AnalysisTemplate>,
     /// Cache of ClusterAnalysisTemplates.
     pub cluster_templates: Store<ClusterAnalysisTemplate>,
+    /// Whether ClusterAnalysisTemplates are watched (not in namespaced mode).
+    pub cluster_templates_read: bool,
     /// Rollouts (by uid) this process has reconciled, for the RolloutAddedToInformer event.
     pub seen: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Consecutive failures per Rollout.
@@ -120,10 +122,11 @@ fn resource_version(ro: &Rollout) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Watches Rollouts and their ReplicaSets and reconciles until `shutdown` resolves.
+/// Watches Rollouts (of this controller instance) and their ReplicaSets and reconciles until `shutdown`
+/// resolves.
 pub async fn run(
     client: Client,
-    namespace: Option<String>,
+    scope: crate::scope::Scope,
     istio_version: String,
     metrics: Arc<crate::metrics::Metrics>,
     readiness: Arc<crate::ready::Readiness>,
@@ -133,20 +136,21 @@ pub async fn run(
     ),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (rollouts, replica_sets): (Api<Rollout>, Api<ReplicaSet>) = match &namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
-    let gate = readiness.gate(&CACHES);
-    let (ro_store, ro_stream) = reflected(rollouts, watcher::Config::default(), &gate, CACHES[0]);
+    // Upstream's namespaced mode never starts its ClusterAnalysisTemplate informer: nothing cluster-scoped
+    // is read, and a Rollout that references one is told why it is not found.
+    let caches: Vec<&str> = CACHES
+        .into_iter()
+        .filter(|c| !(scope.namespaced && *c == CLUSTER_TEMPLATES_CACHE))
+        .collect();
+    let gate = readiness.gate(&caches);
+    // Other instances' Rollouts never enter the cache.
+    let instance = watcher::Config::default().labels(&scope.instance_selector());
+    let (ro_store, ro_stream) = reflected(scope.api(&client), instance, &gate, CACHES[0]);
     // Only ReplicaSets that belong to a Rollout carry this label: Deployments' ReplicaSets stay out of the cache.
     let (rs_store, rs_writer) = reflector::store();
-    let rs_events = watcher(replica_sets, watcher::Config::default().labels(HASH_LABEL))
+    let rs_events = watcher(scope.api(&client), watcher::Config::default().labels(HASH_LABEL))
         .default_backoff()
-        .modify(|o| {
+        .modify(|o: &mut ReplicaSet| {
             o.managed_fields_mut().clear();
             if let Some(a) = o.metadata.annotations.as_mut() {
                 a.remove("kubectl.kubernetes.io/last-applied-configuration");
@@ -154,17 +158,9 @@ pub async fn run(
         })
         .reflect(rs_writer);
     let rs_stream = gate.track(CACHES[1], rs_events).touched_objects();
-    let templates_api: Api<AnalysisTemplate> = match &namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let templates_api: Api<AnalysisTemplate> = scope.api(&client);
     let (tpl_store, tpl_stream) = reflected(templates_api, watcher::Config::default(), &gate, CACHES[2]);
-    let (ctpl_store, ctpl_stream) = reflected(
-        Api::<ClusterAnalysisTemplate>::all(client.clone()),
-        watcher::Config::default(),
-        &gate,
-        CACHES[3],
-    );
+    let (ctpl_store, ctpl_stream) = cluster_templates(&client, &scope, &gate);
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
@@ -175,6 +171,7 @@ pub async fn run(
         analysis_runs: analysis_runs.0,
         templates: tpl_store,
         cluster_templates: ctpl_store,
+        cluster_templates_read: !scope.namespaced,
         seen: Default::default(),
         backoff: Default::default(),
         gate: gate.clone(),
@@ -182,10 +179,7 @@ pub async fn run(
     let _ = metrics.caches().rollouts.set(ro_store.clone());
     // Deployments named by a workloadRef: metadata only (a changed template bumps the generation); the
     // reconcile reads the one it needs.
-    let deployments: Api<PartialObjectMeta<Deployment>> = match &namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
+    let deployments: Api<PartialObjectMeta<Deployment>> = scope.api(&ctx.client);
     let deployment_stream = watcher(deployments, watcher::Config::default())
         .default_backoff()
         .touched_objects();
@@ -193,7 +187,7 @@ pub async fn run(
     let (for_templates, for_cluster_templates) = (ro_store.clone(), ro_store.clone());
     let steered = super::drift::triggers(
         ctx.client.clone(),
-        namespace.clone(),
+        &scope,
         ctx.istio_version.clone(),
         ro_store.clone(),
     );
@@ -236,14 +230,39 @@ pub async fn run(
         .await;
 }
 
+/// The ClusterAnalysisTemplates' cache and changes; in namespaced mode an empty store that never changes.
+fn cluster_templates(
+    client: &Client,
+    scope: &crate::scope::Scope,
+    gate: &crate::ready::Gate,
+) -> (
+    Store<ClusterAnalysisTemplate>,
+    impl futures::Stream<Item = Result<ClusterAnalysisTemplate, watcher::Error>> + use<>,
+) {
+    if scope.namespaced {
+        let (store, _writer) = reflector::store();
+        return (store, futures::stream::empty().left_stream());
+    }
+    let (store, stream) = reflected(
+        Api::<ClusterAnalysisTemplate>::all(client.clone()),
+        watcher::Config::default(),
+        gate,
+        CLUSTER_TEMPLATES_CACHE,
+    );
+    (store, stream.right_stream())
+}
+
 /// The caches a Rollout reconcile reads.
 const CACHES: [&str; 5] = [
     "rollouts",
     "replicasets",
     "analysistemplates",
-    "clusteranalysistemplates",
+    CLUSTER_TEMPLATES_CACHE,
     crate::analysisrun::controller::CACHE,
 ];
+
+/// The cache of ClusterAnalysisTemplates, which namespaced mode does without.
+const CLUSTER_TEMPLATES_CACHE: &str = "clusteranalysistemplates";
 
 /// A watch of `api` kept in a store, managed fields dropped; the stream yields the objects that changed.
 fn reflected<K>(
@@ -758,7 +777,10 @@ fn observe_analysis(
             created: r.creation_timestamp().map(|t| t.0.as_second()).unwrap_or(0),
         })
         .collect();
-    let mut templates = super::analysis::Templates::default();
+    let mut templates = super::analysis::Templates {
+        cluster_not_watched: !ctx.cluster_templates_read,
+        ..Default::default()
+    };
     if has_analysis(ro) {
         templates.namespaced = ctx
             .templates

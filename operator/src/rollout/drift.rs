@@ -101,14 +101,11 @@ pub fn rollouts_steering(
 /// CRDs are established, so a cluster without Istio costs nothing.
 pub fn triggers(
     client: Client,
-    namespace: Option<String>,
+    scope: &crate::scope::Scope,
     istio_version: String,
     rollouts: Store<Rollout>,
 ) -> impl Stream<Item = ObjectRef<Rollout>> + Send + 'static {
-    let services: Api<PartialObjectMeta<Service>> = match &namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let services: Api<PartialObjectMeta<Service>> = scope.api(&client);
     let service_events = watcher(services, watcher::Config::default())
         .default_backoff()
         .touched_objects()
@@ -121,7 +118,7 @@ pub fn triggers(
     .map(|(kind, name, plural)| {
         let gvk = GroupVersionKind::gvk("networking.istio.io", &istio_version, name);
         let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
-        istio_events(client.clone(), namespace.clone(), kind, resource)
+        istio_events(client.clone(), scope.clone(), kind, resource)
     });
     let [vs, dr] = istio;
     futures::stream::select_all([service_events, vs, dr]).flat_map(move |(kind, ns, name)| {
@@ -132,19 +129,43 @@ pub fn triggers(
 
 type Touched = (Kind, Option<String>, String);
 
+/// How often namespaced mode asks whether an Istio kind is served yet.
+const ISTIO_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn istio_events(
     client: Client,
-    namespace: Option<String>,
+    scope: crate::scope::Scope,
     kind: Kind,
     resource: ApiResource,
 ) -> futures::stream::BoxStream<'static, Touched> {
     let crd = format!("{}.{}", resource.plural, resource.group);
+    let namespace = scope.namespace.clone();
     let established = async move {
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let cond = kube::runtime::wait::conditions::is_crd_established();
-        kube::runtime::wait::await_condition(crds, &crd, cond)
-            .await
-            .ok()?;
+        match (&scope.namespace, scope.namespaced) {
+            // May not read CRDs: asks the namespace until the kind answers there.
+            (Some(ns), true) => {
+                let mut warned = false;
+                loop {
+                    match crate::scope::served_in(&client, ns, &resource).await {
+                        Ok(true) => break,
+                        Ok(false) => {}
+                        Err(e) if !warned => {
+                            warned = true;
+                            tracing::warn!(error = %e, kind = %resource.kind, namespace = %ns, "cannot list Istio objects in the namespace; asking again every 10 s");
+                        }
+                        Err(_) => {}
+                    }
+                    tokio::time::sleep(ISTIO_PROBE_INTERVAL).await;
+                }
+            }
+            _ => {
+                let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+                let cond = kube::runtime::wait::conditions::is_crd_established();
+                kube::runtime::wait::await_condition(crds, &crd, cond)
+                    .await
+                    .ok()?;
+            }
+        }
         Some((client, namespace, resource))
     };
     futures::stream::once(established)

@@ -1317,6 +1317,69 @@ fn an_analysis_step_creates_its_run_named_and_labelled_as_upstream() {
 }
 
 #[test]
+fn the_run_of_a_rollout_labelled_for_an_instance_carries_the_label_and_an_unlabelled_ones_does_not() {
+    let key = "argo-rollouts.argoproj.io/controller-instance-id";
+    let created_labels = |o: &Observed| {
+        plan(o, at(T0))
+            .actions
+            .into_iter()
+            .find_map(|a| match a {
+                Action::CreateAnalysisRun { labels, .. } => Some(labels),
+                _ => None,
+            })
+            .expect("a run is created")
+    };
+    let mut labelled = at_analysis_step(updating(1), vec![]);
+    labelled
+        .rollout
+        .metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(key.into(), "a".into());
+    assert_eq!(created_labels(&labelled)[key], "a");
+    let unlabelled = at_analysis_step(updating(1), vec![]);
+    assert!(!created_labels(&unlabelled).contains_key(key));
+}
+
+#[test]
+fn in_namespaced_mode_a_cluster_template_reference_is_an_invalid_spec_that_says_why() {
+    let canary = istio_canary(json!([
+        {"setWeight": 20},
+        {"analysis": {"templates": [{"templateName": "global", "clusterScope": true}]}},
+    ]));
+    let ro = rollout(10, canary, Some(updating(1)));
+    let mut o = observed(
+        ro,
+        vec![rs("new", 2, 2, 2), rs("old", 1, 10, 10)],
+        Some("old"),
+        Some("new"),
+        Some(20),
+    );
+    o.templates.cluster_not_watched = true;
+    let p = plan(&o, at(T0));
+    let invalid = p
+        .status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.r#type == "InvalidSpec")
+        .expect("InvalidSpec");
+    assert!(
+        invalid
+            .message
+            .contains("ClusterAnalysisTemplate \"global\" cannot be read")
+            && invalid.message.contains("namespaced mode"),
+        "{}",
+        invalid.message
+    );
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateAnalysisRun { .. }))
+    );
+}
+
+#[test]
 fn a_successful_run_completes_the_step() {
     let p = plan(
         &at_analysis_step(

@@ -24,6 +24,15 @@ pub(super) struct AnalysisOutcome {
     pub post_promotion_done: bool,
 }
 
+/// The controller instance a Rollout is labelled for, which its runs carry too.
+fn instance_id(ro: &sluice_crds::rollout::Rollout) -> Option<&str> {
+    ro.metadata
+        .labels
+        .as_ref()?
+        .get(crate::scope::INSTANCE_ID_LABEL)
+        .map(String::as_str)
+}
+
 /// A template an analysis references that does not resolve, as an InvalidSpec message.
 pub(super) fn refs_invalid(obs: &Observed) -> Option<String> {
     let ro = &obs.rollout;
@@ -110,7 +119,7 @@ impl Tracker<'_> {
             let run_name = ra::run_name(&rollout, &f.new_hash, f.revision, kind, &taken);
             d.out.actions.push(Action::CreateAnalysisRun {
                 name: run_name.clone(),
-                labels: ra::run_labels(analysis, &f.new_hash, kind),
+                labels: ra::run_labels(analysis, &f.new_hash, kind, instance_id(&obs.rollout)),
                 annotations: ra::run_annotations(analysis, f.revision),
                 spec: Box::new(spec),
             });
