@@ -3,9 +3,6 @@
 //! kubeconfig) through a canary with Istio and Prometheus analysis, a blue-green release and an Application
 //! sync. Any request the API server refuses as forbidden fails the test.
 
-use std::{path::PathBuf, process::Command, time::Duration};
-
-use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use sluice_crds::analysis::AnalysisRun;
 use sluice_e2e::{
@@ -16,32 +13,16 @@ use sluice_e2e::{
     repo_dir,
     rollouts::{healthy, istio_strategy, services_and_vs, set_image, wait_rollout},
 };
+use std::{path::PathBuf, time::Duration};
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_sluice-e2e");
 
 fn chart() -> PathBuf {
-    repo_dir().join("charts/sluice")
+    sluice_e2e::chart::dir()
 }
 
-/// Runs the real helm; its standard output, or an error with what it printed.
-fn helm(args: &[&str]) -> Result<String> {
-    let bin = gitops_tools()?.join("helm");
-    let home = std::env::temp_dir().join("sluice-chart-helm");
-    let out = Command::new(&bin)
-        .args(args)
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .output()
-        .with_context(|| format!("running {}", bin.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        bail!(
-            "helm {args:?} failed: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(text)
+fn helm(args: &[&str]) -> anyhow::Result<String> {
+    sluice_e2e::chart::helm(args)
 }
 
 /// The documents of a YAML stream, nulls (empty documents) left out.
@@ -54,12 +35,7 @@ fn documents(text: &str) -> Vec<Value> {
 
 /// `helm template` of the chart as release `rel` in namespace `ns` with `--set` values.
 fn template(rel: &str, ns: &str, sets: &[&str]) -> Vec<Value> {
-    let chart = chart();
-    let mut args = vec!["template", rel, chart.to_str().unwrap(), "--namespace", ns];
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    documents(&helm(&args).expect("helm template"))
+    documents(&sluice_e2e::chart::render(rel, ns, sets).expect("helm template"))
 }
 
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -354,18 +330,8 @@ fn can_i(ns: &TestNamespace, user: &str, args: &[&str]) -> bool {
 
 /// Applies the chart's rendered objects (no CRDs: the harness installed the same files) for release `rel`.
 fn install_chart(ns: &TestNamespace, rel: &str) {
-    let chart = chart();
     let secrets = format!("secrets.namespaces={{{}}}", ns.name);
-    let rendered = helm(&[
-        "template",
-        rel,
-        chart.to_str().unwrap(),
-        "--namespace",
-        &ns.name,
-        "--set",
-        &secrets,
-    ])
-    .expect("helm template");
+    let rendered = sluice_e2e::chart::render(rel, &ns.name, &[&secrets]).expect("helm template");
     ns.apply(&rendered).expect("the chart's objects are accepted");
 }
 

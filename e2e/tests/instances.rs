@@ -175,61 +175,20 @@ async fn each_instance_progresses_only_the_rollouts_labelled_for_it() {
     sluice_e2e::harness::kubectl(&ns.info, &["delete", "clusteranalysistemplate", &global], None).unwrap();
 }
 
-/// A kubeconfig like the admin's that acts as the service account `<namespace>:sluice`.
-fn impersonating_kubeconfig(ns: &TestNamespace) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(&ns.info.kubeconfig).expect("admin kubeconfig");
-    let mut kc: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
-    let user = format!("system:serviceaccount:{}:sluice", ns.name);
-    for u in kc["users"].as_sequence_mut().expect("users").iter_mut() {
-        u["user"]["as"] = serde_yaml::Value::String(user.clone());
-    }
+/// The chart's objects in namespaced mode for the namespace (release `sluice`: service account, Role and
+/// RoleBinding `sluice`, nothing cluster-scoped), and a kubeconfig that acts as that service account.
+fn namespaced_chart(ns: &TestNamespace) -> std::path::PathBuf {
+    let rendered =
+        sluice_e2e::chart::render("sluice", &ns.name, &["namespaced=true"]).expect("helm template");
+    assert!(
+        !rendered.contains("kind: Cluster"),
+        "nothing cluster-scoped: {rendered}"
+    );
+    ns.apply(&rendered).expect("the chart's objects");
     let path = std::env::temp_dir().join(format!("sluice-kubeconfig-{}", ns.name));
-    std::fs::write(&path, serde_yaml::to_string(&kc).unwrap()).unwrap();
+    let user = format!("system:serviceaccount:{}:sluice", ns.name);
+    sluice_e2e::harness::impersonating_kubeconfig(&ns.info, &user, &path).expect("kubeconfig");
     path
-}
-
-/// A service account with a Role in its namespace that covers what a Rollout controller touches there, and
-/// no cluster-wide grant at all.
-fn namespaced_rbac(ns: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: sluice, namespace: {ns}}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: sluice, namespace: {ns}}}
-rules:
-- apiGroups: [argoproj.io]
-  resources: [rollouts, rollouts/status, rollouts/scale, analysisruns, analysisruns/status, analysistemplates, experiments]
-  verbs: ["*"]
-- apiGroups: [apps]
-  resources: [replicasets, deployments]
-  verbs: ["*"]
-- apiGroups: [""]
-  resources: [services, pods, pods/eviction, events, secrets]
-  verbs: ["*"]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: ["*"]
-- apiGroups: [batch]
-  resources: [jobs]
-  verbs: ["*"]
-- apiGroups: [coordination.k8s.io]
-  resources: [leases]
-  verbs: ["*"]
-- apiGroups: [networking.istio.io]
-  resources: [virtualservices, destinationrules]
-  verbs: ["*"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: sluice, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: sluice}}
-subjects:
-- {{kind: ServiceAccount, name: sluice, namespace: {ns}}}
-"#
-    )
 }
 
 fn istio_rollout(name: &str, steps: &str) -> String {
@@ -251,7 +210,7 @@ async fn a_namespaced_controller_runs_a_canary_on_a_role_alone_and_ignores_other
         .await
         .expect("other namespace");
     install_crds(&ns.info, &ns.client).await.expect("CRDs");
-    ns.apply(&namespaced_rbac(&ns.name)).unwrap();
+    let kubeconfig = namespaced_chart(&ns);
     let sa = format!("system:serviceaccount:{}:sluice", ns.name);
     let can = |args: &[&str]| {
         let mut all = vec!["auth", "can-i"];
@@ -269,7 +228,6 @@ async fn a_namespaced_controller_runs_a_canary_on_a_role_alone_and_ignores_other
 
     let web = MetricsEndpoint::start(r#"{"ok": true}"#).await.expect("endpoint");
     ns.apply(&ok_template(&web.address)).unwrap();
-    let kubeconfig = impersonating_kubeconfig(&ns);
     let op = Operator::with_kubeconfig(
         &ns,
         "namespaced",
@@ -348,7 +306,9 @@ async fn a_namespaced_controller_runs_a_canary_on_a_role_alone_and_ignores_other
         cluster_mode.log()
     );
 
-    // Nothing was refused: no request went beyond the Role.
+    // Nothing was refused: no request went beyond the chart's Role.
+    let metrics = op.metrics().await.expect("metrics");
+    assert!(metrics.contains("sluice_k8s_forbidden_total 0\n"), "{metrics}");
     let log = op.log();
     assert!(!log.to_lowercase().contains("forbidden"), "a request was refused");
     assert!(log.contains("namespaced mode: the Application controller is off"));
