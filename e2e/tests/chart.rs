@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 use sluice_crds::analysis::AnalysisRun;
 use sluice_e2e::{
     apps::{cm_value, config_map, git_repo, seed, synced_healthy, wait_app},
-    gitops_tools,
     harness::{Operator, TestNamespace, impersonating_kubeconfig, install_crds},
     prometheus::{Prometheus, SUCCESS_RATE_TEMPLATE_QUERY, TrafficCounters, success_rate_query},
     repo_dir,
