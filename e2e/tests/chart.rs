@@ -125,6 +125,14 @@ fn the_deployment_is_hardened_probed_and_elects_a_leader() {
         "{services:#?}"
     );
     assert!(of_kind(&docs, "ServiceMonitor").is_empty());
+    // Without the GitOps half, the Application controller is told to stay off.
+    let rollouts_only = template("prod", "ops", &["gitops.enabled=false"]);
+    let args = of_kind(&rollouts_only, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+        .to_string();
+    assert!(
+        args.contains("\"--applications=false\"") && !args.contains("--argocd-namespace"),
+        "{args}"
+    );
     let monitored = template("prod", "ops", &["metrics.serviceMonitor.enabled=true"]);
     assert_eq!(of_kind(&monitored, "ServiceMonitor").len(), 1);
 }

@@ -33,6 +33,10 @@ pub struct Args {
     /// without the label. Several controllers can so share a cluster. Applications are not filtered.
     #[arg(long, env = "SLUICE_INSTANCE_ID")]
     pub instance_id: Option<String>,
+    /// Run the Application and ApplicationSet controller (once Argo CD's CRDs are established); `false`
+    /// leaves Applications to another controller and needs none of their RBAC.
+    #[arg(long, env = "SLUICE_APPLICATIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub applications: bool,
     /// Log level filter (tracing's EnvFilter syntax).
     #[arg(long, env = "SLUICE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -332,6 +336,8 @@ fn spawn_controllers(
         // Syncing an Application reads and writes whatever kinds its manifests hold, cluster-scoped ones
         // included: that is not a namespaced controller's job.
         info!("namespaced mode: the Application controller is off");
+    } else if !args.applications {
+        info!("--applications=false: the Application controller is off");
     } else {
         let (app_config, webhook_addr) = args.application_config()?;
         controllers.push(tokio::spawn(applications_when_installed(
