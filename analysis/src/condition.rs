@@ -171,6 +171,47 @@ pub fn eval_time(expression: &str) -> Result<SystemTime, String> {
     }
 }
 
+/// Evaluates a predicate over named JSON values (e.g. a notification trigger's `when` over `rollout`), with the
+/// same language, helpers and guards as the analysis conditions. A blank expression is an error: the caller
+/// decides what "no condition" means. A non-bool result is an error, as it is for a condition.
+pub fn predicate(expression: &str, variables: &serde_json::Map<String, serde_json::Value>) -> Result<bool, String> {
+    let expression = expression.trim();
+    if expression.is_empty() {
+        return Err("the expression is empty".to_string());
+    }
+    let bound = Variables(
+        variables
+            .iter()
+            .map(|(name, value)| (name.clone(), json_to_expr(value)))
+            .collect(),
+    );
+    match guarded(expression, |program| ENVIRONMENT.run(&program, &bound)) {
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(format!(
+            "could not evaluate \"{expression}\": expected bool, but got {}",
+            go_type(&other)
+        )),
+        Err(failure) => Err(format!("could not evaluate \"{expression}\": {}", failure.message())),
+    }
+}
+
+/// Named variables an expression sees (a predicate's environment).
+struct Variables(std::collections::BTreeMap<String, Value>);
+
+impl ContextProvider for Variables {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key)
+    }
+
+    fn to_context(&self) -> Context {
+        let mut context = Context::default();
+        for (name, value) in &self.0 {
+            context.insert(name.as_str(), value.clone());
+        }
+        context
+    }
+}
+
 /// A condition that is present and not blank.
 fn defined(condition: Option<&str>) -> Option<&str> {
     condition.map(str::trim).filter(|c| !c.is_empty())

@@ -65,6 +65,10 @@ pub struct Args {
     /// argo-rollouts).
     #[arg(long, env = "SLUICE_LEADER_ELECTION_NAMESPACE")]
     pub leader_election_namespace: Option<String>,
+    /// Namespace of the notifications ConfigMap `argo-rollouts-notification-configmap` and Secret
+    /// `argo-rollouts-notification-secret` (default: $POD_NAMESPACE, else argo-rollouts, as upstream).
+    #[arg(long, env = "SLUICE_NOTIFICATIONS_NAMESPACE")]
+    pub notifications_namespace: Option<String>,
     /// Name of the Lease.
     #[arg(long, env = "SLUICE_LEADER_ELECTION_LEASE_NAME", default_value = crate::leader::DEFAULT_LEASE_NAME)]
     pub leader_election_lease_name: String,
@@ -122,6 +126,15 @@ impl Args {
             renew_deadline: self.leader_election_renew_deadline,
             retry_period: self.leader_election_retry_period,
         }))
+    }
+
+    /// Where the notifications configuration is read.
+    fn notifications_namespace(&self) -> String {
+        self.notifications_namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| "argo-rollouts".into())
     }
 
     fn application_config(
@@ -223,6 +236,9 @@ pub async fn run(args: Args) -> Result<()> {
     };
     let (runs, runs_source, [runs_for_rollouts, runs_for_analysis]) =
         crate::analysisrun::controller::shared_cache(&client, ns, &readiness);
+    let notifications_namespace = args.notifications_namespace();
+    let notifier = crate::notifications::Notifier::start(&client, &notifications_namespace, metrics.clone());
+    info!(namespace = %notifications_namespace, "reading the notifications configuration");
     let rollouts = tokio::spawn(crate::rollout::controller::run(
         client.clone(),
         args.namespace.clone(),
@@ -230,6 +246,7 @@ pub async fn run(args: Args) -> Result<()> {
         metrics.clone(),
         readiness.clone(),
         (runs.clone(), runs_for_rollouts),
+        notifier,
         stopped(stop_rx.clone()),
     ));
     let analysis_runs = tokio::spawn(crate::analysisrun::controller::run(
