@@ -174,7 +174,10 @@ pub fn eval_time(expression: &str) -> Result<SystemTime, String> {
 /// Evaluates a predicate over named JSON values (e.g. a notification trigger's `when` over `rollout`), with the
 /// same language, helpers and guards as the analysis conditions. A blank expression is an error: the caller
 /// decides what "no condition" means. A non-bool result is an error, as it is for a condition.
-pub fn predicate(expression: &str, variables: &serde_json::Map<String, serde_json::Value>) -> Result<bool, String> {
+pub fn predicate(
+    expression: &str,
+    variables: &serde_json::Map<String, serde_json::Value>,
+) -> Result<bool, String> {
     let expression = expression.trim();
     if expression.is_empty() {
         return Err("the expression is empty".to_string());
@@ -191,7 +194,10 @@ pub fn predicate(expression: &str, variables: &serde_json::Map<String, serde_jso
             "could not evaluate \"{expression}\": expected bool, but got {}",
             go_type(&other)
         )),
-        Err(failure) => Err(format!("could not evaluate \"{expression}\": {}", failure.message())),
+        Err(failure) => Err(format!(
+            "could not evaluate \"{expression}\": {}",
+            failure.message()
+        )),
     }
 }
 

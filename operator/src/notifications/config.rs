@@ -188,15 +188,18 @@ impl Config {
             self.default_triggers = serde_yaml::from_str(value).map_err(|e| yaml("defaultTriggers", e))?;
         } else if let Some(service) = key.strip_prefix("defaultTriggers.") {
             let triggers = serde_yaml::from_str(value).map_err(|e| yaml("default triggers", e))?;
-            self.service_default_triggers.insert(service.to_string(), triggers);
+            self.service_default_triggers
+                .insert(service.to_string(), triggers);
         } else if let Some(name) = key.strip_prefix("trigger.") {
             let conditions: Option<Vec<Condition>> =
                 serde_yaml::from_str(value).map_err(|e| yaml(&format!("trigger {name}"), e))?;
-            self.triggers.insert(name.to_string(), conditions.unwrap_or_default());
+            self.triggers
+                .insert(name.to_string(), conditions.unwrap_or_default());
         } else if let Some(name) = key.strip_prefix("template.") {
             let template: Option<Template> =
                 serde_yaml::from_str(value).map_err(|e| yaml(&format!("template {name}"), e))?;
-            self.templates.insert(name.to_string(), template.unwrap_or_default());
+            self.templates
+                .insert(name.to_string(), template.unwrap_or_default());
         } else if let Some(rest) = key.strip_prefix("service.") {
             let (kind, name) = match rest.split('.').collect::<Vec<_>>()[..] {
                 [kind] => (kind, kind),
@@ -284,15 +287,19 @@ pub fn substitute(text: &str, secret: &BTreeMap<String, String>) -> String {
 
 /// Whether `labels` match an equality selector (`a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-separated).
 pub fn selector_matches(selector: &str, labels: &BTreeMap<String, String>) -> bool {
-    selector.split(',').map(str::trim).filter(|t| !t.is_empty()).all(|term| {
-        if let Some((key, value)) = term.split_once("!=") {
-            labels.get(key.trim()).map(String::as_str) != Some(value.trim())
-        } else if let Some((key, value)) = term.split_once("==").or_else(|| term.split_once('=')) {
-            labels.get(key.trim()).map(String::as_str) == Some(value.trim())
-        } else if let Some(key) = term.strip_prefix('!') {
-            !labels.contains_key(key.trim())
-        } else {
-            labels.contains_key(term)
-        }
-    })
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .all(|term| {
+            if let Some((key, value)) = term.split_once("!=") {
+                labels.get(key.trim()).map(String::as_str) != Some(value.trim())
+            } else if let Some((key, value)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                labels.get(key.trim()).map(String::as_str) == Some(value.trim())
+            } else if let Some(key) = term.strip_prefix('!') {
+                !labels.contains_key(key.trim())
+            } else {
+                labels.contains_key(term)
+            }
+        })
 }

@@ -31,8 +31,10 @@ pub struct SendError {
 /// Sends one request.
 pub trait Sender: Send + Sync + 'static {
     /// Sends `request` once.
-    fn send<'a>(&'a self, request: &'a Request)
-    -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+    fn send<'a>(
+        &'a self,
+        request: &'a Request,
+    ) -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
 }
 
 /// Attempts per notification and the wait before the second one (doubled before each further one).
@@ -57,7 +59,8 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait after failed attempt `n` (1-based).
     pub fn wait(&self, n: u32) -> Duration {
-        self.first_wait.saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        self.first_wait
+            .saturating_mul(1u32 << n.saturating_sub(1).min(16))
     }
 }
 
@@ -89,6 +92,12 @@ impl Queue {
         Queue { tx, metrics }
     }
 
+    /// A queue over a channel the test holds the other end of.
+    #[cfg(test)]
+    pub fn for_tests(tx: mpsc::Sender<Delivery>, metrics: Arc<Metrics>) -> Queue {
+        Queue { tx, metrics }
+    }
+
     /// Queues a delivery; false when the queue is full and it was dropped.
     pub fn enqueue(&self, delivery: Delivery) -> bool {
         match self.tx.try_send(delivery) {
@@ -103,7 +112,12 @@ impl Queue {
 }
 
 /// Sends one delivery with retries; returns whether it was delivered.
-pub async fn deliver(sender: &dyn Sender, delivery: &Delivery, policy: RetryPolicy, metrics: &Metrics) -> bool {
+pub async fn deliver(
+    sender: &dyn Sender,
+    delivery: &Delivery,
+    policy: RetryPolicy,
+    metrics: &Metrics,
+) -> bool {
     let labels = crate::metrics::NotificationLabels {
         trigger: delivery.trigger.clone(),
         service: delivery.service.clone(),

@@ -60,10 +60,12 @@ pub fn plan(config: &Config, rollout: &Value, reason: &str) -> Outcome {
         return outcome;
     }
     let Some(conditions) = config.triggers.get(&trigger) else {
-        outcome.problems.push(match config.error(&format!("trigger.{trigger}")) {
-            Some(e) => format!("trigger '{trigger}' could not be read: {e}"),
-            None => format!("trigger '{trigger}' is not configured in ConfigMap {CONFIG_MAP}"),
-        });
+        outcome
+            .problems
+            .push(match config.error(&format!("trigger.{trigger}")) {
+                Some(e) => format!("trigger '{trigger}' could not be read: {e}"),
+                None => format!("trigger '{trigger}' is not configured in ConfigMap {CONFIG_MAP}"),
+            });
         return outcome;
     };
     let mut condition_vars = serde_json::Map::new();
@@ -112,7 +114,12 @@ fn deliver_to(
     };
     let vars = render::variables(rollout, &destination.service, &destination.recipient);
     let notification = render::render(config, templates, &vars)?;
-    payload::request(&destination.service, service, &notification, &destination.recipient)
+    payload::request(
+        &destination.service,
+        service,
+        &notification,
+        &destination.recipient,
+    )
 }
 
 /// A JSON object of strings (labels, annotations) as a map; anything else is empty.

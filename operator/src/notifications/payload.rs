@@ -89,8 +89,8 @@ pub fn webhook_request(name: &str, service: &WebhookService, notification: &Noti
         .map(|h| (h.name.clone(), h.value.clone()))
         .collect();
     if let Some(auth) = &service.basic_auth {
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", auth.username, auth.password));
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.username, auth.password));
         headers.push(("Authorization".into(), format!("Basic {token}")));
     }
     Request {

@@ -476,7 +476,12 @@ async fn notify(ro: &Rollout, ctx: &Context, reason: &str) {
         let message = format!("Notification for {reason} not sent: {problem}");
         if let Err(e) = ctx
             .events
-            .publish(&ro.object_ref(&()), true, crate::notifications::FAILED_REASON, &message)
+            .publish(
+                &ro.object_ref(&()),
+                true,
+                crate::notifications::FAILED_REASON,
+                &message,
+            )
             .await
         {
             warn!(rollout = %ro.name_any(), error = %e, "could not record event");
