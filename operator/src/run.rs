@@ -243,10 +243,12 @@ pub async fn run(args: Args) -> Result<()> {
         client.clone(),
         args.namespace.clone(),
         args.istio_api_version.clone(),
-        metrics.clone(),
-        readiness.clone(),
+        crate::rollout::controller::Shared {
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+            notifier,
+        },
         (runs.clone(), runs_for_rollouts),
-        notifier,
         stopped(stop_rx.clone()),
     ));
     let analysis_runs = tokio::spawn(crate::analysisrun::controller::run(

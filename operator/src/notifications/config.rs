@@ -235,20 +235,26 @@ impl Config {
 fn parse_service(kind: &str, value: &str, secret: &BTreeMap<String, String>) -> Result<Service, String> {
     let mut options: serde_yaml::Value = serde_yaml::from_str(value)
         .map_err(|e| format!("failed to render service configuration {kind}: {e}"))?;
-    replace_secrets(&mut options, secret);
     if options.is_null() {
         options = serde_yaml::Value::Mapping(Default::default());
     }
+    // Checked as written first, so that an error quotes `$key` and never the Secret's value.
     let invalid = |e: serde_yaml::Error| format!("invalid {kind} service configuration: {e}");
     match kind {
-        "webhook" => Ok(Service::Webhook(
-            serde_yaml::from_value(options).map_err(invalid)?,
-        )),
-        "slack" => Ok(Service::Slack(serde_yaml::from_value(options).map_err(invalid)?)),
-        other => Err(format!(
-            "service type '{other}' is not supported (Sluice sends webhook and slack notifications)"
-        )),
+        "webhook" => drop(serde_yaml::from_value::<WebhookService>(options.clone()).map_err(invalid)?),
+        "slack" => drop(serde_yaml::from_value::<SlackService>(options.clone()).map_err(invalid)?),
+        other => {
+            return Err(format!(
+                "service type '{other}' is not supported (Sluice sends webhook and slack notifications)"
+            ));
+        }
     }
+    replace_secrets(&mut options, secret);
+    let hidden = |_| format!("invalid {kind} service configuration once its $key references are replaced");
+    Ok(match kind {
+        "webhook" => Service::Webhook(serde_yaml::from_value(options).map_err(hidden)?),
+        _ => Service::Slack(serde_yaml::from_value(options).map_err(hidden)?),
+    })
 }
 
 /// Replaces `$key` (letters, digits, `_` and `-`) in every string with the Secret's value of `key`.

@@ -38,9 +38,11 @@ pub struct Notifier {
     config_maps: Store<ConfigMap>,
     secrets: Store<Secret>,
     queue: deliver::Queue,
-    /// The configuration last parsed and the versions of the two objects it was parsed from.
-    parsed: std::sync::Mutex<Option<((String, String), Arc<Config>)>>,
+    parsed: std::sync::Mutex<Option<Parsed>>,
 }
+
+/// The configuration last parsed, and the resourceVersions of the ConfigMap and the Secret it was parsed from.
+type Parsed = ((String, String), Arc<Config>);
 
 impl Notifier {
     /// Watches the ConfigMap and the Secret in `namespace` and starts the delivery task.

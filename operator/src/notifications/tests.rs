@@ -185,6 +185,19 @@ fn every_key_is_read_on_its_own_and_a_bad_one_is_kept_with_why() {
 }
 
 #[test]
+fn a_service_error_quotes_the_reference_never_the_secret() {
+    let config = Config::parse(
+        &map(&[("service.webhook.leaky", "url: http://x\nbasicAuth: $password")]),
+        &map(&[("password", "hunter2")]),
+    );
+    let error = config.error("service.webhook.leaky").unwrap();
+    assert!(
+        error.contains("$password") && !error.contains("hunter2"),
+        "{error}"
+    );
+}
+
+#[test]
 fn equality_selectors_match_labels() {
     let labels = map(&[("app", "web"), ("tier", "front")]);
     for (selector, want) in [

@@ -122,20 +122,33 @@ fn resource_version(ro: &Rollout) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// What the Rollout controller shares with the rest of the process.
+pub struct Shared {
+    /// Controller metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Readiness, and the gate of writes.
+    pub readiness: Arc<crate::ready::Readiness>,
+    /// Notifications of new events.
+    pub notifier: Arc<crate::notifications::Notifier>,
+}
+
 /// Watches Rollouts and their ReplicaSets and reconciles until `shutdown` resolves.
 pub async fn run(
     client: Client,
     namespace: Option<String>,
     istio_version: String,
-    metrics: Arc<crate::metrics::Metrics>,
-    readiness: Arc<crate::ready::Readiness>,
+    shared: Shared,
     analysis_runs: (
         Store<AnalysisRun>,
         impl futures::Stream<Item = Arc<AnalysisRun>> + Send + 'static,
     ),
-    notifier: Arc<crate::notifications::Notifier>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let Shared {
+        metrics,
+        readiness,
+        notifier,
+    } = shared;
     let (rollouts, replica_sets): (Api<Rollout>, Api<ReplicaSet>) = match &namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
