@@ -549,6 +549,48 @@ mod tests {
         holds("successCondition", condition, result)
     }
 
+    /// Predicates over named objects, as notification triggers write them (upstream's docs and issues).
+    #[test]
+    fn predicates_over_named_objects() {
+        let rollout = serde_json::json!({
+            "metadata": {"name": "web", "generation": 3, "annotations": {"team": "shop"}},
+            "spec": {"template": {"spec": {"containers": [{"image": "argoproj/rollouts-demo:purple"}]}},
+                     "strategy": {"canary": {"steps": [{}, {}]}}},
+            "status": {"observedGeneration": "3", "currentStepIndex": 2, "currentPodHash": "a", "stableRS": "a"}
+        });
+        let vars: serde_json::Map<String, serde_json::Value> =
+            [("rollout".to_string(), rollout)].into_iter().collect();
+        for (expression, want) in [
+            (
+                "rollout.spec.template.spec.containers[0].image == 'argoproj/rollouts-demo:purple'",
+                Ok(true),
+            ),
+            (
+                "rollout.metadata.annotations['team'] == 'shop' and rollout.metadata.name == 'web'",
+                Ok(true),
+            ),
+            (
+                "rollout.status != nil && rollout.status.currentPodHash == rollout.status.stableRS",
+                Ok(true),
+            ),
+            (
+                "rollout.status.currentStepIndex == len(rollout.spec.strategy.canary.steps)",
+                Ok(true),
+            ),
+            ("rollout.spec.strategy.blueGreen != nil", Ok(false)),
+            ("rollout.metadata.name", Err("expected bool, but got string")),
+            ("rollout.metadata.name ==", Err("could not evaluate")),
+            ("  ", Err("the expression is empty")),
+        ] {
+            let got = predicate(expression, &vars);
+            match (&got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(*g, w, "{expression}"),
+                (Err(e), Err(w)) => assert!(e.contains(w), "{expression}: {e}"),
+                _ => panic!("{expression}: {got:?}"),
+            }
+        }
+    }
+
     /// Every real condition form from upstream's docs and e2e manifests, each with a result that makes it true
     /// and one that makes it false.
     #[test]
