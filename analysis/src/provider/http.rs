@@ -1,4 +1,4 @@
-//! The HTTP client the providers share: one pooled client that verifies TLS certificates and one that does not
+//! The HTTP client the providers (and the operator's notifications) share: one pooled client that verifies TLS certificates and one that does not
 //! (`insecure: true`), each built once per process, so that thousands of measurements a second reuse their
 //! connections instead of opening (and TLS-handshaking) new ones.
 //!

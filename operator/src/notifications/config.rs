@@ -117,7 +117,8 @@ pub struct WebhookService {
     pub insecure_skip_verify: bool,
 }
 
-/// Options of the Slack service: a bot token (chat.postMessage on `apiURL`), or an incoming webhook URL.
+/// Options of the Slack service: a bot token (chat.postMessage on `apiURL`, upstream's), or an incoming webhook
+/// URL (`webhookURL`, Sluice's own: upstream reaches incoming webhooks through a webhook service).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SlackService {
