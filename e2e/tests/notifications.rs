@@ -54,6 +54,10 @@ data:
     - send: [completed]
   trigger.on-rollout-aborted: |
     - send: [rollout-aborted]
+  trigger.on-rollout-resumed: |
+    - send: [broken]
+  template.broken: |
+    message: [unclosed
   template.step-completed: |
     webhook:
       receiver:
@@ -94,6 +98,7 @@ metadata:
     notifications.argoproj.io/subscribe.on-rollout-completed.receiver: ""
     notifications.argoproj.io/subscribe.on-rollout-aborted.slack: "#rollouts"
     notifications.argoproj.io/subscribe.on-rollout-resumed.receiver: ""
+    notifications.argoproj.io/subscribe.on-rollout-updated.receiver: ""
 spec:
   replicas: 2
   revisionHistoryLimit: 3
@@ -218,25 +223,46 @@ async fn rollout_events_notify_webhook_and_slack_subscribers_once_each_with_retr
         })
     );
 
-    // The subscription to a trigger the ConfigMap lacks is told on the Rollout, and nothing is sent for it.
+    // A subscription to a trigger the ConfigMap lacks, and one whose template does not read, are told on the
+    // Rollout (and logged); nothing is sent for them and every other notification went out.
     let events: kube::Api<Event> = ns.api();
-    sluice_e2e::cluster::wait_for("a NotificationFailed warning", wait, || async {
-        let found = events
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .any(|e| {
-                e.reason.as_deref() == Some("NotificationFailed")
-                    && e.type_.as_deref() == Some("Warning")
-                    && e.message
-                        .as_deref()
-                        .is_some_and(|m| m.contains("trigger 'on-rollout-resumed' is not configured"))
-            });
-        if found { Ok(()) } else { anyhow::bail!("not yet") }
-    })
-    .await
-    .unwrap();
+    for (reason, expected) in [
+        ("RolloutUpdated", "trigger 'on-rollout-updated' is not configured"),
+        (
+            "RolloutResumed",
+            "template 'broken' could not be read: failed to unmarshal template broken",
+        ),
+    ] {
+        let what = format!("a NotificationFailed warning for {reason}");
+        sluice_e2e::cluster::wait_for(&what, wait, || async {
+            let found = events
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("NotificationFailed")
+                        && e.type_.as_deref() == Some("Warning")
+                        && e.message.as_deref().is_some_and(|m| {
+                            m.starts_with(&format!("Notification for {reason} not sent:"))
+                                && m.contains(expected)
+                        })
+                });
+            if found { Ok(()) } else { anyhow::bail!("not yet") }
+        })
+        .await
+        .unwrap();
+    }
+    let log = op.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("notification configuration key ignored") && l.contains("template.broken")),
+        "the malformed key is logged"
+    );
+    assert!(
+        !log.contains("s3cret") && !log.contains("xoxb-e2e") && !log.contains("t0k3n"),
+        "no secret in the log"
+    );
 
     // Nothing arrives twice, even after the operator has looked at the Rollout again.
     tokio::time::sleep(Duration::from_secs(3)).await;
