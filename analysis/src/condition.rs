@@ -171,6 +171,53 @@ pub fn eval_time(expression: &str) -> Result<SystemTime, String> {
     }
 }
 
+/// Evaluates a predicate over named JSON values (e.g. a notification trigger's `when` over `rollout`), with the
+/// same language, helpers and guards as the analysis conditions. A blank expression is an error: the caller
+/// decides what "no condition" means. A non-bool result is an error, as it is for a condition.
+pub fn predicate(
+    expression: &str,
+    variables: &serde_json::Map<String, serde_json::Value>,
+) -> Result<bool, String> {
+    let expression = expression.trim();
+    if expression.is_empty() {
+        return Err("the expression is empty".to_string());
+    }
+    let bound = Variables(
+        variables
+            .iter()
+            .map(|(name, value)| (name.clone(), json_to_expr(value)))
+            .collect(),
+    );
+    match guarded(expression, |program| ENVIRONMENT.run(&program, &bound)) {
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(format!(
+            "could not evaluate \"{expression}\": expected bool, but got {}",
+            go_type(&other)
+        )),
+        Err(failure) => Err(format!(
+            "could not evaluate \"{expression}\": {}",
+            failure.message()
+        )),
+    }
+}
+
+/// Named variables an expression sees (a predicate's environment).
+struct Variables(std::collections::BTreeMap<String, Value>);
+
+impl ContextProvider for Variables {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key)
+    }
+
+    fn to_context(&self) -> Context {
+        let mut context = Context::default();
+        for (name, value) in &self.0 {
+            context.insert(name.as_str(), value.clone());
+        }
+        context
+    }
+}
+
 /// A condition that is present and not blank.
 fn defined(condition: Option<&str>) -> Option<&str> {
     condition.map(str::trim).filter(|c| !c.is_empty())
@@ -500,6 +547,48 @@ mod tests {
 
     fn eval(condition: &str, result: &ResultValue) -> Result<bool, String> {
         holds("successCondition", condition, result)
+    }
+
+    /// Predicates over named objects, as notification triggers write them (upstream's docs and issues).
+    #[test]
+    fn predicates_over_named_objects() {
+        let rollout = serde_json::json!({
+            "metadata": {"name": "web", "generation": 3, "annotations": {"team": "shop"}},
+            "spec": {"template": {"spec": {"containers": [{"image": "argoproj/rollouts-demo:purple"}]}},
+                     "strategy": {"canary": {"steps": [{}, {}]}}},
+            "status": {"observedGeneration": "3", "currentStepIndex": 2, "currentPodHash": "a", "stableRS": "a"}
+        });
+        let vars: serde_json::Map<String, serde_json::Value> =
+            [("rollout".to_string(), rollout)].into_iter().collect();
+        for (expression, want) in [
+            (
+                "rollout.spec.template.spec.containers[0].image == 'argoproj/rollouts-demo:purple'",
+                Ok(true),
+            ),
+            (
+                "rollout.metadata.annotations['team'] == 'shop' and rollout.metadata.name == 'web'",
+                Ok(true),
+            ),
+            (
+                "rollout.status != nil && rollout.status.currentPodHash == rollout.status.stableRS",
+                Ok(true),
+            ),
+            (
+                "rollout.status.currentStepIndex == len(rollout.spec.strategy.canary.steps)",
+                Ok(true),
+            ),
+            ("rollout.spec.strategy.blueGreen != nil", Ok(false)),
+            ("rollout.metadata.name", Err("expected bool, but got string")),
+            ("rollout.metadata.name ==", Err("could not evaluate")),
+            ("  ", Err("the expression is empty")),
+        ] {
+            let got = predicate(expression, &vars);
+            match (&got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(*g, w, "{expression}"),
+                (Err(e), Err(w)) => assert!(e.contains(w), "{expression}: {e}"),
+                _ => panic!("{expression}: {got:?}"),
+            }
+        }
     }
 
     /// Every real condition form from upstream's docs and e2e manifests, each with a result that makes it true

@@ -18,6 +18,7 @@ pub mod pki;
 pub mod plugin;
 pub mod process;
 pub mod prometheus;
+pub mod receiver;
 pub mod remote;
 pub mod rollouts;
 pub mod watch;

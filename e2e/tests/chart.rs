@@ -396,6 +396,8 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
             ("ARGO_ROLLOUTS_PROMETHEUS_ADDRESS", prom.url.as_str()),
             ("SLUICE_LEADER_ELECT", "true"),
             ("SLUICE_LEADER_ELECTION_NAMESPACE", ns.name.as_str()),
+            // As the chart's Deployment sets it: notifications are configured in the release namespace.
+            ("POD_NAMESPACE", ns.name.as_str()),
         ],
     )
     .expect("operator");

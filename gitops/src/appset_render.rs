@@ -88,6 +88,14 @@ pub fn application(
     Ok(app)
 }
 
+/// Executes one Go `text/template` string on `data` with the functions ApplicationSet templates have (Sprig's,
+/// minus `env` and `expandenv`, and Argo's); a missing key prints `<no value>` as Go's default does. Other
+/// controllers that take Go templates from users (notifications) render with it, so every template a user writes
+/// for Sluice runs on the same engine.
+pub fn go_template(template: &str, data: &Params) -> Result<String, String> {
+    gotemplate::GoTemplate::new(data, &[])?.execute(template)
+}
+
 /// How the strings of one parameter set are rendered.
 enum Engine<'a> {
     Fast(&'a Params),

@@ -80,7 +80,8 @@ impl EventWriter {
 
     /// Records an event told by the plan made from `occurrence` (e.g. the object's resourceVersion) exactly once:
     /// its name is derived from what it tells, so a plan made again from the same version (after a crash
-    /// between the event and the status write) tells nothing twice.
+    /// between the event and the status write) tells nothing twice. Ok(true) when this call recorded it, Ok(false)
+    /// when it was recorded before (what is done once per event, such as notifying, is done on true only).
     pub async fn publish_once(
         &self,
         object: &ObjectReference,
@@ -88,13 +89,13 @@ impl EventWriter {
         warning: bool,
         reason: &str,
         message: &str,
-    ) -> kube::Result<()> {
+    ) -> kube::Result<bool> {
         let api = self.api(object);
         let mut event = self.event(object, warning, reason, message, Timestamp::now());
         event.metadata.name = Some(once_name(object, occurrence, reason, message));
         match api.create(&PostParams::default(), &event).await {
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            r => r.map(|_| ()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            r => r.map(|_| true),
         }
     }
 

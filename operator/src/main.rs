@@ -7,6 +7,7 @@ mod backoff;
 mod events;
 mod leader;
 mod metrics;
+mod notifications;
 mod ready;
 mod rollout;
 mod run;

@@ -46,7 +46,24 @@ pub struct Metrics {
     pub app_reconcile: Histogram,
     /// Failed reconciles by controller and reason (bounded: see `backoff::kube_reason`).
     pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// Notifications delivered, by trigger and service (upstream's name; no per-Rollout labels).
+    pub notification_send_success: Family<NotificationLabels, Counter>,
+    /// Notifications given up on, by trigger and service.
+    pub notification_send_error: Family<NotificationLabels, Counter>,
+    /// Notifications dropped because the delivery queue was full.
+    pub notification_dropped: Counter,
+    /// Seconds per notification request.
+    pub notification_send: Histogram,
     caches: Arc<Caches>,
+}
+
+/// Labels of the notification counters: both come from the configuration, so the series stay few.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// The trigger (`on-rollout-completed`).
+    pub trigger: String,
+    /// The service's name.
+    pub service: String,
 }
 
 /// Labels of `sluice_reconcile_errors_total`.
@@ -90,6 +107,30 @@ impl Metrics {
         let analysis_run_reconcile_error = Counter::default();
         let app_reconcile = Histogram::new([0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]);
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        let notification_send_success = Family::<NotificationLabels, Counter>::default();
+        let notification_send_error = Family::<NotificationLabels, Counter>::default();
+        let notification_dropped = Counter::default();
+        let notification_send = Histogram::new(reconcile_buckets);
+        registry.register(
+            "notification_send_success",
+            "Notification send success.",
+            notification_send_success.clone(),
+        );
+        registry.register(
+            "notification_send_error",
+            "Error sending the notification",
+            notification_send_error.clone(),
+        );
+        registry.register(
+            "sluice_notification_dropped",
+            "Notifications dropped because the delivery queue was full.",
+            notification_dropped.clone(),
+        );
+        registry.register(
+            "notification_send",
+            "Notification send performance.",
+            notification_send.clone(),
+        );
         registry.register(
             "sluice_reconcile_errors",
             "Failed reconciles by controller and reason.",
@@ -136,6 +177,10 @@ impl Metrics {
             measurement_delay,
             app_reconcile,
             reconcile_errors,
+            notification_send_success,
+            notification_send_error,
+            notification_dropped,
+            notification_send,
             caches,
         })
     }

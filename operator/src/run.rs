@@ -82,6 +82,11 @@ pub struct Args {
     /// $POD_NAMESPACE, else the service account's, else argo-rollouts).
     #[arg(long, env = "SLUICE_LEADER_ELECTION_NAMESPACE")]
     pub leader_election_namespace: Option<String>,
+    /// Namespace of the notifications ConfigMap `argo-rollouts-notification-configmap` and Secret
+    /// `argo-rollouts-notification-secret` (default: namespaced mode's namespace, else $POD_NAMESPACE, else
+    /// argo-rollouts, as upstream).
+    #[arg(long, env = "SLUICE_NOTIFICATIONS_NAMESPACE")]
+    pub notifications_namespace: Option<String>,
     /// Name of the Lease.
     #[arg(long, env = "SLUICE_LEADER_ELECTION_LEASE_NAME", default_value = crate::leader::DEFAULT_LEASE_NAME)]
     pub leader_election_lease_name: String,
@@ -168,6 +173,17 @@ impl Args {
             renew_deadline: self.leader_election_renew_deadline,
             retry_period: self.leader_election_retry_period,
         }))
+    }
+
+    /// Where the notifications configuration is read.
+    fn notifications_namespace(&self, scope: &crate::scope::Scope) -> String {
+        self.notifications_namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            // Namespaced mode reads nothing outside its namespace.
+            .or_else(|| scope.namespace.clone().filter(|_| scope.namespaced))
+            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| "argo-rollouts".into())
     }
 
     fn application_config(
@@ -313,13 +329,19 @@ fn spawn_controllers(
     };
     let (runs, runs_source, [runs_for_rollouts, runs_for_analysis]) =
         crate::analysisrun::controller::shared_cache(client, scope, readiness);
+    let notifications_namespace = args.notifications_namespace(scope);
+    let notifier = crate::notifications::Notifier::start(client, &notifications_namespace, metrics.clone());
+    info!(namespace = %notifications_namespace, "reading the notifications configuration");
     let mut controllers = vec![
         tokio::spawn(crate::rollout::controller::run(
             client.clone(),
             scope.clone(),
             args.istio_api_version.clone(),
-            metrics.clone(),
-            readiness.clone(),
+            crate::rollout::controller::Shared {
+                metrics: metrics.clone(),
+                readiness: readiness.clone(),
+                notifier,
+            },
             (runs.clone(), runs_for_rollouts),
             stopped(stop.clone()),
         )),

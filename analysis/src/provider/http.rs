@@ -1,4 +1,4 @@
-//! The HTTP client the providers share: one pooled client that verifies TLS certificates and one that does not
+//! The HTTP client the providers (and the operator's notifications) share: one pooled client that verifies TLS certificates and one that does not
 //! (`insecure: true`), each built once per process, so that thousands of measurements a second reuse their
 //! connections instead of opening (and TLS-handshaking) new ones.
 //!
@@ -28,7 +28,7 @@ type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 pub(crate) const MAX_BODY: usize = 64 << 20;
 
 /// One request of a measurement.
-pub(crate) struct Call<'a> {
+pub struct Call<'a> {
     /// GET, POST or PUT.
     pub method: Method,
     /// Absolute http(s) URL, query included.
@@ -44,7 +44,7 @@ pub(crate) struct Call<'a> {
 }
 
 /// The answer to a call.
-pub(crate) struct Answer {
+pub struct Answer {
     /// HTTP status.
     pub status: StatusCode,
     /// The whole body.
@@ -53,7 +53,7 @@ pub(crate) struct Answer {
 
 /// Sends one request and reads the whole answer. Errors read as Go's `http.Client` errors do
 /// (`Get "http://host/path": reason`), with the reason in plain words.
-pub(crate) async fn send(call: Call<'_>) -> Result<Answer, String> {
+pub async fn send(call: Call<'_>) -> Result<Answer, String> {
     let failed = |reason: String| format!("{} \"{}\": {reason}", go_method(&call.method), call.url);
     // The URL standard's parser percent-encodes what a templated URL may hold (spaces, quotes) as Go's lenient
     // parser lets through; hyper's own parser would refuse it.

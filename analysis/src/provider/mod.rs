@@ -8,7 +8,7 @@ use sluice_crds::analysis::{Authentication, Metric};
 pub use crate::condition::ResultValue;
 use crate::rollup::provider_type;
 
-mod http;
+pub mod http;
 pub mod prometheus;
 pub mod web;
 

@@ -84,6 +84,8 @@ pub struct Context {
     pub backoff: crate::backoff::Backoff,
     /// Open once every cache here is synced while this process leads.
     pub gate: crate::ready::Gate,
+    /// Sends the notifications of new events.
+    pub notifier: Arc<crate::notifications::Notifier>,
 }
 
 /// Every analysis a Rollout's strategy runs: canary steps and background, blue-green pre- and post-promotion.
@@ -122,20 +124,34 @@ fn resource_version(ro: &Rollout) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// What the Rollout controller shares with the rest of the process.
+pub struct Shared {
+    /// Controller metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Readiness, and the gate of writes.
+    pub readiness: Arc<crate::ready::Readiness>,
+    /// Notifications of new events.
+    pub notifier: Arc<crate::notifications::Notifier>,
+}
+
 /// Watches Rollouts (of this controller instance) and their ReplicaSets and reconciles until `shutdown`
 /// resolves.
 pub async fn run(
     client: Client,
     scope: crate::scope::Scope,
     istio_version: String,
-    metrics: Arc<crate::metrics::Metrics>,
-    readiness: Arc<crate::ready::Readiness>,
+    shared: Shared,
     analysis_runs: (
         Store<AnalysisRun>,
         impl futures::Stream<Item = Arc<AnalysisRun>> + Send + 'static,
     ),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let Shared {
+        metrics,
+        readiness,
+        notifier,
+    } = shared;
     // Upstream's namespaced mode never starts its ClusterAnalysisTemplate informer: nothing cluster-scoped
     // is read, and a Rollout that references one is told why it is not found.
     let caches: Vec<&str> = CACHES
@@ -175,6 +191,7 @@ pub async fn run(
         seen: Default::default(),
         backoff: Default::default(),
         gate: gate.clone(),
+        notifier,
     });
     let _ = metrics.caches().rollouts.set(ro_store.clone());
     // Deployments named by a workloadRef: metadata only (a changed template bumps the generation); the
@@ -468,14 +485,39 @@ async fn publish(ro: &Rollout, ctx: &Context, events: &[plan::Event]) {
     // written, status not) repeats no event.
     let planned = ro.resource_version().unwrap_or_default();
     for ev in events {
-        if let Err(e) = ctx
+        match ctx
             .events
             .publish_once(&reference, &planned, ev.warning, ev.reason, &ev.message)
             .await
         {
-            warn!(rollout = %name, error = %e, "could not record event");
+            // Notified once per event, as the event is told: a plan made again from the same version repeats
+            // neither.
+            Ok(true) => notify(ro, ctx, ev.reason).await,
+            Ok(false) => {}
+            Err(e) => warn!(rollout = %name, error = %e, "could not record event"),
         }
         info!(rollout = %name, namespace = %ns, reason = ev.reason, "{}", ev.message);
+    }
+}
+
+/// Queues the notifications of a new event; a configuration problem is logged and told on the Rollout as a
+/// Warning, and never stops the reconcile.
+async fn notify(ro: &Rollout, ctx: &Context, reason: &str) {
+    for problem in ctx.notifier.notify(ro, reason) {
+        warn!(rollout = %ro.name_any(), namespace = ro.namespace(), event_reason = reason, "notification not sent: {problem}");
+        let message = format!("Notification for {reason} not sent: {problem}");
+        if let Err(e) = ctx
+            .events
+            .publish(
+                &ro.object_ref(&()),
+                true,
+                crate::notifications::FAILED_REASON,
+                &message,
+            )
+            .await
+        {
+            warn!(rollout = %ro.name_any(), error = %e, "could not record event");
+        }
     }
 }
 
