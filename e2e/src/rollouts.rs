@@ -158,6 +158,36 @@ pub async fn wait_selector(ns: &TestNamespace, svc: &str, hash: &str, secs: u64)
 
 /// A canary Rollout of `replicas` running `image`, with the given canary strategy (YAML indented by six).
 pub fn canary_rollout_yaml(name: &str, replicas: i32, image: &str, canary: &str) -> String {
+    rollout_with_strategy(name, replicas, image, "canary", canary)
+}
+
+/// A blue-green Rollout of `replicas` pods labelled `app: <name>`; `blue_green` is the indented body of
+/// `strategy.blueGreen`.
+pub fn blue_green_rollout_yaml(name: &str, replicas: i32, image: &str, blue_green: &str) -> String {
+    rollout_with_strategy(name, replicas, image, "blueGreen", blue_green)
+}
+
+/// The Services `<name>-active` and `<name>-preview`, both selecting every pod of the app.
+pub fn blue_green_services(name: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: {name}-active}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}-preview}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"
+    )
+}
+
+fn rollout_with_strategy(name: &str, replicas: i32, image: &str, kind: &str, body: &str) -> String {
     format!(
         "apiVersion: argoproj.io/v1alpha1
 kind: Rollout
@@ -176,8 +206,8 @@ spec:
       - name: app
         image: {image}
   strategy:
-    canary:
-{canary}"
+    {kind}:
+{body}"
     )
 }
 

@@ -18,6 +18,7 @@ use sluice_crds::{
     analysis::AnalysisRun,
     rollout::{BlueGreenStatus, Rollout, RolloutStatus},
 };
+use sluice_e2e::rollouts::{blue_green_rollout_yaml as rollout_yaml, blue_green_services as services};
 use sluice_e2e::{
     cluster::wait_for,
     harness::{Operator, TestNamespace, install_crds, namespace_with_operator},
@@ -91,50 +92,6 @@ spec:
       prometheus:
         query: '{SUCCESS_RATE_TEMPLATE_QUERY}'
 "#
-    )
-}
-
-/// The Services `<name>-active` and `<name>-preview`, both selecting every pod of the app.
-fn services(name: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata: {{name: {name}-active}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}-preview}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
-"
-    )
-}
-
-fn rollout_yaml(name: &str, replicas: i32, image: &str, blue_green: &str) -> String {
-    format!(
-        "apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  revisionHistoryLimit: 3
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-      - name: app
-        image: {image}
-  strategy:
-    blueGreen:
-{blue_green}"
     )
 }
 

@@ -10,7 +10,10 @@ use sluice_e2e::{
     harness::{Operator, TestNamespace, impersonating_kubeconfig, install_crds},
     prometheus::{Prometheus, SUCCESS_RATE_TEMPLATE_QUERY, TrafficCounters, success_rate_query},
     repo_dir,
-    rollouts::{healthy, istio_strategy, services_and_vs, set_image, wait_rollout},
+    rollouts::{
+        blue_green_rollout_yaml, blue_green_services, canary_rollout_yaml, healthy, istio_strategy,
+        services_and_vs, set_image, wait_rollout,
+    },
 };
 use std::{path::PathBuf, time::Duration};
 
@@ -266,50 +269,22 @@ fn canary(name: &str) -> String {
       - setWeight: 50
 "
     );
+    let strategy = istio_strategy(name, &steps);
     format!(
-        "{}---
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {{name: {name}}}
-spec:
-  replicas: 2
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec: {{containers: [{{name: app, image: app:v1}}]}}
-  strategy:
-    canary:
-{}",
+        "{}---\n{}",
         services_and_vs(name),
-        istio_strategy(name, &steps)
+        canary_rollout_yaml(name, 2, "app:v1", &strategy)
     )
 }
 
 fn blue_green(name: &str) -> String {
-    let service = |role: &str| {
-        format!(
-            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}-{role}}}\n\
-             spec: {{selector: {{app: {name}}}, ports: [{{port: 80}}]}}\n---\n"
-        )
-    };
+    let strategy = format!(
+        "      activeService: {name}-active\n      previewService: {name}-preview\n      scaleDownDelaySeconds: 2\n"
+    );
     format!(
-        "{}{}apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {{name: {name}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec: {{containers: [{{name: app, image: app:v1}}]}}
-  strategy:
-    blueGreen:
-      activeService: {name}-active
-      previewService: {name}-preview
-      scaleDownDelaySeconds: 2
-",
-        service("active"),
-        service("preview")
+        "{}---\n{}",
+        blue_green_services(name),
+        blue_green_rollout_yaml(name, 1, "app:v1", &strategy)
     )
 }
 

@@ -45,29 +45,13 @@ fn labelled_rollout(name: &str, instance: Option<&str>, template: &str) -> Strin
         Some(id) => format!("\n  labels: {{{INSTANCE_LABEL}: {id}}}"),
         None => String::new(),
     };
-    format!(
-        "apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: {name}{labels}
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-      - name: app
-        image: app:1
-  strategy:
-    canary:
-      steps:
-      - setWeight: 50
-      - analysis:
-          templates: [{template}]
-"
+    let steps = format!(
+        "      steps:\n      - setWeight: 50\n      - analysis:\n          templates: [{template}]\n"
+    );
+    sluice_e2e::rollouts::canary_rollout_yaml(name, 2, "app:1", &steps).replacen(
+        &format!("  name: {name}\n"),
+        &format!("  name: {name}{labels}\n"),
+        1,
     )
 }
 
