@@ -97,10 +97,49 @@ async fn wait_default_namespace(client: &Client) -> Result<()> {
     .await
 }
 
-/// A free TCP port on 127.0.0.1. The port is released before use, so another process could take it in
-/// between; each component binds its ports at once, and a clash fails loudly at start.
+/// A free TCP port on 127.0.0.1, below the kernel's ephemeral range: a port the kernel hands out (`bind` to
+/// port 0) is also what any outgoing connection may take as its source port before the component listens on
+/// it, which has failed a start with "address already in use". Below the range only another `free_port` can
+/// clash; the start is random and each candidate is bound once to see it is free.
 pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    // Ports handed out by this process: none is handed out twice, even before its component binds it.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let (low, _) = ephemeral_range();
+    let floor = 10_000u16;
+    let mut given = GIVEN.lock().map_err(|_| anyhow!("port lock poisoned"))?;
+    if low > floor + 1_000 {
+        let span = u32::from(low - floor);
+        let mut seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() ^ std::process::id().rotate_left(16))
+            .unwrap_or_default()
+            | 1;
+        for _ in 0..256 {
+            // xorshift: cheap, and different in each process and call.
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let port = floor + (seed % span) as u16;
+            if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                given.push(port);
+                return Ok(port);
+            }
+        }
+    }
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    given.push(port);
+    Ok(port)
+}
+
+/// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`), Linux's default when unreadable.
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((parts.next()??, parts.next()??))
+        })
+        .unwrap_or((32_768, 60_999))
 }
 
 impl ControlPlane {
