@@ -110,15 +110,18 @@ What the Rollout and AnalysisRun controllers do in the namespaces they watch; ea
 
 {{/* What the Application controller does with Argo CD's objects. */}}
 {{- define "sluice.gitopsRules" -}}
+# Applications: watched, status and finalizers patched; created, patched and deleted by ApplicationSets.
 - apiGroups: [argoproj.io]
   resources: [applications]
-  verbs: [get, list, watch, create, update, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
+# ApplicationSets: watched, status patched.
 - apiGroups: [argoproj.io]
   resources: [applicationsets]
   verbs: [get, list, watch]
 - apiGroups: [argoproj.io]
   resources: [applicationsets/status]
   verbs: [patch]
+# AppProjects: watched (their roles, windows and allow lists).
 - apiGroups: [argoproj.io]
   resources: [appprojects]
   verbs: [get, list, watch]
