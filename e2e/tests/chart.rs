@@ -1,7 +1,7 @@
 //! The Helm chart (charts/sluice), with the real helm: lint and rendering in every mode, and its RBAC proven
 //! on the real API server by running the operator as the chart's ServiceAccount (impersonation in its
-//! kubeconfig) through a canary with Istio and Prometheus analysis, a blue-green release and an Application
-//! sync. Any request the API server refuses as forbidden fails the test.
+//! kubeconfig) through a canary with Istio and Prometheus analysis, a blue-green release, an Application sync
+//! and an ApplicationSet. Any request the API server refuses as forbidden fails the test.
 
 use serde_json::{Value, json};
 use sluice_crds::analysis::AnalysisRun;
@@ -302,6 +302,27 @@ fn application(ns: &str, repo_url: &str) -> String {
     .to_string()
 }
 
+/// An ApplicationSet whose list generator makes one Application, `extra`, from the directory `extra`.
+fn application_set(ns: &str, repo_url: &str) -> String {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": "shops", "namespace": ns},
+        "spec": {
+            "generators": [{"list": {"elements": [{"name": "extra"}]}}],
+            "template": {
+                "metadata": {"name": "{{name}}"},
+                "spec": {
+                    "project": "default",
+                    "source": {"repoURL": repo_url, "targetRevision": "HEAD", "path": "{{name}}"},
+                    "destination": {"server": "https://kubernetes.default.svc", "namespace": ns},
+                    "syncPolicy": {"automated": {}},
+                }
+            }
+        }
+    })
+    .to_string()
+}
+
 /// `kubectl auth can-i` as the chart's ServiceAccount.
 fn can_i(ns: &TestNamespace, user: &str, args: &[&str]) -> bool {
     let mut all = vec!["auth", "can-i", "--as", user];
@@ -359,7 +380,14 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
     .await
     .expect("a success rate in Prometheus");
     let (_git, repo) = git_repo("chart-shop").await;
-    let commit = seed(&repo, &[("app/settings.yaml", config_map("settings", "v1", ""))]).await;
+    let commit = seed(
+        &repo,
+        &[
+            ("app/settings.yaml", config_map("settings", "v1", "")),
+            ("extra/extra.yaml", config_map("extra", "x", "")),
+        ],
+    )
+    .await;
 
     let kubeconfig = std::env::temp_dir().join(format!("sluice-kubeconfig-{}", ns.name));
     impersonating_kubeconfig(&ns.info, &user, &kubeconfig).expect("kubeconfig");
@@ -382,9 +410,11 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
     ns.apply(&canary("web")).expect("canary");
     // A blue-green release.
     ns.apply(&blue_green("bg")).expect("blue-green");
-    // An Application synced from Git.
+    // An Application synced from Git, and one made by an ApplicationSet.
     ns.apply(&application(&ns.name, &repo.git_url()))
         .expect("application");
+    ns.apply(&application_set(&ns.name, &repo.git_url()))
+        .expect("application set");
 
     wait_rollout(&ns, "web", "first canary deploy Healthy", 90, healthy).await;
     wait_rollout(&ns, "bg", "first blue-green deploy Healthy", 90, healthy).await;
@@ -426,6 +456,14 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
     );
     wait_app(&ns, "shop", "the Application synced", synced_healthy(&commit)).await;
     assert_eq!(cm_value(&ns, "settings").await.as_deref(), Some("v1"));
+    wait_app(
+        &ns,
+        "extra",
+        "the ApplicationSet's Application synced",
+        synced_healthy(&commit),
+    )
+    .await;
+    assert_eq!(cm_value(&ns, "extra").await.as_deref(), Some("x"));
     let lease = ns.kubectl(
         &["get", "lease", "argo-rollouts-controller-lock", "-o", "name"],
         None,
