@@ -211,7 +211,8 @@ async fn start_operator(
     webhook_port: u16,
 ) -> Result<(tokio::process::Child, std::sync::mpsc::Receiver<String>)> {
     let mut cmd = Command::new(sluice);
-    cmd.env("ARGO_ROLLOUTS_PROMETHEUS_ADDRESS", prometheus);
+    cmd.env("ARGO_ROLLOUTS_PROMETHEUS_ADDRESS", prometheus)
+        .env("SLUICE_NOTIFICATIONS_NAMESPACE", "default");
     cmd.arg("run")
         .arg("--kubeconfig")
         .arg(&info.kubeconfig)
@@ -407,6 +408,8 @@ async fn analysis_demo(
     .await?;
     print_runs(info)?;
 
+    let receiver = subscribe_to_aborts(info).await?;
+
     say("Release 1.2: its canary fails 20% of requests (the counters now say so); nobody touches anything");
     traffic.set_success_ratio("checkout-canary", 0.80);
     let started = Instant::now();
@@ -427,7 +430,60 @@ async fn analysis_demo(
         ro.status.and_then(|s| s.message).unwrap_or_default()
     );
     print_runs(info)?;
+    let told = receiver
+        .wait_delivered("/hooks/aborted", Duration::from_secs(30))
+        .await?;
+    for r in told {
+        println!(
+            "    the team's webhook got: {} {} {}",
+            r.method,
+            r.path,
+            r.body.trim()
+        );
+    }
     Ok(())
+}
+
+/// Argo Rollouts' notification configuration in `default` (where the operator reads it): a webhook service
+/// pointing at a receiver the demo runs, and `checkout` subscribed to `on-rollout-aborted`.
+async fn subscribe_to_aborts(info: &crate::cluster::ClusterInfo) -> Result<crate::receiver::Receiver> {
+    say(
+        "Notifications: the team's webhook is told when a rollout is aborted (argo-rollouts-notification-configmap)",
+    );
+    let receiver = crate::receiver::Receiver::start().await?;
+    let config = format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: argo-rollouts-notification-configmap, namespace: default}}
+data:
+  service.webhook.team: |
+    url: {url}
+  trigger.on-rollout-aborted: |
+    - send: [rollout-aborted]
+  template.rollout-aborted: |
+    webhook:
+      team:
+        method: POST
+        path: /hooks/aborted
+        body: 'Rollout {{{{.rollout.metadata.name}}}} in {{{{.rollout.metadata.namespace}}}} was aborted'
+"#,
+        url = receiver.url()
+    );
+    println!(
+        "{}",
+        kubectl(info, &["apply", "-f", "-"], Some(&config))?.trim_end()
+    );
+    let subscribe = "notifications.argoproj.io/subscribe.on-rollout-aborted.team=";
+    let out = kubectl(
+        info,
+        &["annotate", "-n", "default", "rollout", "checkout", subscribe],
+        None,
+    )?;
+    println!(
+        "    $ kubectl annotate rollout checkout {subscribe}\n    {}",
+        out.trim_end()
+    );
+    Ok(receiver)
 }
 
 /// The hash a Service selects, or "-".
