@@ -211,15 +211,22 @@ async fn canary_is_driven_by_the_plugin_from_set_image_to_undo() {
         step(r) == 1 && phase(r).0 == "Paused" && image(r) == "shop:v1"
     })
     .await;
-    let tree = sluice.ok(&["get", "rollout", "shop", "--no-color"]).unwrap();
+    // The tree lists an image once its ReplicaSet's status counts the pod, which may lag the Rollout's pause
+    // by a moment: read it until it does.
+    let both = |t: &str| t.contains("shop:v1 (canary)") && t.contains("shop:v2 (stable)");
+    let mut tree = String::new();
+    for _ in 0..50 {
+        tree = sluice.ok(&["get", "rollout", "shop", "--no-color"]).unwrap();
+        if both(&tree) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     assert!(
         tree.contains("# revision:3"),
         "undo makes the old template the newest revision:\n{tree}"
     );
-    assert!(
-        tree.contains("shop:v1 (canary)") && tree.contains("shop:v2 (stable)"),
-        "{tree}"
-    );
+    assert!(both(&tree), "{tree}");
 }
 
 /// `get --watch` piped: plain text, one tree per change, and an exit at `--timeout-seconds`.
