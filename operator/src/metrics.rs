@@ -244,135 +244,151 @@ impl Collector for Caches {
             encode_requests(&mut encoder, requests)?;
         }
         if let Some(store) = self.rollouts.get() {
-            let rollouts = store.state();
-            let info = rollouts.iter().map(|ro| {
-                let canary = ro.spec.strategy.canary.as_ref();
-                let strategy = if canary.is_some() { "canary" } else { "blueGreen" };
-                let router = canary
-                    .and_then(|c| c.traffic_routing.as_ref())
-                    .map(|t| if t.istio.is_some() { "Istio" } else { "Plugin" })
-                    .unwrap_or("");
-                let phase = ro
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase.clone())
-                    .unwrap_or_default();
-                (
-                    vec![
-                        ("namespace", ro.namespace().unwrap_or_default()),
-                        ("name", ro.name_any()),
-                        ("strategy", strategy.to_string()),
-                        ("traffic_router", router.to_string()),
-                        ("phase", phase),
-                    ],
-                    1,
-                )
-            });
-            gauge(&mut encoder, "rollout_info", "Information about rollout.", info)?;
-            for (name, help, pick) in [
-                (
-                    "rollout_info_replicas_available",
-                    "The number of available replicas per rollout.",
-                    (|s: &sluice_crds::rollout::RolloutStatus| s.available_replicas) as fn(&_) -> Option<i32>,
-                ),
-                (
-                    "rollout_info_replicas_updated",
-                    "The number of updated replicas per rollout.",
-                    |s| s.updated_replicas,
-                ),
-                (
-                    "rollout_info_replicas_desired",
-                    "The number of desired replicas per rollout.",
-                    |_| None,
-                ),
-            ] {
-                let series = rollouts.iter().map(|ro| {
-                    let value = if name == "rollout_info_replicas_desired" {
-                        ro.spec.replicas.unwrap_or(1)
-                    } else {
-                        ro.status.as_ref().and_then(pick).unwrap_or(0)
-                    };
-                    (
-                        vec![
-                            ("namespace", ro.namespace().unwrap_or_default()),
-                            ("name", ro.name_any()),
-                        ],
-                        i64::from(value),
-                    )
-                });
-                gauge(&mut encoder, name, help, series)?;
-            }
+            encode_rollouts(&mut encoder, &store.state())?;
         }
         if let Some(store) = self.analysis_runs.get() {
-            let runs = store.state();
-            let info = runs.iter().map(|ar| {
-                let phase = ar.status.as_ref().map(|s| s.phase.clone()).unwrap_or_default();
-                (
-                    vec![
-                        ("namespace", ar.namespace().unwrap_or_default()),
-                        ("name", ar.name_any()),
-                        ("phase", phase),
-                    ],
-                    1,
-                )
-            });
-            gauge(
-                &mut encoder,
-                "analysis_run_info",
-                "Information about analysis run.",
-                info,
-            )?;
-            let types = runs.iter().flat_map(|ar| {
-                ar.spec.metrics.iter().map(|m| {
-                    (
-                        vec![
-                            ("namespace", ar.namespace().unwrap_or_default()),
-                            ("name", ar.name_any()),
-                            ("metric", m.name.clone()),
-                            ("type", provider_type(m).to_string()),
-                        ],
-                        1,
-                    )
-                })
-            });
-            gauge(
-                &mut encoder,
-                "analysis_run_metric_type",
-                "Information on the type of a specific metric in the Analysis Runs.",
-                types,
-            )?;
-            let phases = runs.iter().flat_map(|ar| {
-                let results = ar
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.metric_results.clone())
-                    .unwrap_or_default();
-                ar.spec.metrics.iter().map(move |m| {
-                    let r = results.iter().find(|r| r.name == m.name);
-                    let phase = r.map(|r| r.phase.clone()).unwrap_or_else(|| "Pending".into());
-                    let dry_run = r.and_then(|r| r.dry_run).unwrap_or(false);
-                    (
-                        vec![
-                            ("namespace", ar.namespace().unwrap_or_default()),
-                            ("name", ar.name_any()),
-                            ("metric", m.name.clone()),
-                            ("type", provider_type(m).to_string()),
-                            ("dry_run", dry_run.to_string()),
-                            ("phase", phase),
-                        ],
-                        1,
-                    )
-                })
-            });
-            gauge(
-                &mut encoder,
-                "analysis_run_metric_phase",
-                "Information on the duration of a specific metric in the Analysis Run",
-                phases,
-            )?;
+            encode_analysis_runs(&mut encoder, &store.state())?;
         }
         Ok(())
     }
+}
+
+/// `rollout_info` and `rollout_info_replicas_*` of the cached Rollouts.
+fn encode_rollouts(
+    encoder: &mut DescriptorEncoder,
+    rollouts: &[Arc<Rollout>],
+) -> Result<(), std::fmt::Error> {
+    let info = rollouts.iter().map(|ro| {
+        let canary = ro.spec.strategy.canary.as_ref();
+        let strategy = if canary.is_some() { "canary" } else { "blueGreen" };
+        let router = canary
+            .and_then(|c| c.traffic_routing.as_ref())
+            .map(|t| if t.istio.is_some() { "Istio" } else { "Plugin" })
+            .unwrap_or("");
+        let phase = ro
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        (
+            vec![
+                ("namespace", ro.namespace().unwrap_or_default()),
+                ("name", ro.name_any()),
+                ("strategy", strategy.to_string()),
+                ("traffic_router", router.to_string()),
+                ("phase", phase),
+            ],
+            1,
+        )
+    });
+    gauge(encoder, "rollout_info", "Information about rollout.", info)?;
+    for (name, help, pick) in [
+        (
+            "rollout_info_replicas_available",
+            "The number of available replicas per rollout.",
+            (|s: &sluice_crds::rollout::RolloutStatus| s.available_replicas) as fn(&_) -> Option<i32>,
+        ),
+        (
+            "rollout_info_replicas_updated",
+            "The number of updated replicas per rollout.",
+            |s| s.updated_replicas,
+        ),
+        (
+            "rollout_info_replicas_desired",
+            "The number of desired replicas per rollout.",
+            |_| None,
+        ),
+    ] {
+        let series = rollouts.iter().map(|ro| {
+            let value = if name == "rollout_info_replicas_desired" {
+                ro.spec.replicas.unwrap_or(1)
+            } else {
+                ro.status.as_ref().and_then(pick).unwrap_or(0)
+            };
+            (
+                vec![
+                    ("namespace", ro.namespace().unwrap_or_default()),
+                    ("name", ro.name_any()),
+                ],
+                i64::from(value),
+            )
+        });
+        gauge(encoder, name, help, series)?;
+    }
+    Ok(())
+}
+
+/// `analysis_run_info`, `analysis_run_metric_type` and `analysis_run_metric_phase` of the cached runs.
+fn encode_analysis_runs(
+    encoder: &mut DescriptorEncoder,
+    runs: &[Arc<AnalysisRun>],
+) -> Result<(), std::fmt::Error> {
+    let info = runs.iter().map(|ar| {
+        let phase = ar.status.as_ref().map(|s| s.phase.clone()).unwrap_or_default();
+        (
+            vec![
+                ("namespace", ar.namespace().unwrap_or_default()),
+                ("name", ar.name_any()),
+                ("phase", phase),
+            ],
+            1,
+        )
+    });
+    gauge(
+        encoder,
+        "analysis_run_info",
+        "Information about analysis run.",
+        info,
+    )?;
+    let types = runs.iter().flat_map(|ar| {
+        ar.spec.metrics.iter().map(|m| {
+            (
+                vec![
+                    ("namespace", ar.namespace().unwrap_or_default()),
+                    ("name", ar.name_any()),
+                    ("metric", m.name.clone()),
+                    ("type", provider_type(m).to_string()),
+                ],
+                1,
+            )
+        })
+    });
+    gauge(
+        encoder,
+        "analysis_run_metric_type",
+        "Information on the type of a specific metric in the Analysis Runs.",
+        types,
+    )?;
+    let phases = runs.iter().flat_map(|ar| {
+        let results = ar
+            .status
+            .as_ref()
+            .and_then(|s| s.metric_results.clone())
+            .unwrap_or_default();
+        ar.spec.metrics.iter().map(move |m| {
+            let r = results.iter().find(|r| r.name == m.name);
+            let phase = r.map(|r| r.phase.clone()).unwrap_or_else(|| "Pending".into());
+            let dry_run = r.and_then(|r| r.dry_run).unwrap_or(false);
+            (
+                vec![
+                    ("namespace", ar.namespace().unwrap_or_default()),
+                    ("name", ar.name_any()),
+                    ("metric", m.name.clone()),
+                    ("type", provider_type(m).to_string()),
+                    ("dry_run", dry_run.to_string()),
+                    ("phase", phase),
+                ],
+                1,
+            )
+        })
+    });
+    gauge(
+        encoder,
+        "analysis_run_metric_phase",
+        "Information on the duration of a specific metric in the Analysis Run",
+        phases,
+    )?;
+    Ok(())
 }
 
 /// Serves `/metrics` on `metrics_addr` and `/healthz`, `/readyz` (see [`crate::ready`]) on `healthz_addr`
