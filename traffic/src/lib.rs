@@ -1,7 +1,13 @@
-//! Traffic routers for Sluice.
+//! Traffic routers for Sluice, each behind the [`Router`] trait (`observe / apply / verify / reset`).
 //!
 //! Each router is a pure transform: it reads the routing object the reconciler observed and returns a JSON patch
 //! that touches only the fields the rollout owns (weights, managed routes, subset labels), so that fields written
 //! by other owners (Argo CD, Helm, people) survive.
 
 pub mod istio;
+pub mod router;
+
+pub use router::{
+    Additional, Desired, HeaderMatch, HeaderRoute, MirrorMatch, MirrorRoute, Objects, Router, RouterError,
+    Seen, StringMatch, Target, Write, required,
+};

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use sluice_analysis::Phase;
 use sluice_crds::{
     analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate},
-    rollout::{IstioDestinationRule, IstioVirtualService, PodTemplateMetadata, Rollout},
+    rollout::{IstioDestinationRule, PodTemplateMetadata, Rollout},
 };
 use sluice_traffic::istio;
 
@@ -38,7 +38,7 @@ use super::{
     DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, MANAGED_BY_ANNOTATION, REVISION_ANNOTATION,
     SCALE_DOWN_DEADLINE_ANNOTATION, ephemeral,
     hash::{OwnedTemplate, current_hash, pod_template_hash},
-    plan::{self, Action, Observed, RsInfo, ServiceState, TrafficState, WorkloadState},
+    plan::{self, Action, Observed, RsInfo, ServiceState, WorkloadState},
 };
 
 /// Errors of one reconcile; each is retried with backoff and never stops the controller.
@@ -63,8 +63,8 @@ pub struct Context {
     pub replica_sets: Store<ReplicaSet>,
     /// Event writer.
     pub events: EventWriter,
-    /// API version used for Istio objects (`--istio-api-version`).
-    pub istio_version: String,
+    /// What building the traffic routers needs (`--istio-api-version`, ...).
+    pub routing: super::routing::RouterConfig,
     /// The resourceVersion of each Rollout after this controller's last write to it: a cached copy older than
     /// that is stale, and planning from it could repeat a step.
     pub written: std::sync::Mutex<std::collections::HashMap<(String, String), u64>>,
@@ -181,7 +181,7 @@ pub async fn run(
         client: client.clone(),
         replica_sets: rs_store,
         events: EventWriter::new(client, "rollouts-controller"),
-        istio_version,
+        routing: super::routing::RouterConfig { istio_version },
         written: Default::default(),
         metrics: metrics.clone(),
         analysis_runs: analysis_runs.0,
@@ -205,7 +205,7 @@ pub async fn run(
     let steered = super::drift::triggers(
         ctx.client.clone(),
         &scope,
-        ctx.istio_version.clone(),
+        ctx.routing.istio_version.clone(),
         ro_store.clone(),
     );
     Controller::for_stream(ro_stream, ro_store)
@@ -614,7 +614,9 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     let (traffic, managed_routes_present) = match canary.and_then(|c| c.traffic_routing.as_ref()) {
         None => (None, Vec::new()),
         Some(_) => {
-            let (state, present) = observe_traffic(ro, ctx).await?;
+            let routers = super::routing::routers(ro, &ctx.routing);
+            let io = super::routing::ClusterObjects(&ctx.client);
+            let (state, present) = super::routing::observe(&io, &routers).await?;
             (Some(state), present)
         }
     };
@@ -894,69 +896,6 @@ fn rs_info(rs: &ReplicaSet) -> RsInfo {
     }
 }
 
-/// The VirtualServices of a rollout with the namespace each lives in (`name.namespace` names another one).
-fn virtual_services(ro: &Rollout) -> Vec<(IstioVirtualService, String, String)> {
-    let ns = ro.namespace().unwrap_or_default();
-    let Some(istio) = ro
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.traffic_routing.as_ref())
-        .and_then(|t| t.istio.as_ref())
-    else {
-        return Vec::new();
-    };
-    istio
-        .virtual_service
-        .iter()
-        .chain(istio.virtual_services.iter().flatten())
-        .map(|vs| {
-            let (name, vs_ns) = super::drift::istio_ref(vs.name.as_deref().unwrap_or_default(), &ns);
-            (vs.clone(), name, vs_ns)
-        })
-        .collect()
-}
-
-fn split_and_routes(ro: &Rollout, vs: &IstioVirtualService) -> (istio::Split, istio::RouteSelector) {
-    let canary = ro.spec.strategy.canary.clone().unwrap_or_default();
-    let dr = canary
-        .traffic_routing
-        .as_ref()
-        .and_then(|t| t.istio.as_ref())
-        .and_then(|i| i.destination_rule.clone());
-    let split = match dr {
-        Some(dr) => istio::Split::Subset(istio::SubsetSplit {
-            host: None,
-            canary_subset: dr.canary_subset_name,
-            stable_subset: dr.stable_subset_name,
-        }),
-        None => istio::Split::Host(istio::HostSplit {
-            canary_service: canary.canary_service.unwrap_or_default(),
-            stable_service: canary.stable_service.unwrap_or_default(),
-        }),
-    };
-    let routes = istio::RouteSelector {
-        http: vs.routes.clone(),
-        tls: vs
-            .tls_routes
-            .iter()
-            .flatten()
-            .map(|t| istio::TlsMatch {
-                port: t.port,
-                sni_hosts: t.sni_hosts.clone().unwrap_or_default(),
-            })
-            .collect(),
-        tcp: vs
-            .tcp_routes
-            .iter()
-            .flatten()
-            .map(|t| istio::TcpMatch { port: t.port })
-            .collect(),
-    };
-    (split, routes)
-}
-
 /// The DestinationRule of a subset split, with its namespace.
 fn destination_rule(ro: &Rollout) -> Option<(IstioDestinationRule, String)> {
     let dr = ro
@@ -984,141 +923,16 @@ fn destination_rule(ro: &Rollout) -> Option<(IstioDestinationRule, String)> {
 }
 
 fn dr_api(ctx: &Context, ns: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("networking.istio.io", &ctx.istio_version, "DestinationRule");
+    let gvk = GroupVersionKind::gvk(
+        "networking.istio.io",
+        &ctx.routing.istio_version,
+        "DestinationRule",
+    );
     Api::namespaced_with(
         ctx.client.clone(),
         ns,
         &ApiResource::from_gvk_with_plural(&gvk, "destinationrules"),
     )
-}
-
-fn vs_api(ctx: &Context, ns: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("networking.istio.io", &ctx.istio_version, "VirtualService");
-    Api::namespaced_with(
-        ctx.client.clone(),
-        ns,
-        &ApiResource::from_gvk_with_plural(&gvk, "virtualservices"),
-    )
-}
-
-/// The names in trafficRouting.managedRoutes, in order.
-fn managed_names(ro: &Rollout) -> Vec<String> {
-    ro.spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.traffic_routing.as_ref())
-        .and_then(|t| t.managed_routes.as_ref())
-        .map(|m| m.iter().map(|r| r.name.clone()).collect())
-        .unwrap_or_default()
-}
-
-/// The canary weight on every targeted route, and the managed routes present.
-async fn observe_traffic(ro: &Rollout, ctx: &Context) -> Result<(TrafficState, Vec<String>), Error> {
-    let managed = managed_names(ro);
-    let mut weights = Vec::new();
-    let mut present = Vec::new();
-    for (vs_ref, name, ns) in virtual_services(ro) {
-        let Some(vs) = vs_api(ctx, &ns).get_opt(&name).await? else {
-            let e = format!("VirtualService \"{name}\" not found in namespace \"{ns}\"");
-            return Ok((TrafficState::Error(e), present));
-        };
-        let doc = serde_json::to_value(&vs).unwrap_or_default();
-        for route in doc["spec"]["http"].as_array().into_iter().flatten() {
-            if let Some(n) = route["name"].as_str().filter(|n| managed.iter().any(|m| m == n))
-                && !present.iter().any(|p| p == n)
-            {
-                present.push(n.to_string());
-            }
-        }
-        let (split, routes) = split_and_routes(ro, &vs_ref);
-        match istio::observed_weights_with_managed(&doc, &split, &routes, &managed) {
-            Ok(found) => weights.extend(found.into_iter().map(|r| r.canary)),
-            Err(e) => {
-                return Ok((
-                    TrafficState::Error(format!("VirtualService \"{name}\": {e}")),
-                    present,
-                ));
-            }
-        }
-    }
-    let state = match weights.first() {
-        Some(w) if weights.iter().all(|x| x == w) => TrafficState::Weight(*w),
-        _ => TrafficState::Mixed,
-    };
-    Ok((state, present))
-}
-
-/// Applies a managed-route change to every VirtualService of the rollout and reads each back.
-async fn change_managed_routes(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Error> {
-    let managed = managed_names(ro);
-    for (vs_ref, name, ns) in virtual_services(ro) {
-        let api = vs_api(ctx, &ns);
-        let doc = serde_json::to_value(api.get(&name).await?).unwrap_or_default();
-        let (split, routes) = split_and_routes(ro, &vs_ref);
-        let fail = |e: istio::IstioError| Error::Traffic(format!("{name}: {e}"));
-        let patch = match action {
-            Action::SetHeaderRoute { name: route, matches } => {
-                let dest = istio::canary_destination(&doc, &split, &routes, &managed).map_err(fail)?;
-                let matches: Vec<istio::HeaderMatch> = matches.iter().filter_map(header_match).collect();
-                istio::header_route_patch(&doc, route, &matches, &dest, &managed).map_err(fail)?
-            }
-            Action::SetMirrorRoute {
-                name: route,
-                matches,
-                percentage,
-            } => {
-                let dest = istio::canary_destination(&doc, &split, &routes, &managed).map_err(fail)?;
-                let matches: Vec<istio::MirrorMatch> = matches
-                    .iter()
-                    .map(|m| istio::MirrorMatch {
-                        method: m.method.as_ref().and_then(string_match),
-                        path: m.path.as_ref().and_then(string_match),
-                        headers: m
-                            .headers
-                            .iter()
-                            .flatten()
-                            .filter_map(|(h, v)| {
-                                string_match(v).map(|value| istio::HeaderMatch {
-                                    header_name: h.clone(),
-                                    value,
-                                })
-                            })
-                            .collect(),
-                    })
-                    .collect();
-                istio::mirror_route_patch(&doc, route, &matches, *percentage, &dest, &routes, &managed)
-                    .map_err(fail)?
-            }
-            Action::RemoveManagedRoutes { names } => {
-                istio::remove_managed_routes_patch(&doc, names).map_err(fail)?
-            }
-            _ => return Ok(()),
-        };
-        if !patch.0.is_empty() {
-            api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-fn string_match(m: &sluice_crds::rollout::StringMatch) -> Option<istio::StringMatch> {
-    if let Some(v) = &m.exact {
-        return Some(istio::StringMatch::Exact(v.clone()));
-    }
-    if let Some(v) = &m.prefix {
-        return Some(istio::StringMatch::Prefix(v.clone()));
-    }
-    m.regex.clone().map(istio::StringMatch::Regex)
-}
-
-fn header_match(m: &sluice_crds::rollout::HeaderRoutingMatch) -> Option<istio::HeaderMatch> {
-    let value = string_match(m.header_value.as_ref()?)?;
-    Some(istio::HeaderMatch {
-        header_name: m.header_name.clone(),
-        value,
-    })
 }
 
 fn has_analysis(ro: &Rollout) -> bool {
@@ -1153,7 +967,11 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
                 .patch(service, &PatchParams::default(), &Patch::Merge(patch))
                 .await?;
         }
-        Action::SetCanaryWeight { weight } => set_weight(ro, *weight, ctx).await?,
+        Action::SetCanaryWeight { weight } => {
+            let routers = super::routing::routers(ro, &ctx.routing);
+            let io = super::routing::ClusterObjects(&ctx.client);
+            super::routing::apply_weight(&io, &routers, &sluice_traffic::Desired::canary(*weight)).await?
+        }
         Action::Release { orphan } => release(ro, ctx, orphan).await?,
         Action::ScaleWorkload {
             name: deployment,
@@ -1188,7 +1006,11 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
         }
         Action::SetHeaderRoute { .. }
         | Action::SetMirrorRoute { .. }
-        | Action::RemoveManagedRoutes { .. } => change_managed_routes(ro, action, ctx).await?,
+        | Action::RemoveManagedRoutes { .. } => {
+            let routers = super::routing::routers(ro, &ctx.routing);
+            let io = super::routing::ClusterObjects(&ctx.client);
+            super::routing::change_managed_routes(&io, &routers, action).await?
+        }
         Action::EvictPod { name: pod } => {
             let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
             match pods.evict(pod, &EvictParams::default()).await {
@@ -1433,32 +1255,6 @@ async fn set_ephemeral_metadata(
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// Patches the weights of every targeted route (and nothing else), reads the VirtualService back and checks it.
-async fn set_weight(ro: &Rollout, weight: i32, ctx: &Context) -> Result<(), Error> {
-    for (vs_ref, name, ns) in virtual_services(ro) {
-        let api = vs_api(ctx, &ns);
-        let vs = api.get(&name).await?;
-        let (split, routes) = split_and_routes(ro, &vs_ref);
-        let doc = serde_json::to_value(&vs).unwrap_or_default();
-        let managed = managed_names(ro);
-        let patch = istio::weight_patch_with_managed(&doc, &split, &routes, &managed, weight)
-            .map_err(|e| Error::Traffic(format!("{name}: {e}")))?;
-        if !patch.0.is_empty() {
-            api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
-                .await?;
-        }
-        let after = serde_json::to_value(api.get(&name).await?).unwrap_or_default();
-        if !istio::verify_with_managed(&after, &split, &routes, &managed, weight)
-            .map_err(|e| Error::Traffic(format!("{name}: {e}")))?
-        {
-            return Err(Error::Traffic(format!(
-                "VirtualService {ns}/{name} does not show weight {weight} after the update"
-            )));
         }
     }
     Ok(())

@@ -12,6 +12,7 @@ mod lifecycle;
 pub mod plan;
 mod progress;
 pub mod replicas;
+mod routing;
 mod runs;
 pub mod status;
 mod user;

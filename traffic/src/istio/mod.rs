@@ -12,6 +12,7 @@ mod error;
 mod managed;
 mod model;
 mod ops;
+mod router;
 mod select;
 mod weights;
 
@@ -22,6 +23,7 @@ pub use model::{
     HeaderMatch, HostSplit, MirrorMatch, Role, RouteKind, RouteRef, RouteSelector, RouteWeights, Split,
     StringMatch, SubsetSplit, TcpMatch, TlsMatch,
 };
+pub use router::{IstioRouter, VirtualServiceRef, virtual_service_target};
 pub use weights::{
     canary_destination, observed_weights, observed_weights_with_managed, verify, verify_with_managed,
     weight_patch, weight_patch_with_managed,
