@@ -94,7 +94,7 @@ pub fn kubectl(info: &ClusterInfo, args: &[&str], stdin: Option<&str>) -> Result
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Paths of Sluice's CRDs (crds/yaml) and the hand-written Istio CRDs (e2e/manifests).
+/// Paths of Sluice's CRDs (crds/yaml) and the hand-written CRDs of the traffic routers (e2e/manifests).
 pub fn crd_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(crate::repo_dir().join("crds/yaml"))
         .into_iter()
@@ -104,7 +104,16 @@ pub fn crd_files() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .collect();
     files.sort();
-    files.push(crate::e2e_dir().join("manifests/istio-crds.yaml"));
+    // The routers' own CRDs, hand-written and minimal: e2e/manifests/<router>-crds.yaml.
+    let mut routers: Vec<PathBuf> = std::fs::read_dir(crate::e2e_dir().join("manifests"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with("-crds.yaml"))
+        .collect();
+    routers.sort();
+    files.extend(routers);
     files
 }
 

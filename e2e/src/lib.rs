@@ -22,6 +22,7 @@ pub mod receiver;
 pub mod remote;
 pub mod rollouts;
 pub mod watch;
+pub mod weight_watch;
 
 use std::path::{Path, PathBuf};
 
