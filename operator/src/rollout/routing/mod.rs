@@ -85,3 +85,6 @@ fn mirror_match(m: &sluice_crds::rollout::RouteMatch) -> sluice_traffic::MirrorM
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod io_tests;
