@@ -202,12 +202,7 @@ pub async fn run(
         .touched_objects();
     let for_workloads = ro_store.clone();
     let (for_templates, for_cluster_templates) = (ro_store.clone(), ro_store.clone());
-    let steered = super::drift::triggers(
-        ctx.client.clone(),
-        &scope,
-        ctx.routing.istio_version.clone(),
-        ro_store.clone(),
-    );
+    let steered = super::drift::triggers(ctx.client.clone(), &scope, ctx.routing.clone(), ro_store.clone());
     Controller::for_stream(ro_stream, ro_store)
         .reconcile_all_on(gate.opening())
         .reconcile_on(steered)

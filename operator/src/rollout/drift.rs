@@ -1,4 +1,4 @@
-//! The objects a Rollout steers besides its ReplicaSets: its Services and Istio VirtualServices and
+//! The objects a Rollout steers besides its ReplicaSets: its Services, its traffic routers' objects and its Istio
 //! DestinationRule. They are watched metadata-only (nothing is cached), so that when another client resets a
 //! weight, a subset or a selector, the Rollouts naming the object are reconciled at once and put it back.
 
@@ -13,15 +13,17 @@ use kube::{
 };
 use sluice_crds::rollout::Rollout;
 
+use super::routing::{self, RouterConfig};
+
 /// A kind of steered object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// A core Service.
     Service,
-    /// An Istio VirtualService.
-    VirtualService,
     /// An Istio DestinationRule.
     DestinationRule,
+    /// An object a traffic router reads and writes: (API group, plural).
+    Routed(String, String),
 }
 
 /// The (stable, canary) Services: a blue-green's active Service plays the stable one's part, its preview
@@ -45,8 +47,9 @@ pub fn istio_ref(reference: &str, rollout_namespace: &str) -> (String, String) {
     }
 }
 
-/// Every (kind, namespace, name) the Rollout steers.
-pub fn steered(ro: &Rollout) -> Vec<(Kind, String, String)> {
+/// Every (kind, namespace, name) the Rollout steers: its Services, its routers' objects and its
+/// DestinationRule.
+pub fn steered(ro: &Rollout, config: &RouterConfig) -> Vec<(Kind, String, String)> {
     let ns = ro.namespace().unwrap_or_default();
     let (stable, canary) = services(ro);
     let mut out: Vec<_> = [stable, canary]
@@ -54,26 +57,25 @@ pub fn steered(ro: &Rollout) -> Vec<(Kind, String, String)> {
         .flatten()
         .map(|s| (Kind::Service, ns.clone(), s))
         .collect();
-    let istio = ro
+    for router in routing::routers(ro, config) {
+        out.extend(
+            router
+                .targets()
+                .into_iter()
+                .map(|t| (Kind::Routed(t.group, t.plural), t.namespace, t.name)),
+        );
+    }
+    let dr = ro
         .spec
         .strategy
         .canary
         .as_ref()
         .and_then(|c| c.traffic_routing.as_ref())
-        .and_then(|t| t.istio.as_ref());
-    if let Some(istio) = istio {
-        for vs in istio
-            .virtual_service
-            .iter()
-            .chain(istio.virtual_services.iter().flatten())
-        {
-            let (name, vs_ns) = istio_ref(vs.name.as_deref().unwrap_or_default(), &ns);
-            out.push((Kind::VirtualService, vs_ns, name));
-        }
-        if let Some(dr) = &istio.destination_rule {
-            let (name, dr_ns) = istio_ref(&dr.name, &ns);
-            out.push((Kind::DestinationRule, dr_ns, name));
-        }
+        .and_then(|t| t.istio.as_ref())
+        .and_then(|i| i.destination_rule.as_ref());
+    if let Some(dr) = dr {
+        let (name, dr_ns) = istio_ref(&dr.name, &ns);
+        out.push((Kind::DestinationRule, dr_ns, name));
     }
     out
 }
@@ -81,28 +83,27 @@ pub fn steered(ro: &Rollout) -> Vec<(Kind, String, String)> {
 /// The Rollouts in `store` that steer the object.
 pub fn rollouts_steering(
     store: &Store<Rollout>,
-    kind: Kind,
-    ns: &str,
-    name: &str,
+    config: &RouterConfig,
+    (kind, ns, name): (&Kind, &str, &str),
 ) -> Vec<ObjectRef<Rollout>> {
     store
         .state()
         .into_iter()
         .filter(|ro| {
-            steered(ro)
+            steered(ro, config)
                 .iter()
-                .any(|(k, n, o)| *k == kind && n == ns && o == name)
+                .any(|(k, n, o)| k == kind && n == ns && o == name)
         })
         .map(|ro| ObjectRef::from_obj(&*ro))
         .collect()
 }
 
-/// Reconcile triggers for the Rollouts whose steered objects changed. Istio's kinds are watched once their
-/// CRDs are established, so a cluster without Istio costs nothing.
+/// Reconcile triggers for the Rollouts whose steered objects changed. The routers' custom kinds (and Istio's
+/// DestinationRule) are watched once their CRDs are established, so a cluster without them costs nothing.
 pub fn triggers(
     client: Client,
     scope: &crate::scope::Scope,
-    istio_version: String,
+    config: RouterConfig,
     rollouts: Store<Rollout>,
 ) -> impl Stream<Item = ObjectRef<Rollout>> + Send + 'static {
     let services: Api<PartialObjectMeta<Service>> = scope.api(&client);
@@ -111,28 +112,35 @@ pub fn triggers(
         .touched_objects()
         .filter_map(|r| async move { r.ok().map(|m| (Kind::Service, m.namespace(), m.name_any())) })
         .boxed();
-    let istio = [
-        (Kind::VirtualService, "VirtualService", "virtualservices"),
-        (Kind::DestinationRule, "DestinationRule", "destinationrules"),
-    ]
-    .map(|(kind, name, plural)| {
-        let gvk = GroupVersionKind::gvk("networking.istio.io", &istio_version, name);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
-        istio_events(client.clone(), scope.clone(), kind, resource)
-    });
-    let [vs, dr] = istio;
-    futures::stream::select_all([service_events, vs, dr]).flat_map(move |(kind, ns, name)| {
+    let dr_gvk = GroupVersionKind::gvk("networking.istio.io", &config.istio_version, "DestinationRule");
+    let dr = custom_events(
+        client.clone(),
+        scope.clone(),
+        Kind::DestinationRule,
+        ApiResource::from_gvk_with_plural(&dr_gvk, "destinationrules"),
+    );
+    let mut streams = vec![service_events, dr];
+    for watched in routing::watched_kinds(&config) {
+        let kind = Kind::Routed(watched.resource.group.clone(), watched.resource.plural.clone());
+        streams.push(if watched.custom {
+            custom_events(client.clone(), scope.clone(), kind, watched.resource)
+        } else {
+            events(client.clone(), scope.namespace.clone(), kind, watched.resource)
+        });
+    }
+    futures::stream::select_all(streams).flat_map(move |(kind, ns, name)| {
         let ns = ns.unwrap_or_default();
-        futures::stream::iter(rollouts_steering(&rollouts, kind, &ns, &name))
+        futures::stream::iter(rollouts_steering(&rollouts, &config, (&kind, &ns, &name)))
     })
 }
 
 type Touched = (Kind, Option<String>, String);
 
-/// How often namespaced mode asks whether an Istio kind is served yet.
-const ISTIO_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often namespaced mode asks whether a custom kind is served yet.
+const PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn istio_events(
+/// The changes of a custom kind, from when its CRD is established (or, in namespaced mode, served).
+fn custom_events(
     client: Client,
     scope: crate::scope::Scope,
     kind: Kind,
@@ -151,11 +159,11 @@ fn istio_events(
                         Ok(false) => {}
                         Err(e) if !warned => {
                             warned = true;
-                            tracing::warn!(error = %e, kind = %resource.kind, namespace = %ns, "cannot list Istio objects in the namespace; asking again every 10 s");
+                            tracing::warn!(error = %e, kind = %resource.kind, namespace = %ns, "cannot list the kind in the namespace; asking again every 10 s");
                         }
                         Err(_) => {}
                     }
-                    tokio::time::sleep(ISTIO_PROBE_INTERVAL).await;
+                    tokio::time::sleep(PROBE_INTERVAL).await;
                 }
             }
             _ => {
@@ -170,15 +178,27 @@ fn istio_events(
     };
     futures::stream::once(established)
         .filter_map(|ready| async move { ready })
-        .flat_map(move |(client, namespace, resource)| {
-            let api: Api<PartialObjectMeta<DynamicObject>> = match &namespace {
-                Some(ns) => Api::namespaced_with(client, ns, &resource),
-                None => Api::all_with(client, &resource),
-            };
-            watcher(api, watcher::Config::default())
-                .default_backoff()
-                .touched_objects()
-                .filter_map(move |r| async move { r.ok().map(|m| (kind, m.namespace(), m.name_any())) })
+        .flat_map(move |(client, namespace, resource)| events(client, namespace, kind.clone(), resource))
+        .boxed()
+}
+
+/// The changes of a kind the API server serves, metadata only.
+fn events(
+    client: Client,
+    namespace: Option<String>,
+    kind: Kind,
+    resource: ApiResource,
+) -> futures::stream::BoxStream<'static, Touched> {
+    let api: Api<PartialObjectMeta<DynamicObject>> = match &namespace {
+        Some(ns) => Api::namespaced_with(client, ns, &resource),
+        None => Api::all_with(client, &resource),
+    };
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .touched_objects()
+        .filter_map(move |r| {
+            let kind = kind.clone();
+            async move { r.ok().map(|m| (kind, m.namespace(), m.name_any())) }
         })
         .boxed()
 }
@@ -186,6 +206,12 @@ fn istio_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config() -> RouterConfig {
+        RouterConfig {
+            istio_version: "v1beta1".into(),
+        }
+    }
 
     fn rollout(strategy: serde_json::Value) -> Rollout {
         serde_json::from_value(serde_json::json!({
@@ -207,13 +233,14 @@ mod tests {
             }}
         }}));
         let s = |k, n: &str, o: &str| (k, n.to_string(), o.to_string());
+        let vs = || Kind::Routed("networking.istio.io".into(), "virtualservices".into());
         assert_eq!(
-            steered(&ro),
+            steered(&ro, &config()),
             vec![
                 s(Kind::Service, "shop", "app-stable"),
                 s(Kind::Service, "shop", "app-canary"),
-                s(Kind::VirtualService, "shop", "app-vs"),
-                s(Kind::VirtualService, "gateways", "edge"),
+                s(vs(), "shop", "app-vs"),
+                s(vs(), "gateways", "edge"),
                 s(Kind::DestinationRule, "shop", "app-dr"),
             ]
         );
@@ -223,8 +250,8 @@ mod tests {
     fn a_blue_green_steers_its_active_and_preview_services() {
         let ro = rollout(serde_json::json!({"blueGreen": {"activeService": "a", "previewService": "p"}}));
         assert_eq!(services(&ro), (Some("a".into()), Some("p".into())));
-        assert_eq!(steered(&ro).len(), 2);
+        assert_eq!(steered(&ro, &config()).len(), 2);
         let basic = rollout(serde_json::json!({"canary": {"steps": [{"setWeight": 20}]}}));
-        assert!(steered(&basic).is_empty());
+        assert!(steered(&basic, &config()).is_empty());
     }
 }

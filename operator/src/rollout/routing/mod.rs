@@ -35,6 +35,29 @@ pub fn routers(ro: &Rollout, config: &RouterConfig) -> Vec<Box<dyn Router>> {
     routers
 }
 
+/// A kind some router reads and writes, watched so that a change by someone else brings its Rollouts back.
+pub struct WatchedKind {
+    /// The kind.
+    pub resource: kube::api::ApiResource,
+    /// Whether a CRD defines it (watched once the CRD is established) rather than the API server itself.
+    pub custom: bool,
+}
+
+/// Every kind the routers use.
+pub fn watched_kinds(config: &RouterConfig) -> Vec<WatchedKind> {
+    let custom = |(group, version): (&str, &str), (kind, plural): (&str, &str)| {
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+        WatchedKind {
+            resource: kube::api::ApiResource::from_gvk_with_plural(&gvk, plural),
+            custom: true,
+        }
+    };
+    vec![custom(
+        ("networking.istio.io", &config.istio_version),
+        ("VirtualService", "virtualservices"),
+    )]
+}
+
 /// trafficRouting.managedRoutes, in order.
 pub fn managed_names(ro: &Rollout) -> Vec<String> {
     ro.spec
