@@ -122,7 +122,7 @@ fn template_states(ex: &Experiment) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_templates_run_for_their_duration_then_succeed_and_scale_down() {
-    let (ns, _op) = namespace_with_operator(SUPERVISOR, "exp-duration", KINDS).await;
+    let (ns, op) = namespace_with_operator(SUPERVISOR, "exp-duration", KINDS).await;
     let spec = "  duration: 6s\n  scaleDownDelaySeconds: 2\n";
     let templates = [template("baseline", 1, false), template("canary", 2, false)];
     ns.apply(&experiment_yaml("ab", spec, &templates)).expect("apply");
@@ -175,6 +175,12 @@ async fn two_templates_run_for_their_duration_then_succeed_and_scale_down() {
     let rs = replica_set(&ns, "ab-canary").await;
     assert!(rs.annotations().contains_key("scale-down-deadline") || spec_replicas(&rs) == 0);
     wait_scaled_down(&ns, &["ab-baseline", "ab-canary"], 30).await;
+    let metrics = op.metrics().await.expect("metrics");
+    let info = format!(
+        "experiment_info{{namespace=\"{}\",name=\"ab\",phase=\"Successful\"}} 1",
+        ns.name
+    );
+    assert!(metrics.contains(&info), "{info} in {metrics}");
 }
 
 /// An AnalysisTemplate measuring a service's success rate twice, 2 s apart; `hash` is taken to show the
