@@ -197,7 +197,7 @@ pub fn resolve(value: &str, vars: &BTreeMap<String, String>) -> Result<String, S
     Ok(out)
 }
 
-/// `<experiment>-<analysis>`: the name of an analysis' AnalysisRun.
+/// `<experiment>-<analysis>`: the name of an analysis' AnalysisRun (`.1`, `.2`, ... appended when taken).
 pub fn run_name(ex: &Experiment, analysis: &ExperimentAnalysisTemplateRef) -> String {
     format!("{}-{}", ex.name_any(), analysis.name)
 }
@@ -242,13 +242,9 @@ pub fn run_spec(
     })
 }
 
-/// An analysis' AnalysisRun, owned by the Experiment: the Experiment's controller-instance label (so that the
+/// An analysis' AnalysisRun named `name`, owned by the Experiment: the Experiment's controller-instance label (so that the
 /// run stays with the same controller) and the analysisRunMetadata's labels and annotations.
-pub fn analysis_run(
-    ex: &Experiment,
-    analysis: &ExperimentAnalysisTemplateRef,
-    spec: AnalysisRunSpec,
-) -> AnalysisRun {
+pub fn analysis_run(ex: &Experiment, name: &str, spec: AnalysisRunSpec) -> AnalysisRun {
     let metadata = ex.spec.analysis_run_metadata.as_ref();
     let mut labels = BTreeMap::new();
     if let Some(id) = ex.labels().get(crate::scope::INSTANCE_ID_LABEL) {
@@ -258,7 +254,7 @@ pub fn analysis_run(
     let annotations = metadata.and_then(|m| m.annotations.clone()).unwrap_or_default();
     AnalysisRun {
         metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-            name: Some(run_name(ex, analysis)),
+            name: Some(name.to_string()),
             namespace: ex.namespace(),
             labels: (!labels.is_empty()).then_some(labels),
             annotations: (!annotations.is_empty()).then_some(annotations),
@@ -476,7 +472,7 @@ mod tests {
             ]
         );
         assert_eq!(spec.dry_run.as_ref().unwrap()[0].metric_name, "m");
-        let run = analysis_run(&ex, a, spec);
+        let run = analysis_run(&ex, &run_name(&ex, a), spec);
         assert_eq!(run.name_any(), "exp-check");
         assert_eq!(run.labels()["team"], "x");
         assert_eq!(run.labels()[crate::scope::INSTANCE_ID_LABEL], "a");

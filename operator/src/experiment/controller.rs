@@ -369,11 +369,28 @@ async fn observe<'a>(
             );
         }
     }
+    let uid = ex.uid().unwrap_or_default();
+    let prefix = format!("{}-", ex.name_any());
+    let taken_run_names = ctx
+        .analysis_runs
+        .state()
+        .iter()
+        .filter(|r| r.namespace().as_deref() == Some(ns.as_str()) && r.name_any().starts_with(&prefix))
+        .map(|r| {
+            let ours = r
+                .owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true));
+            let phase = Phase::parse(r.status.as_ref().map(|s| s.phase.as_str()).unwrap_or_default());
+            (r.name_any(), ours && !phase.completed())
+        })
+        .collect();
     Ok(Observed {
         experiment: ex,
         replica_sets,
         services,
         runs,
+        taken_run_names,
         templates,
     })
 }

@@ -74,6 +74,9 @@ pub struct Observed<'a> {
     pub services: BTreeMap<String, ServiceSeen>,
     /// Its AnalysisRuns by name.
     pub runs: BTreeMap<String, RunState>,
+    /// Names of the AnalysisRuns in the namespace, each with whether it is this Experiment's and still running
+    /// (made by a reconcile whose status write was lost, so it is taken up rather than made again).
+    pub taken_run_names: BTreeMap<String, bool>,
     /// The analysis templates of its namespace and the cluster.
     pub templates: &'a Templates,
 }
@@ -449,7 +452,7 @@ fn reconcile_template(
             ts.last_transition_time = Some(Time(now));
         }
         None => {}
-        Some(rs) => reconcile_replica_set(obs, t, rs, desired, replicas, now, plan, &mut ts),
+        Some(rs) => reconcile_replica_set(obs, t, rs, desired, now, plan, &mut ts),
     }
     let counts = rs.map_or((0, 0, 0), |rs| (rs.replicas, rs.ready, rs.available));
     (
@@ -515,13 +518,11 @@ fn reconcile_template(
 }
 
 /// Service, scale-down deadline and scale of an existing template ReplicaSet.
-#[allow(clippy::too_many_arguments)]
 fn reconcile_replica_set(
     obs: &Observed,
     t: &TemplateSpec,
     rs: &RsInfo,
     desired: i32,
-    replicas: i32,
     now: Timestamp,
     plan: &mut Plan,
     ts: &mut TemplateStatus,
@@ -530,6 +531,12 @@ fn reconcile_replica_set(
     let seen = obs.services.get(&t.name);
     let mut target = desired;
     let mut deadline = rs.scale_down_deadline.clone();
+    if desired > 0 && rs.scale_down_deadline.is_some() {
+        // Left from an earlier end (the Experiment was retried): the next end starts a new delay.
+        plan.actions.push(Action::RemoveScaleDownDeadline {
+            name: rs.name.clone(),
+        });
+    }
     if desired == 0 {
         let delay = i64::from(
             ex.spec
@@ -557,7 +564,7 @@ fn reconcile_replica_set(
         {
             let left = Duration::from_secs((at.as_second() - now.as_second()) as u64);
             plan.requeue_after = earliest(plan.requeue_after, Some(left));
-            target = replicas.max(rs.spec_replicas);
+            target = rs.spec_replicas;
         }
     }
     if rs.spec_replicas != target {
@@ -662,10 +669,13 @@ fn reconcile_analysis(
             let vars = build::variables(ex, &rss);
             match build::run_spec(ex, a, obs.templates, &vars) {
                 Ok(spec) => {
-                    let run = build::analysis_run(ex, a, spec);
-                    next.analysis_run = run.name_any();
+                    let (name, reuse) = free_run_name(&build::run_name(ex, a), &obs.taken_run_names);
+                    if !reuse {
+                        let run = build::analysis_run(ex, &name, spec);
+                        plan.actions.push(Action::CreateAnalysisRun(Box::new(run)));
+                    }
+                    next.analysis_run = name;
                     next.phase = Phase::Pending.as_str().into();
-                    plan.actions.push(Action::CreateAnalysisRun(Box::new(run)));
                 }
                 Err(e) => {
                     next.phase = Phase::Error.as_str().into();
@@ -719,6 +729,20 @@ fn reconcile_analysis(
         });
     }
     next
+}
+
+/// The first of `base`, `base.1`, `base.2`, ... that is free or is this Experiment's running run (then true: it
+/// is taken up), as upstream's collision counter picks it (a retried Experiment gets new runs).
+fn free_run_name(base: &str, taken: &BTreeMap<String, bool>) -> (String, bool) {
+    let mut name = base.to_string();
+    for n in 1.. {
+        match taken.get(&name) {
+            None => return (name, false),
+            Some(true) => return (name, true),
+            Some(false) => name = format!("{base}.{n}"),
+        }
+    }
+    (name, false)
 }
 
 /// The worst template status as an experiment phase, with its message.

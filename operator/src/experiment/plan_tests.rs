@@ -91,6 +91,7 @@ struct World {
     replica_sets: Vec<(String, RsInfo)>,
     services: Vec<(&'static str, ServiceSeen)>,
     runs: Vec<(&'static str, RunState)>,
+    taken: Vec<(&'static str, bool)>,
     templates: Templates,
 }
 
@@ -101,6 +102,7 @@ impl World {
             replica_sets: vec![],
             services: vec![],
             runs: vec![],
+            taken: vec![],
             templates: rate_templates(),
         }
     }
@@ -118,6 +120,7 @@ impl World {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
+            taken_run_names: self.taken.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             templates: &self.templates,
         };
         plan(&obs, at(now))
@@ -375,6 +378,45 @@ fn analyses_start_once_available_with_the_experiment_variables() {
         ("exp-check", "Pending")
     );
     assert_eq!(p.status.phase.as_deref(), Some("Running"));
+}
+
+#[test]
+fn a_taken_run_name_gets_the_next_collision_suffix_and_a_lost_run_is_taken_up() {
+    let analyses = json!({"analyses": [{"name": "check", "templateName": "rate"}]});
+    let mut w = World::new(experiment(analyses, running_status(json!({}))));
+    w.replica_sets = vec![rs("baseline", 1, 1), rs("canary", 1, 1)];
+    let created = |p: &Plan| {
+        p.actions.iter().find_map(|a| match a {
+            Action::CreateAnalysisRun(r) => r.metadata.name.clone(),
+            _ => None,
+        })
+    };
+    // A retried Experiment: its earlier run has ended.
+    w.taken = vec![("exp-check", false)];
+    assert_eq!(created(&w.plan(1)).as_deref(), Some("exp-check.1"));
+    w.taken = vec![("exp-check", false), ("exp-check.1", false)];
+    assert_eq!(created(&w.plan(1)).as_deref(), Some("exp-check.2"));
+    w.taken = vec![("exp-check", true)];
+    let p = w.plan(1);
+    assert_eq!(created(&p), None, "its own running run is taken up");
+    assert_eq!(p.status.analysis_runs.unwrap()[0].analysis_run, "exp-check");
+}
+
+#[test]
+fn a_retried_experiment_scales_back_up_without_the_old_deadline() {
+    let mut w = World::new(experiment(json!({}), json!(null)));
+    w.replica_sets = vec![rs("baseline", 0, 0), rs("canary", 0, 0)];
+    for r in &mut w.replica_sets {
+        r.1.scale_down_deadline = Some(time(-100));
+    }
+    let p = w.plan(0);
+    assert!(p.actions.contains(&Action::RemoveScaleDownDeadline {
+        name: "exp-baseline".into()
+    }));
+    assert_eq!(
+        scales(&p),
+        vec![("exp-baseline".into(), 0, 1), ("exp-canary".into(), 0, 1)]
+    );
 }
 
 fn with_run(required: bool, run_phase: Phase, duration: &str) -> World {
