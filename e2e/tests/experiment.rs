@@ -279,7 +279,7 @@ async fn a_passing_analysis_ends_successful_and_a_failing_one_ends_failed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn terminate_ends_a_running_experiment_and_scales_it_down() {
+async fn terminate_ends_a_running_experiment_and_a_retry_runs_it_again() {
     let (ns, _op) = namespace_with_operator(SUPERVISOR, "exp-terminate", KINDS).await;
     let templates = [template("baseline", 1, false), template("canary", 1, false)];
     ns.apply(&experiment_yaml(
@@ -312,6 +312,29 @@ async fn terminate_ends_a_running_experiment_and_scales_it_down() {
         ]
     );
     wait_scaled_down(&ns, &["open-baseline", "open-canary"], 30).await;
+
+    // Retried as `kubectl argo rollouts retry experiment` does it: the status cleared, the terminate flag off.
+    let api = ns.api::<Experiment>();
+    api.patch(
+        "open",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"terminate": false}})),
+    )
+    .await
+    .expect("un-terminate");
+    api.patch_status(
+        "open",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": null})),
+    )
+    .await
+    .expect("retry");
+    wait_experiment(&ns, "open", "Running again", 60, |ex| phase(ex) == "Running").await;
+    for name in ["open-baseline", "open-canary"] {
+        let rs = replica_set(&ns, name).await;
+        assert_eq!(spec_replicas(&rs), 1, "{name} scaled back up");
+        assert!(!rs.annotations().contains_key("scale-down-deadline"), "{name}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
