@@ -171,9 +171,20 @@ async fn two_templates_run_for_their_duration_then_succeed_and_scale_down() {
             .any(|c| c.r#type == "Progressing" && c.status == "False" && c.reason == "ExperimentCompleted"),
         "{cond:?}"
     );
-    // Kept up for scaleDownDelaySeconds, then scaled down.
-    let rs = replica_set(&ns, "ab-canary").await;
-    assert!(rs.annotations().contains_key("scale-down-deadline") || spec_replicas(&rs) == 0);
+    // Kept up for scaleDownDelaySeconds (the deadline annotated on the next reconcile), then scaled down.
+    let start = Instant::now();
+    loop {
+        let rs = replica_set(&ns, "ab-canary").await;
+        if rs.annotations().contains_key("scale-down-deadline") || spec_replicas(&rs) == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no scale-down deadline: {:?}",
+            rs.annotations()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     wait_scaled_down(&ns, &["ab-baseline", "ab-canary"], 30).await;
     let metrics = op.metrics().await.expect("metrics");
     let info = format!(
