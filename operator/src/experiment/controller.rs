@@ -229,6 +229,7 @@ async fn reconcile_experiment(ex: &Experiment, ctx: &Context) -> Result<Requeue,
                 warning: true,
                 reason: "TemplateError".into(),
                 message: format!("Failed to create {what} for template '{template}': {why}"),
+                to_rollout: false,
             });
             break;
         }
@@ -491,9 +492,26 @@ async fn execute(
     Ok(None)
 }
 
-/// Records events on the Experiment, in order, and logs them.
+/// The Rollout that owns the Experiment (an experiment step's), if one does.
+fn owning_rollout(ex: &Experiment) -> Option<k8s_openapi::api::core::v1::ObjectReference> {
+    let owner = ex
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true) && o.kind == "Rollout")?;
+    Some(k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(owner.api_version.clone()),
+        kind: Some(owner.kind.clone()),
+        name: Some(owner.name.clone()),
+        namespace: ex.namespace(),
+        uid: Some(owner.uid.clone()),
+        ..Default::default()
+    })
+}
+
+/// Records events on the Experiment (and the analyses' transitions on its Rollout), in order, and logs them.
 async fn publish(ex: &Experiment, ctx: &Context, events: &[plan::Event]) {
     let reference = ex.object_ref(&());
+    let rollout = owning_rollout(ex);
     // Told once per version planned from: a plan made again from the same version repeats no event.
     let planned = ex.resource_version().unwrap_or_default();
     for ev in events {
@@ -503,6 +521,14 @@ async fn publish(ex: &Experiment, ctx: &Context, events: &[plan::Event]) {
             .await
         {
             warn!(experiment = %ex.name_any(), error = %e, "could not record event");
+        }
+        if let Some(ro) = rollout.as_ref().filter(|_| ev.to_rollout)
+            && let Err(e) = ctx
+                .events
+                .publish_once(ro, &planned, true, &ev.reason, &ev.message)
+                .await
+        {
+            warn!(experiment = %ex.name_any(), error = %e, "could not record event on the Rollout");
         }
         info!(experiment = %ex.name_any(), namespace = ex.namespace(), reason = %ev.reason, "{}", ev.message);
     }

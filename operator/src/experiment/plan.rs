@@ -142,6 +142,9 @@ pub struct Event {
     pub reason: String,
     /// Message.
     pub message: String,
+    /// Also told on the Rollout that owns the Experiment (an analysis' transition, so that the Rollout's
+    /// watchers and notifications see its experiment's analyses, as upstream does).
+    pub to_rollout: bool,
 }
 
 /// The planner's answer.
@@ -512,6 +515,7 @@ fn reconcile_template(
             warning: matches!(ts.status.as_deref(), Some(FAILED | ERROR)),
             reason: format!("Template{}", ts.status.as_deref().unwrap_or_default()),
             message,
+            to_rollout: false,
         });
     }
     ts
@@ -584,6 +588,7 @@ fn reconcile_replica_set(
                 rs.spec_replicas,
                 target
             ),
+            to_rollout: false,
         });
         ts.last_transition_time = Some(Time(now));
     }
@@ -704,6 +709,7 @@ fn reconcile_analysis(
                         warning: false,
                         reason: "AnalysisRunTerminating".into(),
                         message: format!("Terminating {} ({})", a.name, prev.analysis_run),
+                        to_rollout: false,
                     });
                 }
             }
@@ -726,6 +732,7 @@ fn reconcile_analysis(
             warning: matches!(phase, Phase::Failed | Phase::Error | Phase::Inconclusive),
             reason: format!("AnalysisRun{}", next.phase),
             message,
+            to_rollout: true,
         });
     }
     next
