@@ -288,6 +288,52 @@ fn blue_green(name: &str) -> String {
     )
 }
 
+/// An Experiment of one template with a Service, for a few seconds.
+fn experiment(name: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Experiment
+metadata: {{name: {name}}}
+spec:
+  duration: 3s
+  scaleDownDelaySeconds: 0
+  templates:
+  - name: canary
+    selector: {{matchLabels: {{app: {name}}}}}
+    service: {{}}
+    template:
+      metadata: {{labels: {{app: {name}}}}}
+      spec:
+        containers: [{{name: app, image: app:v1, ports: [{{containerPort: 8080}}]}}]
+"
+    )
+}
+
+/// Waits for the Experiment to end Successful with its template Service deleted.
+async fn wait_experiment_gone_service(ns: &TestNamespace, name: &str) {
+    let experiments: kube::Api<sluice_crds::experiment::Experiment> = ns.api();
+    let services: kube::Api<k8s_openapi::api::core::v1::Service> = ns.api();
+    let start = std::time::Instant::now();
+    loop {
+        let ex = experiments.get(name).await.expect("experiment");
+        let phase = ex.status.as_ref().and_then(|s| s.phase.clone());
+        let service = services
+            .get_opt(&format!("{name}-canary"))
+            .await
+            .expect("service");
+        if phase.as_deref() == Some("Successful") && service.is_none() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "experiment {name}: {:?}, Service left: {}",
+            ex.status,
+            service.is_some()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 fn application(ns: &str, repo_url: &str) -> String {
     json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
@@ -410,6 +456,8 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
     ns.apply(&canary("web")).expect("canary");
     // A blue-green release.
     ns.apply(&blue_green("bg")).expect("blue-green");
+    // An Experiment with a template Service, deleted when it ends.
+    ns.apply(&experiment("try")).expect("experiment");
     // An Application synced from Git, and one made by an ApplicationSet.
     ns.apply(&application(&ns.name, &repo.git_url()))
         .expect("application");
@@ -464,6 +512,7 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
     )
     .await;
     assert_eq!(cm_value(&ns, "extra").await.as_deref(), Some("x"));
+    wait_experiment_gone_service(&ns, "try").await;
     let lease = ns.kubectl(
         &["get", "lease", "argo-rollouts-controller-lock", "-o", "name"],
         None,

@@ -91,6 +91,8 @@ pub struct Caches {
     pub rollouts: OnceLock<Store<Rollout>>,
     /// AnalysisRuns.
     pub analysis_runs: OnceLock<Store<AnalysisRun>>,
+    /// Experiments.
+    pub experiments: OnceLock<Store<sluice_crds::experiment::Experiment>>,
     /// The operator's API requests.
     pub requests: OnceLock<crate::apicount::RequestCounter>,
 }
@@ -249,6 +251,9 @@ impl Collector for Caches {
         if let Some(store) = self.analysis_runs.get() {
             encode_analysis_runs(&mut encoder, &store.state())?;
         }
+        if let Some(store) = self.experiments.get() {
+            encode_experiments(&mut encoder, &store.state())?;
+        }
         Ok(())
     }
 }
@@ -316,6 +321,29 @@ fn encode_rollouts(
         gauge(encoder, name, help, series)?;
     }
     Ok(())
+}
+
+/// `experiment_info` of the cached Experiments: one series per Experiment in its phase, as upstream.
+fn encode_experiments(
+    encoder: &mut DescriptorEncoder,
+    experiments: &[Arc<sluice_crds::experiment::Experiment>],
+) -> Result<(), std::fmt::Error> {
+    let info = experiments.iter().map(|ex| {
+        let phase = ex
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        (
+            vec![
+                ("namespace", ex.namespace().unwrap_or_default()),
+                ("name", ex.name_any()),
+                ("phase", phase),
+            ],
+            1,
+        )
+    });
+    gauge(encoder, "experiment_info", "Information about Experiment.", info)
 }
 
 /// `analysis_run_info`, `analysis_run_metric_type` and `analysis_run_metric_phase` of the cached runs.
@@ -445,6 +473,26 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn experiments_are_exported_with_their_phase() {
+        let metrics = Metrics::new();
+        let (store, mut writer) = kube::runtime::reflector::store();
+        let ex: sluice_crds::experiment::Experiment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+            "metadata": {"name": "exp", "namespace": "ns"},
+            "spec": {"templates": []},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap();
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(ex));
+        let _ = metrics.caches().experiments.set(store);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"experiment_info{namespace="ns",name="exp",phase="Running"} 1"#),
+            "{text}"
+        );
+    }
 
     #[test]
     fn requests_and_app_reconciles_are_exported_without_per_object_labels() {
