@@ -98,6 +98,10 @@ What the Rollout and AnalysisRun controllers do in the namespaces they watch; ea
 - apiGroups: [networking.istio.io]
   resources: [virtualservices, destinationrules]
   verbs: [get, list, watch, patch]
+# Gateway API traffic routing: route weights and header-route rules patched.
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes, grpcroutes, tcproutes]
+  verbs: [get, patch]
 # Job metrics of analyses.
 - apiGroups: [batch]
   resources: [jobs]
