@@ -142,7 +142,10 @@ mod tests {
         .expect("rollout")
     }
 
-    fn built(plugin: serde_json::Value) -> Result<Vec<(Target, bool)>, String> {
+    /// Each route's target and whether header routes apply to it.
+    type Routes = Vec<(Target, bool)>;
+
+    fn built(plugin: serde_json::Value) -> Result<Routes, String> {
         let ro = rollout(plugin);
         let config = config(&ro).expect("plugin named")?;
         let r = router(&ro, &config)?;
@@ -160,7 +163,7 @@ mod tests {
 
     #[test]
     fn table_of_plugin_configs() {
-        let cases: Vec<(serde_json::Value, Result<Vec<(Target, bool)>, &str>)> = vec![
+        let cases: Vec<(serde_json::Value, Result<Routes, &str>)> = vec![
             (json!({"httpRoute": "web"}), Ok(vec![(http("shop", "web"), true)])),
             (
                 json!({"httpRoute": "web", "namespace": "edge"}),
