@@ -232,12 +232,14 @@ pub fn unsupported(ro: &Rollout) -> Option<String> {
             ("appMesh", tr.app_mesh.is_some()),
             ("traefik", tr.traefik.is_some()),
             ("apisix", tr.apisix.is_some()),
-            ("plugins", tr.plugins.is_some()),
         ];
         if let Some((router, _)) = others.iter().find(|(_, used)| *used) {
             return Some(format!(
-                "traffic router {router} (spec.strategy.canary.trafficRouting.{router}) is not supported by Sluice yet; only istio is"
+                "traffic router {router} (spec.strategy.canary.trafficRouting.{router}) is not supported by Sluice yet; {ROUTERS}"
             ));
+        }
+        if let Some(message) = tr.plugins.as_ref().and_then(unsupported_plugin) {
+            return Some(message);
         }
     }
     for (i, step) in canary.steps.iter().flatten().enumerate() {
@@ -253,6 +255,46 @@ pub fn unsupported(ro: &Rollout) -> Option<String> {
         }
     }
     None
+}
+
+/// The traffic routers Sluice runs, as messages name them.
+const ROUTERS: &str = "only istio and the argoproj-labs/gatewayAPI plugin are";
+
+/// The traffic router plugin Sluice runs itself (the Gateway API plugin's name in `trafficRouting.plugins`).
+pub const GATEWAY_API_PLUGIN: &str = "argoproj-labs/gatewayAPI";
+
+/// Fields of the Gateway API plugin's config that Sluice does not read yet.
+const GATEWAY_API_UNSUPPORTED: [&str; 6] = [
+    "tlsRoute",
+    "tlsRoutes",
+    "httpRouteSelector",
+    "grpcRouteSelector",
+    "tcpRouteSelector",
+    "tlsRouteSelector",
+];
+
+/// Why `trafficRouting.plugins` names something Sluice does not run: a plugin other than the Gateway API one
+/// (Sluice runs no plugin binaries), or a field of the Gateway API config it does not read.
+fn unsupported_plugin(plugins: &serde_json::Value) -> Option<String> {
+    let Some(map) = plugins.as_object() else {
+        return Some(
+            "spec.strategy.canary.trafficRouting.plugins is not a map of plugin names to configs".into(),
+        );
+    };
+    if let Some(name) = map.keys().find(|k| *k != GATEWAY_API_PLUGIN) {
+        return Some(format!(
+            "traffic router plugin {name} (spec.strategy.canary.trafficRouting.plugins) is not supported by Sluice yet; {ROUTERS}"
+        ));
+    }
+    let config = map.get(GATEWAY_API_PLUGIN)?;
+    GATEWAY_API_UNSUPPORTED
+        .iter()
+        .find(|f| config.get(**f).is_some())
+        .map(|f| {
+            format!(
+                "{f} (spec.strategy.canary.trafficRouting.plugins[\"{GATEWAY_API_PLUGIN}\"].{f}) is not supported by Sluice yet"
+            )
+        })
 }
 
 /// `0`, `"0"` or `"0%"`.

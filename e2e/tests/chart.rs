@@ -412,6 +412,17 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
     assert!(!can_i(&ns, &user, &["list", "secrets", "--all-namespaces"]));
     assert!(!can_i(&ns, &user, &["create", "clusterrolebindings"]));
     assert!(!can_i(&ns, &user, &["delete", "customresourcedefinitions"]));
+    for route in ["httproutes", "grpcroutes", "tcproutes"] {
+        let resource = format!("{route}.gateway.networking.k8s.io");
+        assert!(
+            can_i(&ns, &user, &["patch", &resource]),
+            "Gateway API {route} patched"
+        );
+        assert!(
+            !can_i(&ns, &user, &["delete", &resource]),
+            "Gateway API {route} never deleted"
+        );
+    }
 
     let traffic = TrafficCounters::start().await.expect("traffic");
     traffic.set_service("web-canary", 100.0, 0.99);

@@ -4,6 +4,7 @@
 //! that touches only the fields the rollout owns (weights, managed routes, subset labels), so that fields written
 //! by other owners (Argo CD, Helm, people) survive.
 
+pub mod gatewayapi;
 pub mod istio;
 pub mod router;
 

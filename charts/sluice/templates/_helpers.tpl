@@ -106,6 +106,11 @@ What the Rollout and AnalysisRun controllers do in the namespaces they watch; ea
 - apiGroups: [networking.istio.io]
   resources: [virtualservices, destinationrules]
   verbs: [get, list, watch, patch]
+# Gateway API traffic routing: route weights and header-route rules patched; watched (metadata) so that a
+# weight changed by someone else is put back at once.
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes, grpcroutes, tcproutes]
+  verbs: [get, list, watch, patch]
 # Job metrics of analyses.
 - apiGroups: [batch]
   resources: [jobs]

@@ -1902,6 +1902,54 @@ fn an_unsupported_traffic_router_is_named_and_nothing_is_torn_down() {
 }
 
 #[test]
+fn a_traffic_router_plugin_other_than_gateway_api_is_named_as_unsupported() {
+    let cases = [
+        (
+            json!({"argoproj-labs/contour": {"httpProxies": ["web"]}}),
+            Some("traffic router plugin argoproj-labs/contour (spec.strategy.canary.trafficRouting.plugins)"),
+        ),
+        (
+            json!({"argoproj-labs/gatewayAPI": {"tlsRoute": "web"}}),
+            Some(
+                "tlsRoute (spec.strategy.canary.trafficRouting.plugins[\"argoproj-labs/gatewayAPI\"].tlsRoute)",
+            ),
+        ),
+        (json!({"argoproj-labs/gatewayAPI": {"httpRoute": "web"}}), None),
+    ];
+    for (plugins, message) in cases {
+        let canary = json!({
+            "canaryService": "web-canary",
+            "stableService": "web-stable",
+            "trafficRouting": {"plugins": plugins},
+            "steps": [{"setWeight": 20}],
+        });
+        let ro = rollout(4, canary, Some(updating(0)));
+        let p = plan(
+            &observed(
+                ro,
+                vec![rs("old", 1, 4, 4), rs("new", 2, 1, 1)],
+                Some("old"),
+                Some("new"),
+                None,
+            ),
+            at(T0),
+        );
+        let told = p.events.iter().find(|e| e.reason == "UnsupportedFeature");
+        match message {
+            Some(m) => {
+                assert!(p.actions.is_empty(), "{:?}", p.actions);
+                assert!(
+                    told.is_some_and(|e| e.message.starts_with(m)),
+                    "{plugins}: {:?}",
+                    p.events
+                );
+            }
+            None => assert!(told.is_none(), "{plugins}: {:?}", p.events),
+        }
+    }
+}
+
+#[test]
 fn a_replica_set_that_runs_the_template_again_gets_the_next_revision() {
     // v1 (revision 1) is stable and v2 (revision 2) was promoted; the template goes back to v1.
     let st = RolloutStatus {

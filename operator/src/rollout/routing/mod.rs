@@ -2,11 +2,12 @@
 //! their writes. Each router is a pure [`Router`] (in the `sluice-traffic` crate); this module only names
 //! which ones a Rollout uses and drives them: observe → apply → read back → verify.
 
+mod gateway;
 mod io;
 mod istio;
 
 use sluice_crds::rollout::Rollout;
-use sluice_traffic::Router;
+use sluice_traffic::{Desired, Objects, Router, RouterError, Seen, Target, Write};
 
 pub use io::{ClusterObjects, apply_weight, change_managed_routes, observe};
 
@@ -32,6 +33,11 @@ pub fn routers(ro: &Rollout, config: &RouterConfig) -> Vec<Box<dyn Router>> {
     if let Some(istio) = &routing.istio {
         routers.push(Box::new(istio::router(ro, istio, &config.istio_version)));
     }
+    match gateway::config(ro).map(|c| c.and_then(|c| gateway::router(ro, &c))) {
+        Some(Ok(router)) => routers.push(Box::new(router)),
+        Some(Err(message)) => routers.push(Box::new(Misconfigured { message })),
+        None => {}
+    }
     routers
 }
 
@@ -52,10 +58,54 @@ pub fn watched_kinds(config: &RouterConfig) -> Vec<WatchedKind> {
             custom: true,
         }
     };
-    vec![custom(
-        ("networking.istio.io", &config.istio_version),
-        ("VirtualService", "virtualservices"),
-    )]
+    let gateway = "gateway.networking.k8s.io";
+    vec![
+        custom(
+            ("networking.istio.io", &config.istio_version),
+            ("VirtualService", "virtualservices"),
+        ),
+        custom((gateway, "v1"), ("HTTPRoute", "httproutes")),
+        custom((gateway, "v1"), ("GRPCRoute", "grpcroutes")),
+        custom((gateway, "v1alpha2"), ("TCPRoute", "tcproutes")),
+    ]
+}
+
+/// A router whose config cannot be read: every call fails with the reason, which ends up in the Rollout's
+/// status (a typo in the config must stop the rollout, not route nothing).
+struct Misconfigured {
+    message: String,
+}
+
+impl Misconfigured {
+    fn error(&self) -> RouterError {
+        RouterError::Malformed(self.message.clone())
+    }
+}
+
+impl Router for Misconfigured {
+    fn name(&self) -> &'static str {
+        sluice_crds::validate::GATEWAY_API_PLUGIN
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        Vec::new()
+    }
+
+    fn observe(&self, _: &Objects) -> Result<Seen, RouterError> {
+        Err(self.error())
+    }
+
+    fn apply(&self, _: &Objects, _: &Desired) -> Result<Vec<Write>, RouterError> {
+        Err(self.error())
+    }
+
+    fn verify(&self, _: &Objects, _: &Desired) -> Result<bool, RouterError> {
+        Err(self.error())
+    }
+
+    fn reset(&self, _: &Objects) -> Result<Vec<Write>, RouterError> {
+        Ok(Vec::new())
+    }
 }
 
 /// trafficRouting.managedRoutes, in order.
