@@ -227,7 +227,6 @@ pub fn unsupported(ro: &Rollout) -> Option<String> {
         let others = [
             ("nginx", tr.nginx.is_some()),
             ("alb", tr.alb.is_some()),
-            ("smi", tr.smi.is_some()),
             ("ambassador", tr.ambassador.is_some()),
             ("appMesh", tr.app_mesh.is_some()),
             ("traefik", tr.traefik.is_some()),
@@ -236,7 +235,7 @@ pub fn unsupported(ro: &Rollout) -> Option<String> {
         ];
         if let Some((router, _)) = others.iter().find(|(_, used)| *used) {
             return Some(format!(
-                "traffic router {router} (spec.strategy.canary.trafficRouting.{router}) is not supported by Sluice yet; only istio is"
+                "traffic router {router} (spec.strategy.canary.trafficRouting.{router}) is not supported by Sluice yet; only istio and smi are"
             ));
         }
     }

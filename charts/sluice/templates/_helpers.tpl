@@ -98,6 +98,10 @@ What the Rollout and AnalysisRun controllers do in the namespaces they watch; ea
 - apiGroups: [networking.istio.io]
   resources: [virtualservices, destinationrules]
   verbs: [get, list, watch, patch]
+# SMI traffic routing: the TrafficSplit created (owned by the Rollout), its weights patched.
+- apiGroups: [split.smi-spec.io]
+  resources: [trafficsplits]
+  verbs: [get, create, patch]
 # Job metrics of analyses.
 - apiGroups: [batch]
   resources: [jobs]

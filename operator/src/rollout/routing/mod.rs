@@ -4,6 +4,7 @@
 
 mod io;
 mod istio;
+mod smi;
 
 use sluice_crds::rollout::Rollout;
 use sluice_traffic::Router;
@@ -15,6 +16,8 @@ pub use io::{ClusterObjects, apply_weight, change_managed_routes, observe};
 pub struct RouterConfig {
     /// API version of Istio objects (`--istio-api-version`).
     pub istio_version: String,
+    /// API version of SMI TrafficSplits (`--traffic-split-api-version`).
+    pub smi_version: sluice_traffic::smi::SmiVersion,
 }
 
 /// The routers a Rollout's `trafficRouting` names, in a fixed order.
@@ -31,6 +34,9 @@ pub fn routers(ro: &Rollout, config: &RouterConfig) -> Vec<Box<dyn Router>> {
     let mut routers: Vec<Box<dyn Router>> = Vec::new();
     if let Some(istio) = &routing.istio {
         routers.push(Box::new(istio::router(ro, istio, &config.istio_version)));
+    }
+    if let Some(smi) = &routing.smi {
+        routers.push(Box::new(smi::router(ro, smi, config.smi_version)));
     }
     routers
 }
