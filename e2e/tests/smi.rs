@@ -270,7 +270,7 @@ async fn abort_under_v1alpha3_sends_everything_back_to_stable_at_once_in_the_def
 }
 
 #[tokio::test]
-async fn a_traffic_split_the_rollout_does_not_own_is_left_alone_and_named_in_the_status() {
+async fn a_traffic_split_the_rollout_does_not_own_is_left_alone_and_named_in_a_warning_event() {
     let (ns, _op) = setup("smi-foreign", Some("v1alpha2")).await;
     ns.apply(&services("api")).unwrap();
     ns.apply(
