@@ -594,10 +594,9 @@ pub struct RolloutTrafficRouting {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "open_object")]
     pub alb: Option<serde_json::Value>,
-    /// SMI TrafficSplit routing (kept as written).
+    /// SMI TrafficSplit routing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "open_object")]
-    pub smi: Option<serde_json::Value>,
+    pub smi: Option<SmiTrafficRouting>,
     /// Ambassador routing (kept as written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "open_object")]
@@ -624,6 +623,18 @@ pub struct RolloutTrafficRouting {
     /// The weight that means all traffic (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_traffic_weight: Option<i32>,
+}
+
+/// SMI traffic routing: a TrafficSplit (`split.smi-spec.io`) the rollout creates and whose backend weights it sets.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SmiTrafficRouting {
+    /// The Service clients address (the TrafficSplit's `spec.service`); the stable Service when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_service: Option<String>,
+    /// Name of the TrafficSplit; the Rollout's name when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_split_name: Option<String>,
 }
 
 /// A route managed by the rollout (upstream spells the type `MangedRoutes`).

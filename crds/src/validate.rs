@@ -227,7 +227,6 @@ pub fn unsupported(ro: &Rollout) -> Option<String> {
         let others = [
             ("nginx", tr.nginx.is_some()),
             ("alb", tr.alb.is_some()),
-            ("smi", tr.smi.is_some()),
             ("ambassador", tr.ambassador.is_some()),
             ("appMesh", tr.app_mesh.is_some()),
             ("traefik", tr.traefik.is_some()),
@@ -258,7 +257,7 @@ pub fn unsupported(ro: &Rollout) -> Option<String> {
 }
 
 /// The traffic routers Sluice runs, as messages name them.
-const ROUTERS: &str = "only istio and the argoproj-labs/gatewayAPI plugin are";
+const ROUTERS: &str = "only istio, smi and the argoproj-labs/gatewayAPI plugin are";
 
 /// The traffic router plugin Sluice runs itself (the Gateway API plugin's name in `trafficRouting.plugins`).
 pub const GATEWAY_API_PLUGIN: &str = "argoproj-labs/gatewayAPI";

@@ -1,7 +1,8 @@
 //! The Helm chart (charts/sluice), with the real helm: lint and rendering in every mode, and its RBAC proven
 //! on the real API server by running the operator as the chart's ServiceAccount (impersonation in its
-//! kubeconfig) through a canary with Istio and Prometheus analysis, a blue-green release, an Application sync
-//! and an ApplicationSet. Any request the API server refuses as forbidden fails the test.
+//! kubeconfig) through a canary with Istio and Prometheus analysis, one through an SMI TrafficSplit, a
+//! blue-green release, an Application sync and an ApplicationSet. Any request the API server refuses as
+//! forbidden fails the test.
 
 use serde_json::{Value, json};
 use sluice_crds::analysis::AnalysisRun;
@@ -277,6 +278,35 @@ fn canary(name: &str) -> String {
     )
 }
 
+/// A canary routed through an SMI TrafficSplit the Rollout creates (named after it).
+fn smi_canary(name: &str) -> String {
+    let services = ["stable", "canary"]
+        .map(|role| {
+            format!(
+                "apiVersion: v1
+kind: Service
+metadata: {{name: {name}-{role}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+"
+            )
+        })
+        .concat();
+    let strategy = format!(
+        "      canaryService: {name}-canary
+      stableService: {name}-stable
+      trafficRouting:
+        smi: {{}}
+      steps:
+      - setWeight: 50
+      - pause: {{duration: 1}}
+"
+    );
+    format!("{services}{}", canary_rollout_yaml(name, 2, "app:v1", &strategy))
+}
+
 fn blue_green(name: &str) -> String {
     let strategy = format!(
         "      activeService: {name}-active\n      previewService: {name}-preview\n      scaleDownDelaySeconds: 2\n"
@@ -410,6 +440,7 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
         "no Secret elsewhere"
     );
     assert!(!can_i(&ns, &user, &["list", "secrets", "--all-namespaces"]));
+    assert!(can_i(&ns, &user, &["create", "trafficsplits.split.smi-spec.io"]));
     assert!(!can_i(&ns, &user, &["create", "clusterrolebindings"]));
     assert!(!can_i(&ns, &user, &["delete", "customresourcedefinitions"]));
     for route in ["httproutes", "grpcroutes", "tcproutes"] {
@@ -465,6 +496,8 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
     // A canary with Istio weights, judged by Prometheus with a Secret argument.
     ns.apply(&template_with_secret("success-rate")).expect("template");
     ns.apply(&canary("web")).expect("canary");
+    // A canary through an SMI TrafficSplit.
+    ns.apply(&smi_canary("mesh")).expect("SMI canary");
     // A blue-green release.
     ns.apply(&blue_green("bg")).expect("blue-green");
     // An Experiment with a template Service, deleted when it ends.
@@ -477,7 +510,9 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
 
     wait_rollout(&ns, "web", "first canary deploy Healthy", 90, healthy).await;
     wait_rollout(&ns, "bg", "first blue-green deploy Healthy", 90, healthy).await;
+    wait_rollout(&ns, "mesh", "first SMI canary deploy Healthy", 90, healthy).await;
     set_image(&ns, "web", "app:v2");
+    set_image(&ns, "mesh", "app:v2");
     set_image(&ns, "bg", "app:v2");
     let released = |ro: &sluice_crds::rollout::Rollout| {
         let image = ro
@@ -502,6 +537,12 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
     )
     .await;
     wait_rollout(&ns, "bg", "the blue-green release promoted", 120, released).await;
+    wait_rollout(&ns, "mesh", "the SMI canary promoted", 120, released).await;
+    let split = ns.kubectl(
+        &["get", "trafficsplits.split.smi-spec.io", "mesh", "-o", "name"],
+        None,
+    );
+    assert!(split.is_ok(), "the SMI canary made its TrafficSplit: {split:?}");
     let runs = ns
         .api::<AnalysisRun>()
         .list(&Default::default())

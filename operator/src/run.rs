@@ -46,6 +46,10 @@ pub struct Args {
     /// API version of Istio's VirtualService and DestinationRule.
     #[arg(long, env = "SLUICE_ISTIO_API_VERSION", default_value = "v1alpha3")]
     pub istio_api_version: String,
+    /// API version of the SMI TrafficSplit (`split.smi-spec.io`) that Rollouts create and update: v1alpha1
+    /// (weights as quantities), v1alpha2 or v1alpha3.
+    #[arg(long, env = "SLUICE_TRAFFIC_SPLIT_API_VERSION", default_value = "v1alpha1")]
+    pub traffic_split_api_version: sluice_traffic::smi::SmiVersion,
     /// Address of the Prometheus metrics endpoint (`/metrics`).
     #[arg(long, env = "SLUICE_METRICS_ADDR", default_value = "0.0.0.0:8090")]
     pub metrics_addr: std::net::SocketAddr,
@@ -336,7 +340,10 @@ fn spawn_controllers(
         tokio::spawn(crate::rollout::controller::run(
             client.clone(),
             scope.clone(),
-            args.istio_api_version.clone(),
+            crate::rollout::RouterConfig {
+                istio_version: args.istio_api_version.clone(),
+                smi_version: args.traffic_split_api_version,
+            },
             crate::rollout::controller::Shared {
                 metrics: metrics.clone(),
                 readiness: readiness.clone(),

@@ -7,6 +7,7 @@
 pub mod gatewayapi;
 pub mod istio;
 pub mod router;
+pub mod smi;
 
 pub use router::{
     Additional, Desired, HeaderMatch, HeaderRoute, MirrorMatch, MirrorRoute, Objects, Router, RouterError,

@@ -111,6 +111,11 @@ What the Rollout and AnalysisRun controllers do in the namespaces they watch; ea
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes, grpcroutes, tcproutes]
   verbs: [get, list, watch, patch]
+# SMI traffic routing: the TrafficSplit created (owned by the Rollout), its weights patched; watched
+# (metadata) so that a weight changed by someone else is put back at once.
+- apiGroups: [split.smi-spec.io]
+  resources: [trafficsplits]
+  verbs: [get, list, watch, create, patch]
 # Job metrics of analyses.
 - apiGroups: [batch]
   resources: [jobs]

@@ -63,7 +63,7 @@ pub struct Context {
     pub replica_sets: Store<ReplicaSet>,
     /// Event writer.
     pub events: EventWriter,
-    /// What building the traffic routers needs (`--istio-api-version`, ...).
+    /// What building the traffic routers needs (`--istio-api-version`, `--traffic-split-api-version`).
     pub routing: super::routing::RouterConfig,
     /// The resourceVersion of each Rollout after this controller's last write to it: a cached copy older than
     /// that is stale, and planning from it could repeat a step.
@@ -139,7 +139,7 @@ pub struct Shared {
 pub async fn run(
     client: Client,
     scope: crate::scope::Scope,
-    istio_version: String,
+    routing: super::routing::RouterConfig,
     shared: Shared,
     analysis_runs: (
         Store<AnalysisRun>,
@@ -181,7 +181,7 @@ pub async fn run(
         client: client.clone(),
         replica_sets: rs_store,
         events: EventWriter::new(client, "rollouts-controller"),
-        routing: super::routing::RouterConfig { istio_version },
+        routing,
         written: Default::default(),
         metrics: metrics.clone(),
         analysis_runs: analysis_runs.0,

@@ -210,6 +210,7 @@ mod tests {
     fn config() -> RouterConfig {
         RouterConfig {
             istio_version: "v1beta1".into(),
+            smi_version: Default::default(),
         }
     }
 

@@ -16,6 +16,7 @@ mod routing;
 mod runs;
 pub mod status;
 mod user;
+pub use routing::RouterConfig;
 pub use sluice_crds::validate;
 
 /// Label (and selector key) naming the pod template a pod or ReplicaSet belongs to.

@@ -1950,6 +1950,33 @@ fn a_traffic_router_plugin_other_than_gateway_api_is_named_as_unsupported() {
 }
 
 #[test]
+fn an_smi_rollout_is_supported_and_its_weight_is_set_like_any_router() {
+    let canary = json!({
+        "canaryService": "web-canary",
+        "stableService": "web-stable",
+        "trafficRouting": {"smi": {"rootService": "web", "trafficSplitName": "web"}},
+        "steps": [{"setWeight": 20}],
+    });
+    let ro = rollout(4, canary, Some(updating(0)));
+    assert_eq!(sluice_crds::validate::unsupported(&ro), None);
+    let p = plan(
+        &observed(
+            ro,
+            vec![rs("old", 1, 4, 4), rs("new", 2, 1, 1)],
+            Some("old"),
+            Some("new"),
+            Some(0),
+        ),
+        at(T0),
+    );
+    assert!(
+        p.actions.contains(&Action::SetCanaryWeight { weight: 20 }),
+        "{:?}",
+        p.actions
+    );
+}
+
+#[test]
 fn a_replica_set_that_runs_the_template_again_gets_the_next_revision() {
     // v1 (revision 1) is stable and v2 (revision 2) was promoted; the template goes back to v1.
     let st = RolloutStatus {

@@ -210,6 +210,7 @@ mod tests {
         let ro = rollout(json!({"httpRoutes": "web"}));
         let config = crate::rollout::routing::RouterConfig {
             istio_version: "v1beta1".into(),
+            smi_version: Default::default(),
         };
         let routers = crate::rollout::routing::routers(&ro, &config);
         assert_eq!(routers.len(), 1);

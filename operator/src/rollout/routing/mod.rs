@@ -5,6 +5,7 @@
 mod gateway;
 mod io;
 mod istio;
+mod smi;
 
 use sluice_crds::rollout::Rollout;
 use sluice_traffic::{Desired, Objects, Router, RouterError, Seen, Target, Write};
@@ -16,6 +17,8 @@ pub use io::{ClusterObjects, apply_weight, change_managed_routes, observe};
 pub struct RouterConfig {
     /// API version of Istio objects (`--istio-api-version`).
     pub istio_version: String,
+    /// API version of SMI TrafficSplits (`--traffic-split-api-version`).
+    pub smi_version: sluice_traffic::smi::SmiVersion,
 }
 
 /// The routers a Rollout's `trafficRouting` names, in a fixed order.
@@ -37,6 +40,9 @@ pub fn routers(ro: &Rollout, config: &RouterConfig) -> Vec<Box<dyn Router>> {
         Some(Ok(router)) => routers.push(Box::new(router)),
         Some(Err(message)) => routers.push(Box::new(Misconfigured { message })),
         None => {}
+    }
+    if let Some(smi) = &routing.smi {
+        routers.push(Box::new(smi::router(ro, smi, config.smi_version)));
     }
     routers
 }
@@ -67,6 +73,10 @@ pub fn watched_kinds(config: &RouterConfig) -> Vec<WatchedKind> {
         custom((gateway, "v1"), ("HTTPRoute", "httproutes")),
         custom((gateway, "v1"), ("GRPCRoute", "grpcroutes")),
         custom((gateway, "v1alpha2"), ("TCPRoute", "tcproutes")),
+        custom(
+            ("split.smi-spec.io", config.smi_version.as_str()),
+            ("TrafficSplit", "trafficsplits"),
+        ),
     ]
 }
 
