@@ -78,6 +78,25 @@ fn invalid_canary(canary: &CanaryStrategy, revision_history_limit: Option<i32>) 
         if !subset && (canary.canary_service.is_none() || canary.stable_service.is_none()) {
             return Some("Canary service and Stable service must to be set to use Traffic Routing".into());
         }
+        if let Some(nginx) = &tr.nginx {
+            let single = nginx.stable_ingress.as_deref().is_some_and(|s| !s.is_empty());
+            let multiple = nginx.stable_ingresses.as_ref().is_some_and(|s| !s.is_empty());
+            match (single, multiple) {
+                (true, true) => {
+                    return Some(
+                        "Either StableIngress or StableIngresses must be configured. Both are configured."
+                            .into(),
+                    );
+                }
+                (false, false) => {
+                    return Some(
+                        "Either StableIngress or StableIngresses must be configured. Neither are configured."
+                            .into(),
+                    );
+                }
+                _ => {}
+            }
+        }
         if let Some(istio) = &tr.istio
             && istio.virtual_service.is_none()
             && istio.virtual_services.as_ref().is_none_or(Vec::is_empty)
@@ -225,7 +244,6 @@ pub fn unsupported(ro: &Rollout) -> Option<String> {
     let canary = ro.spec.strategy.canary.as_ref()?;
     if let Some(tr) = &canary.traffic_routing {
         let others = [
-            ("nginx", tr.nginx.is_some()),
             ("alb", tr.alb.is_some()),
             ("smi", tr.smi.is_some()),
             ("ambassador", tr.ambassador.is_some()),
@@ -236,7 +254,13 @@ pub fn unsupported(ro: &Rollout) -> Option<String> {
         ];
         if let Some((router, _)) = others.iter().find(|(_, used)| *used) {
             return Some(format!(
-                "traffic router {router} (spec.strategy.canary.trafficRouting.{router}) is not supported by Sluice yet; only istio is"
+                "traffic router {router} (spec.strategy.canary.trafficRouting.{router}) is not supported by Sluice yet; only istio and nginx are"
+            ));
+        }
+        // Step weights and the pods they need are reckoned in percent; another total would misweigh traffic.
+        if let Some(total) = tr.max_traffic_weight.filter(|w| *w != 100) {
+            return Some(format!(
+                "trafficRouting.maxTrafficWeight {total} (spec.strategy.canary.trafficRouting.maxTrafficWeight) is not supported by Sluice yet; only 100 is"
             ));
         }
     }

@@ -98,6 +98,10 @@ What the Rollout and AnalysisRun controllers do in the namespaces they watch; ea
 - apiGroups: [networking.istio.io]
   resources: [virtualservices, destinationrules]
   verbs: [get, list, watch, patch]
+# NGINX traffic routing: stable Ingresses read; the canary Ingress beside each created, then patched.
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get, create, patch]
 # Job metrics of analyses.
 - apiGroups: [batch]
   resources: [jobs]

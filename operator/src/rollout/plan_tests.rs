@@ -753,6 +753,15 @@ fn invalid_spec_gets_the_condition_and_no_action() {
             json!({"scaleDownDelaySeconds": 5}),
             "Canary scaleDownDelaySeconds can only be used with traffic routing",
         ),
+        (
+            json!({"canaryService": "c", "stableService": "s", "trafficRouting": {"nginx": {}}}),
+            "Either StableIngress or StableIngresses must be configured. Neither are configured.",
+        ),
+        (
+            json!({"canaryService": "c", "stableService": "s",
+                   "trafficRouting": {"nginx": {"stableIngress": "a", "stableIngresses": ["b"]}}}),
+            "Either StableIngress or StableIngresses must be configured. Both are configured.",
+        ),
     ];
     for (canary, message) in cases {
         let ro = rollout(3, canary.clone(), Some(updating(0)));
@@ -1878,7 +1887,7 @@ fn an_unsupported_traffic_router_is_named_and_nothing_is_torn_down() {
     let canary = json!({
         "canaryService": "web-canary",
         "stableService": "web-stable",
-        "trafficRouting": {"nginx": {"stableIngress": "web"}},
+        "trafficRouting": {"alb": {"ingress": "web", "servicePort": 80}},
         "steps": [{"setWeight": 20}],
     });
     let ro = rollout(4, canary, Some(updating(0)));
@@ -1897,7 +1906,30 @@ fn an_unsupported_traffic_router_is_named_and_nothing_is_torn_down() {
     assert!(
         p.events[0]
             .message
-            .starts_with("traffic router nginx (spec.strategy.canary.trafficRouting.nginx)")
+            .starts_with("traffic router alb (spec.strategy.canary.trafficRouting.alb)")
+    );
+}
+
+#[test]
+fn a_max_traffic_weight_other_than_100_is_named_as_unsupported() {
+    let canary = json!({
+        "canaryService": "web-canary",
+        "stableService": "web-stable",
+        "trafficRouting": {"nginx": {"stableIngress": "web"}, "maxTrafficWeight": 1000},
+        "steps": [{"setWeight": 20}],
+    });
+    let ro = rollout(4, canary, Some(updating(0)));
+    let p = plan(
+        &observed(ro, vec![rs("old", 1, 4, 4)], Some("old"), Some("old"), Some(0)),
+        at(T0),
+    );
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert!(
+        p.events[0].message.starts_with(
+            "trafficRouting.maxTrafficWeight 1000 (spec.strategy.canary.trafficRouting.maxTrafficWeight)"
+        ),
+        "{:?}",
+        p.events
     );
 }
 

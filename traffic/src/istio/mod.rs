@@ -11,7 +11,7 @@ mod destination_rule;
 mod error;
 mod managed;
 mod model;
-mod ops;
+pub(crate) mod ops;
 mod router;
 mod select;
 mod weights;

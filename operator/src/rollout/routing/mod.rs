@@ -4,6 +4,7 @@
 
 mod io;
 mod istio;
+mod nginx;
 
 use sluice_crds::rollout::Rollout;
 use sluice_traffic::Router;
@@ -31,6 +32,9 @@ pub fn routers(ro: &Rollout, config: &RouterConfig) -> Vec<Box<dyn Router>> {
     let mut routers: Vec<Box<dyn Router>> = Vec::new();
     if let Some(istio) = &routing.istio {
         routers.push(Box::new(istio::router(ro, istio, &config.istio_version)));
+    }
+    if let Some(nginx) = &routing.nginx {
+        routers.push(Box::new(nginx::router(ro, nginx)));
     }
     routers
 }
