@@ -1,7 +1,8 @@
 //! NGINX Ingress traffic routing end to end: the operator against the real API server and kwok pods, with
 //! plain networking.k8s.io/v1 Ingresses (a built-in kind; no NGINX controller runs, the canary annotations
-//! are what it would read). The canary Ingress is created from the stable one, its weight walks the steps
-//! and never runs ahead of the available canary pods, promotion and abort send the traffic back.
+//! are what it would read). The canary Ingress is created from the stable one and follows its changes, its
+//! weight walks the steps and never runs ahead of the available canary pods, promotion and abort send the
+//! traffic back.
 
 use std::time::Duration;
 
@@ -169,7 +170,6 @@ async fn nginx_canary_ingress_walks_the_steps_only_as_pods_are_ready_and_promoti
     let (ns, _op) = setup("nginx-walk").await;
     ns.apply(&services_and_ingress("web", "web", "web.example.com"))
         .unwrap();
-    let stable_before = untouched(&ingress(&ns, "web").await.unwrap());
     let steps = "      - setWeight: 20
       - pause: {duration: 1}
       - setWeight: 50
@@ -248,6 +248,29 @@ async fn nginx_canary_ingress_walks_the_steps_only_as_pods_are_ready_and_promoti
             "blockOwnerDeletion": true,
         }])
     );
+
+    // The stable Ingress gets a new path to the stable Service: the canary Ingress follows at the same weight.
+    let path = r#"[{"op":"add","path":"/spec/rules/0/http/paths/-","value":{"path":"/v2","pathType":"Prefix","backend":{"service":{"name":"web-stable","port":{"number":81}}}}}]"#;
+    ns.kubectl(&["patch", "ingress", "web", "--type=json", "-p", path], None)
+        .unwrap();
+    let stable_before = untouched(&ingress(&ns, "web").await.unwrap());
+    wait_for(
+        "the canary Ingress to follow the new path",
+        Duration::from_secs(20),
+        || async {
+            let canary = ingress(&ns, "web-web-canary").await?;
+            let paths = &canary["spec"]["rules"][0]["http"]["paths"];
+            let want = json!({"path": "/v2", "pathType": "Prefix",
+                              "backend": {"service": {"name": "web-canary", "port": {"number": 81}}}});
+            if paths[2] == want && canary["metadata"]["annotations"][WEIGHT] == "50" {
+                Ok(())
+            } else {
+                Err(anyhow!("paths {paths}"))
+            }
+        },
+    )
+    .await
+    .unwrap();
 
     promote(&ns, "web");
     let ro = wait_rollout(&ns, "web", "Healthy after promote", 90, healthy).await;

@@ -136,6 +136,7 @@ fn weights_walk_as_test_and_replace_of_the_weight_annotation_only() {
     let r = router(&["web"]);
     let mut objs = objects(&r);
     put(&r, &mut objs, 10);
+    assert!(!r.observe(&objs).unwrap().out_of_step);
     // (from, to, ops)
     let walk = [(10, 50), (50, 100), (100, 0), (0, 0)];
     for (from, to) in walk {
@@ -257,6 +258,12 @@ fn a_change_to_the_stable_rules_is_followed_and_others_annotations_stay() {
     s["spec"]["tls"] = json!([{"hosts": ["h0.example.com"], "secretName": "tls"}]);
     objs.insert(ingress_target("shop", "web"), Some(s.clone()));
 
+    let seen = r.observe(&objs).unwrap();
+    assert_eq!(
+        (seen.weights, seen.out_of_step),
+        (vec![20], true),
+        "same weight, but the canary Ingress no longer follows"
+    );
     let writes = r.apply(&objs, &Desired::canary(20)).unwrap();
     let [Write::Patch { patch, .. }] = &writes[..] else {
         panic!("{writes:?}")
@@ -281,6 +288,7 @@ fn a_change_to_the_stable_rules_is_followed_and_others_annotations_stay() {
     );
     assert_eq!(after["spec"], want["spec"]);
     assert_eq!(r.apply(&objs, &Desired::canary(20)).unwrap(), []);
+    assert!(!r.observe(&objs).unwrap().out_of_step);
 }
 
 #[test]

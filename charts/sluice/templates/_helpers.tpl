@@ -98,10 +98,11 @@ What the Rollout and AnalysisRun controllers do in the namespaces they watch; ea
 - apiGroups: [networking.istio.io]
   resources: [virtualservices, destinationrules]
   verbs: [get, list, watch, patch]
-# NGINX traffic routing: stable Ingresses read; the canary Ingress beside each created, then patched.
+# NGINX traffic routing: stable Ingresses read; the canary Ingress beside each created, then patched; all
+# watched (metadata only) so that a change to either brings the Rollout back.
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
-  verbs: [get, create, patch]
+  verbs: [get, list, watch, create, patch]
 # Job metrics of analyses.
 - apiGroups: [batch]
   resources: [jobs]

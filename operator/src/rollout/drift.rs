@@ -1,10 +1,11 @@
-//! The objects a Rollout steers besides its ReplicaSets: its Services and Istio VirtualServices and
-//! DestinationRule. They are watched metadata-only (nothing is cached), so that when another client resets a
+//! The objects a Rollout steers besides its ReplicaSets: its Services, Istio VirtualServices and
+//! DestinationRule, and NGINX's stable and canary Ingresses. They are watched metadata-only (nothing is cached), so that when another client resets a
 //! weight, a subset or a selector, the Rollouts naming the object are reconciled at once and put it back.
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::{
-    api::core::v1::Service, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    api::{core::v1::Service, networking::v1::Ingress},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
     Api, Client, ResourceExt,
@@ -22,6 +23,8 @@ pub enum Kind {
     VirtualService,
     /// An Istio DestinationRule.
     DestinationRule,
+    /// An Ingress: a stable one the canary Ingress follows, or the canary Ingress itself.
+    Ingress,
 }
 
 /// The (stable, canary) Services: a blue-green's active Service plays the stable one's part, its preview
@@ -54,13 +57,24 @@ pub fn steered(ro: &Rollout) -> Vec<(Kind, String, String)> {
         .flatten()
         .map(|s| (Kind::Service, ns.clone(), s))
         .collect();
-    let istio = ro
+    let routing = ro
         .spec
         .strategy
         .canary
         .as_ref()
-        .and_then(|c| c.traffic_routing.as_ref())
-        .and_then(|t| t.istio.as_ref());
+        .and_then(|c| c.traffic_routing.as_ref());
+    if let Some(nginx) = routing.and_then(|t| t.nginx.as_ref()) {
+        let stables = nginx
+            .stable_ingress
+            .iter()
+            .chain(nginx.stable_ingresses.iter().flatten());
+        for stable in stables.filter(|s| !s.is_empty()) {
+            let canary = sluice_traffic::nginx::canary_ingress_name(&ro.name_any(), stable);
+            out.push((Kind::Ingress, ns.clone(), stable.clone()));
+            out.push((Kind::Ingress, ns.clone(), canary));
+        }
+    }
+    let istio = routing.and_then(|t| t.istio.as_ref());
     if let Some(istio) = istio {
         for vs in istio
             .virtual_service
@@ -111,6 +125,13 @@ pub fn triggers(
         .touched_objects()
         .filter_map(|r| async move { r.ok().map(|m| (Kind::Service, m.namespace(), m.name_any())) })
         .boxed();
+    // Ingress is a built-in kind: watched from the start, like Services.
+    let ingresses: Api<PartialObjectMeta<Ingress>> = scope.api(&client);
+    let ingress_events = watcher(ingresses, watcher::Config::default())
+        .default_backoff()
+        .touched_objects()
+        .filter_map(|r| async move { r.ok().map(|m| (Kind::Ingress, m.namespace(), m.name_any())) })
+        .boxed();
     let istio = [
         (Kind::VirtualService, "VirtualService", "virtualservices"),
         (Kind::DestinationRule, "DestinationRule", "destinationrules"),
@@ -121,7 +142,7 @@ pub fn triggers(
         istio_events(client.clone(), scope.clone(), kind, resource)
     });
     let [vs, dr] = istio;
-    futures::stream::select_all([service_events, vs, dr]).flat_map(move |(kind, ns, name)| {
+    futures::stream::select_all([service_events, ingress_events, vs, dr]).flat_map(move |(kind, ns, name)| {
         let ns = ns.unwrap_or_default();
         futures::stream::iter(rollouts_steering(&rollouts, kind, &ns, &name))
     })
@@ -215,6 +236,28 @@ mod tests {
                 s(Kind::VirtualService, "shop", "app-vs"),
                 s(Kind::VirtualService, "gateways", "edge"),
                 s(Kind::DestinationRule, "shop", "app-dr"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_nginx_canary_steers_its_stable_ingresses_and_their_canary_ingresses() {
+        let ro = rollout(serde_json::json!({"canary": {
+            "stableService": "app-stable", "canaryService": "app-canary",
+            "trafficRouting": {"nginx": {"stableIngresses": ["public", "internal"]}}
+        }}));
+        let names: Vec<String> = steered(&ro)
+            .into_iter()
+            .filter(|(k, _, _)| *k == Kind::Ingress)
+            .map(|(_, ns, name)| format!("{ns}/{name}"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "shop/public",
+                "shop/app-public-canary",
+                "shop/internal",
+                "shop/app-internal-canary"
             ]
         );
     }

@@ -279,6 +279,32 @@ fn set_weight_scales_the_canary_first_and_sends_no_traffic_before_its_pods_are_a
 }
 
 #[test]
+fn a_router_out_of_step_at_the_wanted_weight_gets_the_weight_again_without_an_event() {
+    let steps = json!([{"setWeight": 20}, {"pause": {}}]);
+    let ro = rollout(10, istio_canary(steps), Some(updating(0)));
+    let mut o = observed(
+        ro,
+        vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)],
+        Some("old"),
+        Some("new"),
+        Some(20),
+    );
+    o.traffic = Some(TrafficState::OutOfStep(20));
+    let p = plan(&o, at(T0));
+    assert_eq!(weight_action(&p), Some(20));
+    assert!(
+        !reasons(&p).contains(&"TrafficWeightUpdated"),
+        "{:?}",
+        reasons(&p)
+    );
+    // Out of step at another weight than wanted: the wanted weight, told as a change.
+    o.traffic = Some(TrafficState::OutOfStep(0));
+    let p = plan(&o, at(T0));
+    assert_eq!(weight_action(&p), Some(20));
+    assert!(reasons(&p).contains(&"TrafficWeightUpdated"));
+}
+
+#[test]
 fn weight_is_applied_only_when_the_canary_has_its_pods_and_the_canary_service_selects_them() {
     let steps = json!([{"setWeight": 20}, {"pause": {}}]);
     // Pods available but the canary Service still selects the stable pods: switch it first.

@@ -70,18 +70,23 @@ impl NginxRouter {
         Ok(out)
     }
 
-    /// The weight each canary Ingress shows (a missing one sends nothing: 0), after checking that each stable
-    /// Ingress still makes a canary Ingress.
-    fn weights(&self, objects: &Objects) -> Result<Vec<i32>, RouterError> {
+    /// The weight each canary Ingress shows (a missing one sends nothing: 0), and whether one differs from
+    /// what its stable Ingress and the spec make at that weight. Each stable Ingress must make a canary one.
+    fn weights(&self, objects: &Objects) -> Result<(Vec<i32>, bool), RouterError> {
         let mut weights = Vec::new();
+        let mut out_of_step = false;
         for pair in self.read(objects)? {
-            canary_ingress(&self.spec, pair.stable, 0)?;
-            weights.push(match pair.canary {
+            let weight = match pair.canary {
                 Some(c) => self.spec.weight(c)?,
                 None => 0,
-            });
+            };
+            let wanted = canary_ingress(&self.spec, pair.stable, weight)?;
+            if let Some(c) = pair.canary {
+                out_of_step |= !sync_patch(c, &wanted, &self.spec.annotation_prefix).0.is_empty();
+            }
+            weights.push(weight);
         }
-        Ok(weights)
+        Ok((weights, out_of_step))
     }
 }
 
@@ -95,9 +100,11 @@ impl Router for NginxRouter {
     }
 
     fn observe(&self, objects: &Objects) -> Result<Seen, RouterError> {
+        let (weights, out_of_step) = self.weights(objects)?;
         Ok(Seen {
-            weights: self.weights(objects)?,
+            weights,
             managed_routes: Vec::new(),
+            out_of_step,
         })
     }
 
@@ -131,7 +138,7 @@ impl Router for NginxRouter {
     }
 
     fn verify(&self, objects: &Objects, desired: &Desired) -> Result<bool, RouterError> {
-        Ok(self.weights(objects)?.iter().all(|w| *w == desired.canary))
+        Ok(self.weights(objects)?.0.iter().all(|w| *w == desired.canary))
     }
 
     fn reset(&self, objects: &Objects) -> Result<Vec<Write>, RouterError> {
