@@ -17,8 +17,8 @@ use sluice_e2e::{
     cluster::wait_for,
     harness::{Operator, TestNamespace, namespace_with_operator},
     rollouts::{
-        canary_rollout_yaml, healthy, patch_status, phase, promote, selector_hash, set_image, step,
-        wait_rollout, wait_selector,
+        canary_rollout_yaml, healthy, ingress_yaml, nginx_strategy, patch_status, phase, promote,
+        selector_hash, services_and_ingress, set_image, step, wait_rollout, wait_selector,
     },
     weight_watch::{Watched, WeightWatch},
 };
@@ -28,88 +28,6 @@ const WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
 
 async fn setup(test: &str) -> (TestNamespace, Operator) {
     namespace_with_operator(SUPERVISOR, test, &["ingresses"]).await
-}
-
-/// The stable and canary Services of `name`, and a stable Ingress `ingress` sending `host` to the stable
-/// Service, with fields other owners set (labels, annotations, TLS, a default backend, a path to another
-/// Service, a rule of another host) that the canary Ingress copies or leaves out as upstream does.
-fn services_and_ingress(name: &str, ingress: &str, host: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata: {{name: {name}-stable}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}-canary}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
----
-{}",
-        ingress_yaml(name, ingress, host)
-    )
-}
-
-fn ingress_yaml(name: &str, ingress: &str, host: &str) -> String {
-    format!(
-        "apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {ingress}
-  labels: {{team: payments}}
-  annotations:
-    nginx.ingress.kubernetes.io/rewrite-target: /
-spec:
-  ingressClassName: nginx
-  defaultBackend:
-    service: {{name: fallback, port: {{number: 80}}}}
-  tls:
-  - hosts: [{host}]
-    secretName: {ingress}-tls
-  rules:
-  - host: {host}
-    http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service: {{name: {name}-stable, port: {{number: 80}}}}
-      - path: /static
-        pathType: Prefix
-        backend:
-          service: {{name: cdn, port: {{name: http}}}}
-  - host: admin.{host}
-    http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service: {{name: admin, port: {{number: 80}}}}
-"
-    )
-}
-
-/// A canary strategy routed by NGINX through `ingresses` between `<name>-stable` and `<name>-canary`.
-fn nginx_strategy(name: &str, ingresses: &str, steps: &str) -> String {
-    format!(
-        "      canaryService: {name}-canary
-      stableService: {name}-stable
-      trafficRouting:
-        maxTrafficWeight: 100
-        nginx:
-{ingresses}
-          additionalIngressAnnotations:
-            canary-by-header: X-Canary
-            canary-by-header-value: \"yes\"
-          canaryIngressAnnotations:
-            example.com/release-train: blue
-      steps:
-{steps}"
-    )
 }
 
 /// The canary weight an Ingress's annotation shows.
@@ -249,7 +167,8 @@ async fn nginx_canary_ingress_walks_the_steps_only_as_pods_are_ready_and_promoti
         }])
     );
 
-    // The stable Ingress gets a new path to the stable Service: the canary Ingress follows at the same weight.
+    // The stable Ingress gets a new path to the stable Service: the canary Ingress follows, at the same
+    // weight.
     let path = r#"[{"op":"add","path":"/spec/rules/0/http/paths/-","value":{"path":"/v2","pathType":"Prefix","backend":{"service":{"name":"web-stable","port":{"number":81}}}}}]"#;
     ns.kubectl(&["patch", "ingress", "web", "--type=json", "-p", path], None)
         .unwrap();

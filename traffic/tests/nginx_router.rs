@@ -1,5 +1,5 @@
-//! The NGINX router: observe, apply (create, then patch only what the rollout owns), verify and reset, for one
-//! and several stable Ingresses.
+//! The NGINX router: observe, apply (create, then patch only what the rollout owns), verify and reset, for
+//! one and several stable Ingresses.
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The objects a Rollout steers besides its ReplicaSets: its Services, Istio VirtualServices and
-//! DestinationRule, and NGINX's stable and canary Ingresses. They are watched metadata-only (nothing is cached), so that when another client resets a
-//! weight, a subset or a selector, the Rollouts naming the object are reconciled at once and put it back.
+//! DestinationRule, and NGINX's stable and canary Ingresses. They are watched metadata-only (nothing is
+//! cached), so that when another client resets a weight, a subset or a selector, or changes a stable
+//! Ingress, the Rollouts naming the object are reconciled at once and put it back (or follow).
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::{

@@ -29,8 +29,9 @@ fn converge(ops: &mut Vec<PatchOperation>, path: &[&str], current: Option<&Value
 }
 
 /// The patch from the canary Ingress `current` to `desired` (both whole objects): every annotation of
-/// `desired` set, annotations under `prefix/` that `desired` no longer has removed (others' annotations stay),
-/// and the spec's rules, TLS and class made equal to `desired`'s. Empty when `current` is already as wanted.
+/// `desired` set, annotations under `prefix/` that `desired` no longer has removed (others' annotations
+/// stay), and the spec's rules, TLS and class made equal to `desired`'s. Empty when `current` is already as
+/// wanted.
 pub fn sync_patch(current: &Value, desired: &Value, prefix: &str) -> Patch {
     let mut ops = Vec::new();
     let empty = Map::new();

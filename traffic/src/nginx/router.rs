@@ -47,7 +47,8 @@ impl NginxRouter {
         })
     }
 
-    /// Each stable Ingress (it must exist) with its canary Ingress, which must be this Rollout's if it exists.
+    /// Each stable Ingress (it must exist) with its canary Ingress, which must be this Rollout's if it is
+    /// there.
     fn read<'a>(&self, objects: &'a Objects) -> Result<Vec<Pair<'a>>, RouterError> {
         let mut out = Vec::new();
         for (stable_target, canary_target) in self.pairs() {
