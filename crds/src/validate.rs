@@ -1,7 +1,9 @@
 //! Spec validation with upstream's InvalidSpec messages. A Rollout that fails gets the InvalidSpec condition
 //! and no other action.
 
-use crate::rollout::{AntiAffinity, BlueGreenStrategy, CanaryStep, CanaryStrategy, Rollout};
+use crate::rollout::{
+    AntiAffinity, BlueGreenStrategy, CanaryStep, CanaryStrategy, Rollout, RolloutTrafficRouting,
+};
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -122,7 +124,7 @@ fn invalid_canary(canary: &CanaryStrategy, revision_history_limit: Option<i32>) 
         .map(|m| m.iter().map(|r| r.name.as_str()).collect())
         .unwrap_or_default();
     for step in canary.steps.iter().flatten() {
-        if let Some(msg) = invalid_step(step, tr.is_some(), &managed) {
+        if let Some(msg) = invalid_step(step, tr, &managed) {
             return Some(msg);
         }
     }
@@ -173,7 +175,8 @@ fn invalid_blue_green(bg: &BlueGreenStrategy, revision_history_limit: Option<i32
     None
 }
 
-fn invalid_step(step: &CanaryStep, traffic_routing: bool, managed: &[&str]) -> Option<String> {
+fn invalid_step(step: &CanaryStep, tr: Option<&RolloutTrafficRouting>, managed: &[&str]) -> Option<String> {
+    let traffic_routing = tr.is_some();
     let set = [
         step.set_weight.is_some(),
         step.pause.is_some(),
@@ -207,10 +210,17 @@ fn invalid_step(step: &CanaryStep, traffic_routing: bool, managed: &[&str]) -> O
     if step.set_canary_scale.is_some() && !traffic_routing {
         return Some("SetCanaryScale requires TrafficRouting to be set".into());
     }
+    // As upstream: header routes need a router that has them (NGINX's canary Ingress has none; its
+    // canary-by-header annotations are set through additionalIngressAnnotations), mirror routes Istio.
+    let header_routers =
+        tr.is_some_and(|t| t.istio.is_some() || t.alb.is_some() || t.apisix.is_some() || t.plugins.is_some());
+    if step.set_header_route.is_some() && !header_routers {
+        return Some("SetHeaderRoute requires TrafficRouting, supports Istio only".into());
+    }
+    if step.set_mirror_route.is_some() && !tr.is_some_and(|t| t.istio.is_some() || t.plugins.is_some()) {
+        return Some("SetMirrorRoute requires TrafficRouting, supports Istio only".into());
+    }
     if step.set_header_route.is_some() || step.set_mirror_route.is_some() {
-        if !traffic_routing {
-            return Some("SetHeaderRoute requires TrafficRouting, supports Istio only".into());
-        }
         let name = step
             .set_header_route
             .as_ref()

@@ -780,6 +780,18 @@ fn invalid_spec_gets_the_condition_and_no_action() {
             "Canary scaleDownDelaySeconds can only be used with traffic routing",
         ),
         (
+            json!({"canaryService": "c", "stableService": "s",
+                   "trafficRouting": {"nginx": {"stableIngress": "web"}, "managedRoutes": [{"name": "h"}]},
+                   "steps": [{"setHeaderRoute": {"name": "h", "match": [{"headerName": "x", "headerValue": {"exact": "y"}}]}}]}),
+            "SetHeaderRoute requires TrafficRouting, supports Istio only",
+        ),
+        (
+            json!({"canaryService": "c", "stableService": "s",
+                   "trafficRouting": {"nginx": {"stableIngress": "web"}, "managedRoutes": [{"name": "m"}]},
+                   "steps": [{"setMirrorRoute": {"name": "m", "match": [{"method": {"exact": "GET"}}]}}]}),
+            "SetMirrorRoute requires TrafficRouting, supports Istio only",
+        ),
+        (
             json!({"canaryService": "c", "stableService": "s", "trafficRouting": {"nginx": {}}}),
             "Either StableIngress or StableIngresses must be configured. Neither are configured.",
         ),
