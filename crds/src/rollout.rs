@@ -586,10 +586,9 @@ pub struct RolloutTrafficRouting {
     /// Istio VirtualService / DestinationRule routing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub istio: Option<IstioTrafficRouting>,
-    /// NGINX ingress routing (kept as written).
+    /// NGINX Ingress routing: a canary Ingress made from the stable one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "open_object")]
-    pub nginx: Option<serde_json::Value>,
+    pub nginx: Option<NginxTrafficRouting>,
     /// AWS ALB routing (kept as written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "open_object")]
@@ -635,6 +634,28 @@ pub struct SmiTrafficRouting {
     /// Name of the TrafficSplit; the Rollout's name when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_split_name: Option<String>,
+}
+
+/// NGINX Ingress routing: the rollout keeps a canary Ingress beside each stable Ingress, with the canary
+/// annotations of the NGINX Ingress controller.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NginxTrafficRouting {
+    /// The prefix the NGINX Ingress controller reads annotations under (default `nginx.ingress.kubernetes.io`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotation_prefix: Option<String>,
+    /// The stable Ingress, in the Rollout's namespace (this or stableIngresses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_ingress: Option<String>,
+    /// More annotations for the canary Ingress, each put under the annotation prefix (e.g. `canary-by-header`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_ingress_annotations: Option<BTreeMap<String, String>>,
+    /// Annotations for the canary Ingress, with their keys as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_ingress_annotations: Option<BTreeMap<String, String>>,
+    /// Several stable Ingresses, each with a canary Ingress of its own (this or stableIngress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_ingresses: Option<Vec<String>>,
 }
 
 /// A route managed by the rollout (upstream spells the type `MangedRoutes`).

@@ -1,7 +1,9 @@
 //! Spec validation with upstream's InvalidSpec messages. A Rollout that fails gets the InvalidSpec condition
 //! and no other action.
 
-use crate::rollout::{AntiAffinity, BlueGreenStrategy, CanaryStep, CanaryStrategy, Rollout};
+use crate::rollout::{
+    AntiAffinity, BlueGreenStrategy, CanaryStep, CanaryStrategy, Rollout, RolloutTrafficRouting,
+};
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -78,6 +80,25 @@ fn invalid_canary(canary: &CanaryStrategy, revision_history_limit: Option<i32>) 
         if !subset && (canary.canary_service.is_none() || canary.stable_service.is_none()) {
             return Some("Canary service and Stable service must to be set to use Traffic Routing".into());
         }
+        if let Some(nginx) = &tr.nginx {
+            let single = nginx.stable_ingress.as_deref().is_some_and(|s| !s.is_empty());
+            let multiple = nginx.stable_ingresses.as_ref().is_some_and(|s| !s.is_empty());
+            match (single, multiple) {
+                (true, true) => {
+                    return Some(
+                        "Either StableIngress or StableIngresses must be configured. Both are configured."
+                            .into(),
+                    );
+                }
+                (false, false) => {
+                    return Some(
+                        "Either StableIngress or StableIngresses must be configured. Neither are configured."
+                            .into(),
+                    );
+                }
+                _ => {}
+            }
+        }
         if let Some(istio) = &tr.istio
             && istio.virtual_service.is_none()
             && istio.virtual_services.as_ref().is_none_or(Vec::is_empty)
@@ -103,7 +124,7 @@ fn invalid_canary(canary: &CanaryStrategy, revision_history_limit: Option<i32>) 
         .map(|m| m.iter().map(|r| r.name.as_str()).collect())
         .unwrap_or_default();
     for step in canary.steps.iter().flatten() {
-        if let Some(msg) = invalid_step(step, tr.is_some(), &managed) {
+        if let Some(msg) = invalid_step(step, tr, &managed) {
             return Some(msg);
         }
     }
@@ -154,7 +175,8 @@ fn invalid_blue_green(bg: &BlueGreenStrategy, revision_history_limit: Option<i32
     None
 }
 
-fn invalid_step(step: &CanaryStep, traffic_routing: bool, managed: &[&str]) -> Option<String> {
+fn invalid_step(step: &CanaryStep, tr: Option<&RolloutTrafficRouting>, managed: &[&str]) -> Option<String> {
+    let traffic_routing = tr.is_some();
     let set = [
         step.set_weight.is_some(),
         step.pause.is_some(),
@@ -188,10 +210,17 @@ fn invalid_step(step: &CanaryStep, traffic_routing: bool, managed: &[&str]) -> O
     if step.set_canary_scale.is_some() && !traffic_routing {
         return Some("SetCanaryScale requires TrafficRouting to be set".into());
     }
+    // As upstream: header routes need a router that has them (NGINX's canary Ingress has none; its
+    // canary-by-header annotations are set through additionalIngressAnnotations), mirror routes Istio.
+    let header_routers =
+        tr.is_some_and(|t| t.istio.is_some() || t.alb.is_some() || t.apisix.is_some() || t.plugins.is_some());
+    if step.set_header_route.is_some() && !header_routers {
+        return Some("SetHeaderRoute requires TrafficRouting, supports Istio only".into());
+    }
+    if step.set_mirror_route.is_some() && !tr.is_some_and(|t| t.istio.is_some() || t.plugins.is_some()) {
+        return Some("SetMirrorRoute requires TrafficRouting, supports Istio only".into());
+    }
     if step.set_header_route.is_some() || step.set_mirror_route.is_some() {
-        if !traffic_routing {
-            return Some("SetHeaderRoute requires TrafficRouting, supports Istio only".into());
-        }
         let name = step
             .set_header_route
             .as_ref()
@@ -225,7 +254,6 @@ pub fn unsupported(ro: &Rollout) -> Option<String> {
     let canary = ro.spec.strategy.canary.as_ref()?;
     if let Some(tr) = &canary.traffic_routing {
         let others = [
-            ("nginx", tr.nginx.is_some()),
             ("alb", tr.alb.is_some()),
             ("ambassador", tr.ambassador.is_some()),
             ("appMesh", tr.app_mesh.is_some()),
@@ -235,6 +263,12 @@ pub fn unsupported(ro: &Rollout) -> Option<String> {
         if let Some((router, _)) = others.iter().find(|(_, used)| *used) {
             return Some(format!(
                 "traffic router {router} (spec.strategy.canary.trafficRouting.{router}) is not supported by Sluice yet; {ROUTERS}"
+            ));
+        }
+        // Step weights and the pods they need are reckoned in percent; another total would misweigh traffic.
+        if let Some(total) = tr.max_traffic_weight.filter(|w| *w != 100) {
+            return Some(format!(
+                "trafficRouting.maxTrafficWeight {total} (spec.strategy.canary.trafficRouting.maxTrafficWeight) is not supported by Sluice yet; only 100 is"
             ));
         }
         if let Some(message) = tr.plugins.as_ref().and_then(unsupported_plugin) {
@@ -257,7 +291,7 @@ pub fn unsupported(ro: &Rollout) -> Option<String> {
 }
 
 /// The traffic routers Sluice runs, as messages name them.
-const ROUTERS: &str = "only istio, smi and the argoproj-labs/gatewayAPI plugin are";
+const ROUTERS: &str = "only istio, nginx, smi and the argoproj-labs/gatewayAPI plugin are";
 
 /// The traffic router plugin Sluice runs itself (the Gateway API plugin's name in `trafficRouting.plugins`).
 pub const GATEWAY_API_PLUGIN: &str = "argoproj-labs/gatewayAPI";

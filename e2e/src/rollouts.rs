@@ -240,3 +240,87 @@ pub fn istio_strategy(name: &str, steps: &str) -> String {
 {steps}"
     )
 }
+
+/// The stable and canary Services of `name`, and a stable Ingress `ingress` sending `host` to the stable
+/// Service, with fields other owners set (labels, annotations, TLS, a default backend, a path to another
+/// Service, a rule of another host) that the canary Ingress copies or leaves out as upstream does.
+pub fn services_and_ingress(name: &str, ingress: &str, host: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: {name}-stable}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}-canary}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+{}",
+        ingress_yaml(name, ingress, host)
+    )
+}
+
+/// The stable Ingress `ingress` of `name` alone (see [`services_and_ingress`]).
+pub fn ingress_yaml(name: &str, ingress: &str, host: &str) -> String {
+    format!(
+        "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {ingress}
+  labels: {{team: payments}}
+  annotations:
+    nginx.ingress.kubernetes.io/rewrite-target: /
+spec:
+  ingressClassName: nginx
+  defaultBackend:
+    service: {{name: fallback, port: {{number: 80}}}}
+  tls:
+  - hosts: [{host}]
+    secretName: {ingress}-tls
+  rules:
+  - host: {host}
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service: {{name: {name}-stable, port: {{number: 80}}}}
+      - path: /static
+        pathType: Prefix
+        backend:
+          service: {{name: cdn, port: {{name: http}}}}
+  - host: admin.{host}
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service: {{name: admin, port: {{number: 80}}}}
+"
+    )
+}
+
+/// A canary strategy routed by NGINX through `ingresses` (the indented `stableIngress(es)` line) between
+/// `<name>-stable` and `<name>-canary`, with extra canary annotations of both kinds and maxTrafficWeight 100.
+pub fn nginx_strategy(name: &str, ingresses: &str, steps: &str) -> String {
+    format!(
+        "      canaryService: {name}-canary
+      stableService: {name}-stable
+      trafficRouting:
+        maxTrafficWeight: 100
+        nginx:
+{ingresses}
+          additionalIngressAnnotations:
+            canary-by-header: X-Canary
+            canary-by-header-value: \"yes\"
+          canaryIngressAnnotations:
+            example.com/release-train: blue
+      steps:
+{steps}"
+    )
+}

@@ -1,8 +1,8 @@
 //! The Helm chart (charts/sluice), with the real helm: lint and rendering in every mode, and its RBAC proven
 //! on the real API server by running the operator as the chart's ServiceAccount (impersonation in its
-//! kubeconfig) through a canary with Istio and Prometheus analysis, one through an SMI TrafficSplit, a
-//! blue-green release, an Application sync and an ApplicationSet. Any request the API server refuses as
-//! forbidden fails the test.
+//! kubeconfig) through a canary with Istio and Prometheus analysis, one through an SMI TrafficSplit, one
+//! through an NGINX canary Ingress, a blue-green release, an Application sync and an ApplicationSet. Any
+//! request the API server refuses as forbidden fails the test.
 
 use serde_json::{Value, json};
 use sluice_crds::analysis::AnalysisRun;
@@ -13,7 +13,7 @@ use sluice_e2e::{
     repo_dir,
     rollouts::{
         blue_green_rollout_yaml, blue_green_services, canary_rollout_yaml, healthy, istio_strategy,
-        services_and_vs, set_image, wait_rollout,
+        nginx_strategy, services_and_ingress, services_and_vs, set_image, wait_rollout,
     },
 };
 use std::{path::PathBuf, time::Duration};
@@ -307,6 +307,17 @@ spec:
     format!("{services}{}", canary_rollout_yaml(name, 2, "app:v1", &strategy))
 }
 
+/// A canary routed by NGINX: its canary Ingress is created, then patched.
+fn nginx_canary(name: &str) -> String {
+    let steps = "      - setWeight: 50\n      - pause: {duration: 1}\n";
+    let strategy = nginx_strategy(name, &format!("          stableIngress: {name}"), steps);
+    format!(
+        "{}---\n{}",
+        services_and_ingress(name, name, &format!("{name}.example.com")),
+        canary_rollout_yaml(name, 2, "app:v1", &strategy)
+    )
+}
+
 fn blue_green(name: &str) -> String {
     let strategy = format!(
         "      activeService: {name}-active\n      previewService: {name}-preview\n      scaleDownDelaySeconds: 2\n"
@@ -498,6 +509,8 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
     ns.apply(&canary("web")).expect("canary");
     // A canary through an SMI TrafficSplit.
     ns.apply(&smi_canary("mesh")).expect("SMI canary");
+    // A canary through an NGINX canary Ingress.
+    ns.apply(&nginx_canary("edge")).expect("nginx canary");
     // A blue-green release.
     ns.apply(&blue_green("bg")).expect("blue-green");
     // An Experiment with a template Service, deleted when it ends.
@@ -511,9 +524,11 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
     wait_rollout(&ns, "web", "first canary deploy Healthy", 90, healthy).await;
     wait_rollout(&ns, "bg", "first blue-green deploy Healthy", 90, healthy).await;
     wait_rollout(&ns, "mesh", "first SMI canary deploy Healthy", 90, healthy).await;
+    wait_rollout(&ns, "edge", "first nginx canary deploy Healthy", 90, healthy).await;
     set_image(&ns, "web", "app:v2");
     set_image(&ns, "mesh", "app:v2");
     set_image(&ns, "bg", "app:v2");
+    set_image(&ns, "edge", "app:v2");
     let released = |ro: &sluice_crds::rollout::Rollout| {
         let image = ro
             .spec
@@ -543,6 +558,23 @@ async fn the_charts_rbac_is_all_the_operator_needs() {
         None,
     );
     assert!(split.is_ok(), "the SMI canary made its TrafficSplit: {split:?}");
+    wait_rollout(&ns, "edge", "the nginx canary promoted", 120, released).await;
+    let canary_ingress = ns
+        .kubectl(
+            &[
+                "get",
+                "ingress",
+                "edge-edge-canary",
+                "-o",
+                "jsonpath={.metadata.annotations}",
+            ],
+            None,
+        )
+        .expect("the canary Ingress was made");
+    assert!(
+        canary_ingress.contains(r#""nginx.ingress.kubernetes.io/canary-weight":"0""#),
+        "{canary_ingress}"
+    );
     let runs = ns
         .api::<AnalysisRun>()
         .list(&Default::default())

@@ -131,6 +131,9 @@ pub struct Seen {
     pub weights: Vec<i32>,
     /// The managed routes (trafficRouting.managedRoutes) present now.
     pub managed_routes: Vec<String>,
+    /// An object the router keeps needs a write beyond its weight (e.g. a canary Ingress whose rules no
+    /// longer follow the stable Ingress): putting the same weight in place again brings it in step.
+    pub out_of_step: bool,
 }
 
 /// A header-based route to the canary (canary step `setHeaderRoute`).

@@ -116,6 +116,11 @@ What the Rollout and AnalysisRun controllers do in the namespaces they watch; ea
 - apiGroups: [split.smi-spec.io]
   resources: [trafficsplits]
   verbs: [get, list, watch, create, patch]
+# NGINX traffic routing: stable Ingresses read; the canary Ingress beside each created, then patched; all
+# watched (metadata only) so that a change to either brings the Rollout back.
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get, list, watch, create, patch]
 # Job metrics of analyses.
 - apiGroups: [batch]
   resources: [jobs]

@@ -292,7 +292,7 @@ fn traffic(
 ) -> Option<i32> {
     let mut observed_weight = None;
     match &obs.traffic {
-        Some(TrafficState::Weight(w)) => observed_weight = Some(*w),
+        Some(TrafficState::Weight(w) | TrafficState::OutOfStep(w)) => observed_weight = Some(*w),
         Some(TrafficState::Error(e)) => d.out.warn("TrafficRoutingError", e.clone()),
         _ => {}
     }
@@ -354,7 +354,11 @@ fn traffic(
         }
         None => weight,
     };
-    if !matches!(obs.traffic, Some(TrafficState::Error(_))) && observed_weight != Some(weight) {
+    let out_of_step = matches!(obs.traffic, Some(TrafficState::OutOfStep(_)));
+    if out_of_step && observed_weight == Some(weight) {
+        // Same weight, written again to bring the router's objects in step; no weight changed to tell of.
+        d.out.actions.push(Action::SetCanaryWeight { weight });
+    } else if !matches!(obs.traffic, Some(TrafficState::Error(_))) && observed_weight != Some(weight) {
         d.out.actions.push(Action::SetCanaryWeight { weight });
         d.out.event(
             "TrafficWeightUpdated",

@@ -248,6 +248,29 @@ mod tests {
     }
 
     #[test]
+    fn an_nginx_canary_steers_its_stable_ingresses_and_their_canary_ingresses() {
+        let ro = rollout(serde_json::json!({"canary": {
+            "stableService": "app-stable", "canaryService": "app-canary",
+            "trafficRouting": {"nginx": {"stableIngresses": ["public", "internal"]}}
+        }}));
+        let ingress = Kind::Routed("networking.k8s.io".into(), "ingresses".into());
+        let names: Vec<String> = steered(&ro, &config())
+            .into_iter()
+            .filter(|(k, _, _)| *k == ingress)
+            .map(|(_, ns, name)| format!("{ns}/{name}"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "shop/public",
+                "shop/app-public-canary",
+                "shop/internal",
+                "shop/app-internal-canary"
+            ]
+        );
+    }
+
+    #[test]
     fn a_blue_green_steers_its_active_and_preview_services() {
         let ro = rollout(serde_json::json!({"blueGreen": {"activeService": "a", "previewService": "p"}}));
         assert_eq!(services(&ro), (Some("a".into()), Some("p".into())));

@@ -79,6 +79,9 @@ pub enum TrafficState {
     Weight(i32),
     /// The routes disagree (a previous change was interrupted): the next write decides.
     Mixed,
+    /// Every route sends this percentage, but an object the router keeps is out of step (a canary Ingress
+    /// whose stable Ingress changed): the weight is put in place again, which brings it in step.
+    OutOfStep(i32),
     /// The router's object cannot be used (missing VirtualService, route without the services...).
     Error(String),
 }

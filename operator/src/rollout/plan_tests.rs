@@ -279,6 +279,32 @@ fn set_weight_scales_the_canary_first_and_sends_no_traffic_before_its_pods_are_a
 }
 
 #[test]
+fn a_router_out_of_step_at_the_wanted_weight_gets_the_weight_again_without_an_event() {
+    let steps = json!([{"setWeight": 20}, {"pause": {}}]);
+    let ro = rollout(10, istio_canary(steps), Some(updating(0)));
+    let mut o = observed(
+        ro,
+        vec![rs("old", 1, 10, 10), rs("new", 2, 2, 2)],
+        Some("old"),
+        Some("new"),
+        Some(20),
+    );
+    o.traffic = Some(TrafficState::OutOfStep(20));
+    let p = plan(&o, at(T0));
+    assert_eq!(weight_action(&p), Some(20));
+    assert!(
+        !reasons(&p).contains(&"TrafficWeightUpdated"),
+        "{:?}",
+        reasons(&p)
+    );
+    // Out of step at another weight than wanted: the wanted weight, told as a change.
+    o.traffic = Some(TrafficState::OutOfStep(0));
+    let p = plan(&o, at(T0));
+    assert_eq!(weight_action(&p), Some(20));
+    assert!(reasons(&p).contains(&"TrafficWeightUpdated"));
+}
+
+#[test]
 fn weight_is_applied_only_when_the_canary_has_its_pods_and_the_canary_service_selects_them() {
     let steps = json!([{"setWeight": 20}, {"pause": {}}]);
     // Pods available but the canary Service still selects the stable pods: switch it first.
@@ -752,6 +778,27 @@ fn invalid_spec_gets_the_condition_and_no_action() {
         (
             json!({"scaleDownDelaySeconds": 5}),
             "Canary scaleDownDelaySeconds can only be used with traffic routing",
+        ),
+        (
+            json!({"canaryService": "c", "stableService": "s",
+                   "trafficRouting": {"nginx": {"stableIngress": "web"}, "managedRoutes": [{"name": "h"}]},
+                   "steps": [{"setHeaderRoute": {"name": "h", "match": [{"headerName": "x", "headerValue": {"exact": "y"}}]}}]}),
+            "SetHeaderRoute requires TrafficRouting, supports Istio only",
+        ),
+        (
+            json!({"canaryService": "c", "stableService": "s",
+                   "trafficRouting": {"nginx": {"stableIngress": "web"}, "managedRoutes": [{"name": "m"}]},
+                   "steps": [{"setMirrorRoute": {"name": "m", "match": [{"method": {"exact": "GET"}}]}}]}),
+            "SetMirrorRoute requires TrafficRouting, supports Istio only",
+        ),
+        (
+            json!({"canaryService": "c", "stableService": "s", "trafficRouting": {"nginx": {}}}),
+            "Either StableIngress or StableIngresses must be configured. Neither are configured.",
+        ),
+        (
+            json!({"canaryService": "c", "stableService": "s",
+                   "trafficRouting": {"nginx": {"stableIngress": "a", "stableIngresses": ["b"]}}}),
+            "Either StableIngress or StableIngresses must be configured. Both are configured.",
         ),
     ];
     for (canary, message) in cases {
@@ -1878,7 +1925,7 @@ fn an_unsupported_traffic_router_is_named_and_nothing_is_torn_down() {
     let canary = json!({
         "canaryService": "web-canary",
         "stableService": "web-stable",
-        "trafficRouting": {"nginx": {"stableIngress": "web"}},
+        "trafficRouting": {"alb": {"ingress": "web", "servicePort": 80}},
         "steps": [{"setWeight": 20}],
     });
     let ro = rollout(4, canary, Some(updating(0)));
@@ -1897,7 +1944,30 @@ fn an_unsupported_traffic_router_is_named_and_nothing_is_torn_down() {
     assert!(
         p.events[0]
             .message
-            .starts_with("traffic router nginx (spec.strategy.canary.trafficRouting.nginx)")
+            .starts_with("traffic router alb (spec.strategy.canary.trafficRouting.alb)")
+    );
+}
+
+#[test]
+fn a_max_traffic_weight_other_than_100_is_named_as_unsupported() {
+    let canary = json!({
+        "canaryService": "web-canary",
+        "stableService": "web-stable",
+        "trafficRouting": {"nginx": {"stableIngress": "web"}, "maxTrafficWeight": 1000},
+        "steps": [{"setWeight": 20}],
+    });
+    let ro = rollout(4, canary, Some(updating(0)));
+    let p = plan(
+        &observed(ro, vec![rs("old", 1, 4, 4)], Some("old"), Some("old"), Some(0)),
+        at(T0),
+    );
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert!(
+        p.events[0].message.starts_with(
+            "trafficRouting.maxTrafficWeight 1000 (spec.strategy.canary.trafficRouting.maxTrafficWeight)"
+        ),
+        "{:?}",
+        p.events
     );
 }
 

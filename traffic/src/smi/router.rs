@@ -130,7 +130,7 @@ impl Router for SmiRouter {
         let Some(doc) = self.owned(objects)? else {
             return Ok(Seen {
                 weights: vec![0],
-                managed_routes: Vec::new(),
+                ..Seen::default()
             });
         };
         let backends = observed_backends(doc, &self.traffic_split)?;
@@ -146,7 +146,7 @@ impl Router for SmiRouter {
         };
         Ok(Seen {
             weights: vec![share],
-            managed_routes: Vec::new(),
+            ..Seen::default()
         })
     }
 

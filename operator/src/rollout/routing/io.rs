@@ -91,11 +91,13 @@ pub async fn observe(
 ) -> Result<(TrafficState, Vec<String>), Error> {
     let mut weights = Vec::new();
     let mut present: Vec<String> = Vec::new();
+    let mut out_of_step = false;
     for router in routers {
         let objects = read(io, router.as_ref()).await?;
         match router.observe(&objects) {
             Ok(seen) => {
                 weights.extend(seen.weights);
+                out_of_step |= seen.out_of_step;
                 for route in seen.managed_routes {
                     if !present.contains(&route) {
                         present.push(route);
@@ -106,6 +108,7 @@ pub async fn observe(
         }
     }
     let state = match weights.first() {
+        Some(w) if weights.iter().all(|x| x == w) && out_of_step => TrafficState::OutOfStep(*w),
         Some(w) if weights.iter().all(|x| x == w) => TrafficState::Weight(*w),
         _ => TrafficState::Mixed,
     };

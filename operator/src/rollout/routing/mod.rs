@@ -5,6 +5,7 @@
 mod gateway;
 mod io;
 mod istio;
+mod nginx;
 mod smi;
 
 use sluice_crds::rollout::Rollout;
@@ -44,6 +45,9 @@ pub fn routers(ro: &Rollout, config: &RouterConfig) -> Vec<Box<dyn Router>> {
     if let Some(smi) = &routing.smi {
         routers.push(Box::new(smi::router(ro, smi, config.smi_version)));
     }
+    if let Some(nginx) = &routing.nginx {
+        routers.push(Box::new(nginx::router(ro, nginx)));
+    }
     routers
 }
 
@@ -77,6 +81,11 @@ pub fn watched_kinds(config: &RouterConfig) -> Vec<WatchedKind> {
             ("split.smi-spec.io", config.smi_version.as_str()),
             ("TrafficSplit", "trafficsplits"),
         ),
+        // Served by every API server: watched from the start, like Services.
+        WatchedKind {
+            custom: false,
+            ..custom(("networking.k8s.io", "v1"), ("Ingress", "ingresses"))
+        },
     ]
 }
 
