@@ -334,7 +334,7 @@ fn observe_reads_a_missing_split_as_zero_and_weights_as_shares_of_their_total() 
         r1.observe(&objects(SmiVersion::V1alpha1, None)).unwrap(),
         Seen {
             weights: vec![0],
-            managed_routes: vec![]
+            ..Seen::default()
         }
     );
     let cases = [
