@@ -241,11 +241,6 @@ pub fn unsupported(ro: &Rollout) -> Option<String> {
         }
     }
     for (i, step) in canary.steps.iter().flatten().enumerate() {
-        if step.experiment.is_some() {
-            return Some(format!(
-                "experiment steps (spec.strategy.canary.steps[{i}].experiment) are not supported by Sluice yet"
-            ));
-        }
         if step.plugin.is_some() {
             return Some(format!(
                 "step plugins (spec.strategy.canary.steps[{i}].plugin) are not supported by Sluice yet"

@@ -43,8 +43,7 @@ impl WeightWatch {
     pub fn start(ns: &TestNamespace, watched: Watched) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let violations = Arc::new(Mutex::new(Vec::new()));
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(ns.client.clone(), &ns.name, &watched.resource);
+        let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &watched.resource);
         let rollouts: Api<Rollout> = ns.api();
         let rss: Api<ReplicaSet> = ns.api();
         let (seen2, violations2) = (seen.clone(), violations.clone());
