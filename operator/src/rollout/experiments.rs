@@ -212,3 +212,7 @@ fn retire(obs: &Observed, current: Option<&str>, d: &mut Draft) {
         d.out.actions.push(Action::DeleteExperiment { name });
     }
 }
+
+#[cfg(test)]
+#[path = "experiment_tests.rs"]
+mod tests;
