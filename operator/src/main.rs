@@ -5,6 +5,7 @@ mod apicount;
 mod application;
 mod backoff;
 mod events;
+mod experiment;
 mod leader;
 mod metrics;
 mod notifications;

@@ -91,6 +91,8 @@ pub struct Caches {
     pub rollouts: OnceLock<Store<Rollout>>,
     /// AnalysisRuns.
     pub analysis_runs: OnceLock<Store<AnalysisRun>>,
+    /// Experiments.
+    pub experiments: OnceLock<Store<sluice_crds::experiment::Experiment>>,
     /// The operator's API requests.
     pub requests: OnceLock<crate::apicount::RequestCounter>,
 }

@@ -327,7 +327,7 @@ fn spawn_controllers(
         let mut rx = rx;
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let (runs, runs_source, [runs_for_rollouts, runs_for_analysis]) =
+    let (runs, runs_source, [runs_for_rollouts, runs_for_analysis, runs_for_experiments]) =
         crate::analysisrun::controller::shared_cache(client, scope, readiness);
     let notifications_namespace = args.notifications_namespace(scope);
     let notifier = crate::notifications::Notifier::start(client, &notifications_namespace, metrics.clone());
@@ -343,6 +343,14 @@ fn spawn_controllers(
                 notifier,
             },
             (runs.clone(), runs_for_rollouts),
+            stopped(stop.clone()),
+        )),
+        tokio::spawn(crate::experiment::controller::run(
+            client.clone(),
+            scope.clone(),
+            metrics.clone(),
+            readiness.clone(),
+            (runs.clone(), runs_for_experiments),
             stopped(stop.clone()),
         )),
         tokio::spawn(crate::analysisrun::controller::run(
@@ -375,7 +383,7 @@ fn spawn_controllers(
         namespace = scope.namespace.as_deref().unwrap_or("*"),
         namespaced = scope.namespaced,
         instance = %scope.instance_selector(),
-        "watching rollouts and analysisruns{}",
+        "watching rollouts, experiments and analysisruns{}",
         if scope.namespaced { "" } else { " (and applications once installed)" }
     );
     Ok((controllers, vec![tokio::spawn(runs_source)]))
@@ -479,10 +487,11 @@ const CLUSTER_TEMPLATES_CRD: &str = "clusteranalysistemplates.argoproj.io";
 
 /// The CRDs the Rollout and AnalysisRun controllers need before they can watch anything, with their kinds.
 /// The Application controller starts on its own once `applications.argoproj.io` is established.
-fn required_crds() -> [(&'static str, ApiResource); 4] {
-    use sluice_crds::{analysis, rollout::Rollout};
+fn required_crds() -> [(&'static str, ApiResource); 5] {
+    use sluice_crds::{analysis, experiment::Experiment, rollout::Rollout};
     [
         ("rollouts.argoproj.io", ApiResource::erase::<Rollout>(&())),
+        ("experiments.argoproj.io", ApiResource::erase::<Experiment>(&())),
         (
             "analysisruns.argoproj.io",
             ApiResource::erase::<analysis::AnalysisRun>(&()),

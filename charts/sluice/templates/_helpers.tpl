@@ -65,6 +65,13 @@ What the Rollout and AnalysisRun controllers do in the namespaces they watch; ea
 - apiGroups: [argoproj.io]
   resources: [rollouts/status]
   verbs: [patch]
+# Experiments: watched, status written by merge patch.
+- apiGroups: [argoproj.io]
+  resources: [experiments]
+  verbs: [get, list, watch]
+- apiGroups: [argoproj.io]
+  resources: [experiments/status]
+  verbs: [patch]
 # AnalysisRuns: created for steps and background analysis, terminated by patch, old ones deleted.
 - apiGroups: [argoproj.io]
   resources: [analysisruns]
@@ -90,10 +97,11 @@ What the Rollout and AnalysisRun controllers do in the namespaces they watch; ea
 - apiGroups: [""]
   resources: [pods/eviction]
   verbs: [create]
-# Canary, stable, active and preview Services: selectors patched to the pod-template hash.
+# Canary, stable, active and preview Services: selectors patched to the pod-template hash; an experiment
+# template's Service created with it and deleted when it ends.
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, create, patch, delete]
 # Istio traffic routing: weights and subsets patched.
 - apiGroups: [networking.istio.io]
   resources: [virtualservices, destinationrules]

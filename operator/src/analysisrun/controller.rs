@@ -105,11 +105,12 @@ pub fn shared_cache(
 ) -> (
     Store<AnalysisRun>,
     impl std::future::Future<Output = ()> + Send + 'static,
-    [reflector::ReflectHandle<AnalysisRun>; 2],
+    [reflector::ReflectHandle<AnalysisRun>; 3],
 ) {
     let api: Api<AnalysisRun> = scope.api(client);
     let (store, writer) = reflector::store_shared(4096);
     let subscribers = [
+        writer.subscribe().expect("a shared store has subscribers"),
         writer.subscribe().expect("a shared store has subscribers"),
         writer.subscribe().expect("a shared store has subscribers"),
     ];

@@ -120,6 +120,18 @@ fn merge_template(
     Ok(())
 }
 
+/// The named AnalysisTemplate (or ClusterAnalysisTemplate) with the templates it nests merged into one spec
+/// (metrics, arguments, dry-run and retention), as an Experiment's analysis references it.
+pub fn merged_template(
+    name: &str,
+    cluster: bool,
+    templates: &Templates,
+) -> Result<AnalysisTemplateSpec, String> {
+    let mut merged = AnalysisTemplateSpec::default();
+    merge_template(name, cluster, templates, 0, &mut merged)?;
+    Ok(merged)
+}
+
 /// Reads a field of the Rollout by a `fieldRef` path: `metadata.name`, `metadata.labels['app']`,
 /// `spec.template.spec.containers[0].image`, ...
 pub fn field_value(ro: &Rollout, path: &str) -> Option<String> {
