@@ -15,9 +15,7 @@ use sluice_crds::experiment::Experiment;
 use sluice_e2e::{
     harness::{Operator, TestNamespace, install_crds},
     prometheus::{Prometheus, SUCCESS_RATE_TEMPLATE_QUERY, TrafficCounters, success_rate_query},
-    rollouts::{
-        canary_rollout_yaml, healthy, istio_strategy, phase, services_and_vs, set_image, step, wait_rollout,
-    },
+    rollouts::{healthy, istio_strategy, phase, services_and_vs, set_image, step, wait_rollout},
     weight_watch::{Watched, WeightWatch},
 };
 
@@ -62,7 +60,7 @@ spec:
   metrics:
   - name: success-rate
     interval: 2s
-    count: 2
+    count: 4
     successCondition: result[0] >= 0.95
     provider:
       prometheus:
@@ -96,6 +94,32 @@ fn steps(service: &str) -> String {
     )
 }
 
+/// The Rollout `web` of 4 pods running `web:v1`, with a container port (an experiment template's Service is
+/// made from the pod's ports); `canary` is the indented body of `strategy.canary`.
+fn rollout_yaml(canary: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: web
+spec:
+  replicas: 4
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: app
+        image: web:v1
+        ports: [{{name: http, containerPort: 8080}}]
+  strategy:
+    canary:
+{canary}"
+    )
+}
+
 fn vs_resource() -> ApiResource {
     let gvk = GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService");
     ApiResource::from_gvk_with_plural(&gvk, "virtualservices")
@@ -126,13 +150,8 @@ fn canary_weight(vs: &DynamicObject) -> Option<i64> {
 /// Deploys v1 of `web` (4 replicas), starts the weight watch and updates to v2.
 async fn start_update(ns: &TestNamespace, service: &str) -> WeightWatch {
     ns.apply(&services_and_vs("web")).expect("services");
-    ns.apply(&canary_rollout_yaml(
-        "web",
-        4,
-        "web:v1",
-        &istio_strategy("web", &steps(service)),
-    ))
-    .expect("rollout");
+    ns.apply(&rollout_yaml(&istio_strategy("web", &steps(service))))
+        .expect("rollout");
     wait_rollout(ns, "web", "first deploy Healthy", 90, healthy).await;
     let watch = WeightWatch::start(
         ns,
