@@ -351,11 +351,19 @@ fn a_bad_spec_ref_is_told_and_nothing_is_created() {
     );
 }
 
+/// (phase, message, step index after, current experiment after, events).
+type PhaseCase = (
+    Phase,
+    Option<&'static str>,
+    i32,
+    Option<&'static str>,
+    &'static [&'static str],
+);
+
 #[test]
 fn the_experiment_phase_decides_the_step() {
     let name = "web-new-2-1";
-    // (phase, message, step index after, current experiment after, events)
-    let cases: [(Phase, Option<&str>, i32, Option<&str>, &[&str]); 5] = [
+    let cases: [PhaseCase; 5] = [
         (Phase::Pending, None, 1, Some(name), &[]),
         (Phase::Running, None, 1, Some(name), &[]),
         (Phase::Successful, None, 2, None, &["RolloutStepCompleted"]),
