@@ -3,7 +3,8 @@
 //! It has no client and no clock: `now` is passed in, and everything the cluster holds arrives in
 //! [`Observed`]. Each call moves the rollout at most one step; the status write (or the watched objects'
 //! changes) brings the next reconcile. [`plan`] runs small stages in order: validation, the revision and
-//! ReplicaSet lifecycle both strategies share (`lifecycle`), analysis runs (`runs`), user actions (`user`),
+//! ReplicaSet lifecycle both strategies share (`lifecycle`), analysis runs (`runs`), a canary's experiment
+//! step (`experiments`), user actions (`user`),
 //! the strategy itself (`canary`, `bluegreen`), then progress and status (`progress`).
 
 use std::{collections::BTreeMap, time::Duration};
