@@ -188,6 +188,22 @@ fn invalid_step(step: &CanaryStep, traffic_routing: bool, managed: &[&str]) -> O
     if step.set_canary_scale.is_some() && !traffic_routing {
         return Some("SetCanaryScale requires TrafficRouting to be set".into());
     }
+    if let Some(e) = &step.experiment {
+        // A weight is a share of the router's traffic; without a router there is nothing to give it.
+        if !traffic_routing && e.templates.iter().any(|t| t.weight.is_some()) {
+            return Some("Experiment template weight cannot be set unless TrafficRouting is enabled".into());
+        }
+        if let Some(t) = e
+            .templates
+            .iter()
+            .find(|t| t.spec_ref != "canary" && t.spec_ref != "stable")
+        {
+            return Some(format!(
+                "Experiment template '{}': specRef must be canary or stable, got {:?}",
+                t.name, t.spec_ref
+            ));
+        }
+    }
     if step.set_header_route.is_some() || step.set_mirror_route.is_some() {
         if !traffic_routing {
             return Some("SetHeaderRoute requires TrafficRouting, supports Istio only".into());

@@ -43,6 +43,12 @@ fn steps() -> serde_json::Value {
 
 fn rollout(routed: bool, status: RolloutStatus) -> Rollout {
     let mut canary = json!({"steps": steps()});
+    if !routed {
+        // A template weight needs a traffic router.
+        let templates = &mut canary["steps"][1]["experiment"]["templates"][0];
+        templates.as_object_mut().unwrap().remove("weight");
+        templates["service"] = json!({});
+    }
     if routed {
         canary["canaryService"] = json!("web-canary");
         canary["stableService"] = json!("web-stable");
@@ -326,29 +332,42 @@ fn creation_waits_for_both_replica_sets_and_names_around_taken_ones() {
 }
 
 #[test]
-fn a_bad_spec_ref_is_told_and_nothing_is_created() {
-    let mut o = observed(false, status(1, None), Vec::new());
-    let canary = o.rollout.spec.strategy.canary.as_mut().unwrap();
-    let step = canary.steps.as_mut().unwrap()[1].experiment.as_mut().unwrap();
-    step.templates[0].spec_ref = "preview".into();
-    let steps = canary.steps.clone();
-    o.rollout.status.as_mut().unwrap().current_step_hash = Some(steps_hash(&steps));
-    let p = plan(&o, at(T0));
-    assert!(
-        !p.actions
+fn a_bad_spec_ref_or_a_weight_without_a_router_is_an_invalid_spec() {
+    let cases = [
+        (
+            false,
+            "preview",
+            None,
+            "Experiment template 'exp-canary': specRef must be canary or stable, got \"preview\"",
+        ),
+        (
+            false,
+            "canary",
+            Some(5),
+            "Experiment template weight cannot be set unless TrafficRouting is enabled",
+        ),
+    ];
+    for (routed, spec_ref, weight, message) in cases {
+        let mut o = observed(routed, status(1, None), Vec::new());
+        let canary = o.rollout.spec.strategy.canary.as_mut().unwrap();
+        let step = canary.steps.as_mut().unwrap()[1].experiment.as_mut().unwrap();
+        step.templates[0].spec_ref = spec_ref.into();
+        step.templates[0].weight = weight;
+        let p = plan(&o, at(T0));
+        assert!(
+            !p.actions
+                .iter()
+                .any(|a| matches!(a, Action::CreateExperiment { .. }))
+        );
+        let c = p
+            .status
+            .conditions
             .iter()
-            .any(|a| matches!(a, Action::CreateExperiment { .. }))
-    );
-    let e = p
-        .events
-        .iter()
-        .find(|e| e.reason == "ExperimentError")
-        .unwrap_or_else(|| panic!("{:?} {:?}", p.events, p.status.conditions));
-    assert!(
-        e.warning && e.message.contains("must be canary or stable"),
-        "{}",
-        e.message
-    );
+            .flatten()
+            .find(|c| c.r#type == "InvalidSpec")
+            .unwrap_or_else(|| panic!("{:?}", p.status.conditions));
+        assert!(c.message.ends_with(message), "{}", c.message);
+    }
 }
 
 /// (phase, message, step index after, current experiment after, events).
