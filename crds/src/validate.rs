@@ -220,6 +220,22 @@ fn invalid_step(step: &CanaryStep, tr: Option<&RolloutTrafficRouting>, managed: 
     if step.set_mirror_route.is_some() && !tr.is_some_and(|t| t.istio.is_some() || t.plugins.is_some()) {
         return Some("SetMirrorRoute requires TrafficRouting, supports Istio only".into());
     }
+    if let Some(e) = &step.experiment {
+        // A weight is a share of the router's traffic; without a router there is nothing to give it.
+        if !traffic_routing && e.templates.iter().any(|t| t.weight.is_some()) {
+            return Some("Experiment template weight cannot be set unless TrafficRouting is enabled".into());
+        }
+        if let Some(t) = e
+            .templates
+            .iter()
+            .find(|t| t.spec_ref != "canary" && t.spec_ref != "stable")
+        {
+            return Some(format!(
+                "Experiment template '{}': specRef must be canary or stable, got {:?}",
+                t.name, t.spec_ref
+            ));
+        }
+    }
     if step.set_header_route.is_some() || step.set_mirror_route.is_some() {
         let name = step
             .set_header_route
@@ -276,11 +292,6 @@ pub fn unsupported(ro: &Rollout) -> Option<String> {
         }
     }
     for (i, step) in canary.steps.iter().flatten().enumerate() {
-        if step.experiment.is_some() {
-            return Some(format!(
-                "experiment steps (spec.strategy.canary.steps[{i}].experiment) are not supported by Sluice yet"
-            ));
-        }
         if step.plugin.is_some() {
             return Some(format!(
                 "step plugins (spec.strategy.canary.steps[{i}].plugin) are not supported by Sluice yet"

@@ -261,6 +261,11 @@ fn experiment_services_are_added_weighted_and_removed() {
     );
     assert_eq!(weights_of(&reweighted, 0)[0], ("web-stable".into(), json!(70)));
     assert_eq!(weights_of(&reweighted, 0)[2], ("web-exp-a".into(), json!(20)));
+    assert_eq!(
+        weights_of(&reweighted, 0).len(),
+        3,
+        "an experiment destination sent with weight 0 is taken out"
+    );
 
     let done = apply(
         &reweighted,

@@ -65,10 +65,11 @@ What the Rollout and AnalysisRun controllers do in the namespaces they watch; ea
 - apiGroups: [argoproj.io]
   resources: [rollouts/status]
   verbs: [patch]
-# Experiments: watched, status written by merge patch.
+# Experiments: watched, status written by merge patch; a Rollout's experiment step creates one, terminates
+# it by patch and deletes old ones.
 - apiGroups: [argoproj.io]
   resources: [experiments]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [argoproj.io]
   resources: [experiments/status]
   verbs: [patch]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use sluice_analysis::Phase;
 use sluice_crds::{
     analysis::{AnalysisRunSpec, AnalysisTemplateSpec, Argument, ValueFrom},
-    rollout::{Rollout, RolloutAnalysis},
+    rollout::{AnalysisRunArgument, Rollout, RolloutAnalysis},
 };
 
 /// Label naming what a run is for: `Step` or `Background`.
@@ -160,6 +160,48 @@ pub fn field_value(ro: &Rollout, path: &str) -> Option<String> {
     }
 }
 
+/// A Rollout's argument with its value resolved: a literal, the `Stable` or `Latest` pod-template hash
+/// (`podTemplateHashValue`), or a field of the Rollout (`fieldRef`); no value when it names none.
+pub fn resolve_argument(
+    a: &AnalysisRunArgument,
+    ro: &Rollout,
+    stable_hash: &str,
+    latest_hash: &str,
+) -> Result<Argument, String> {
+    let value = match (&a.value, &a.value_from) {
+        (Some(v), _) => Some(v.clone()),
+        (None, Some(from)) => {
+            if let Some(which) = &from.pod_template_hash_value {
+                match which.as_str() {
+                    "Stable" => Some(stable_hash.to_string()),
+                    "Latest" => Some(latest_hash.to_string()),
+                    other => {
+                        return Err(format!(
+                            "args[{}]: podTemplateHashValue must be Stable or Latest, got {other:?}",
+                            a.name
+                        ));
+                    }
+                }
+            } else if let Some(f) = &from.field_ref {
+                Some(field_value(ro, &f.field_path).ok_or_else(|| {
+                    format!(
+                        "args[{}]: fieldRef {:?} names no field of the Rollout",
+                        a.name, f.field_path
+                    )
+                })?)
+            } else {
+                None
+            }
+        }
+        (None, None) => None,
+    };
+    Ok(Argument {
+        name: a.name.clone(),
+        value,
+        value_from: None,
+    })
+}
+
 /// The AnalysisRun spec of a step or background analysis: the referenced templates merged (composition
 /// included), the Rollout's arguments over the templates' (`podTemplateHashValue` and `fieldRef` resolved here;
 /// secret references stay references, read only when measuring).
@@ -184,38 +226,7 @@ pub fn run_spec(
     }
     let mut args = merged.args.unwrap_or_default();
     for a in analysis.args.iter().flatten() {
-        let value = match (&a.value, &a.value_from) {
-            (Some(v), _) => Some(v.clone()),
-            (None, Some(from)) => {
-                if let Some(which) = &from.pod_template_hash_value {
-                    match which.as_str() {
-                        "Stable" => Some(stable_hash.to_string()),
-                        "Latest" => Some(latest_hash.to_string()),
-                        other => {
-                            return Err(format!(
-                                "args[{}]: podTemplateHashValue must be Stable or Latest, got {other:?}",
-                                a.name
-                            ));
-                        }
-                    }
-                } else if let Some(f) = &from.field_ref {
-                    Some(field_value(ro, &f.field_path).ok_or_else(|| {
-                        format!(
-                            "args[{}]: fieldRef {:?} names no field of the Rollout",
-                            a.name, f.field_path
-                        )
-                    })?)
-                } else {
-                    None
-                }
-            }
-            (None, None) => None,
-        };
-        let arg = Argument {
-            name: a.name.clone(),
-            value,
-            value_from: None,
-        };
+        let arg = resolve_argument(a, ro, stable_hash, latest_hash)?;
         match args.iter_mut().find(|x| x.name == a.name) {
             Some(existing) => *existing = arg,
             None => args.push(arg),

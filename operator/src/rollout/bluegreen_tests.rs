@@ -83,6 +83,8 @@ fn observed(ro: Rollout, rss: Vec<RsInfo>, active: Option<&str>, preview: Option
         templates: Default::default(),
         workload: None,
         orphans: Vec::new(),
+        experiments: Vec::new(),
+        rs_templates: Vec::new(),
     }
 }
 

@@ -8,6 +8,7 @@ use sluice_crds::rollout::{CanaryStep, CanaryStrategy, PauseCondition, TrafficWe
 use sluice_analysis::duration::parse_pause_duration;
 
 use super::{
+    experiments::ExperimentOutcome,
     lifecycle,
     plan::{
         Action, CANARY_PAUSE_STEP, DEFAULT_ABORT_SCALE_DOWN_DELAY, DEFAULT_SCALE_DOWN_DELAY, Draft, Facts,
@@ -15,9 +16,18 @@ use super::{
     },
     replicas::{self, BasicCanaryInput, RoutedCanaryInput, RsCount},
 };
+use sluice_traffic::Additional;
 
-/// The canary part of a reconcile; `analysis_done` says the current step's analysis passed.
-pub(super) fn plan(obs: &Observed, f: &Facts, mode: &Mode, analysis_done: bool, d: &mut Draft) {
+/// The canary part of a reconcile; `analysis_done` says the current step's analysis passed, `experiment` what
+/// the current step's Experiment decided.
+pub(super) fn plan(
+    obs: &Observed,
+    f: &Facts,
+    mode: &Mode,
+    experiment: &ExperimentOutcome,
+    analysis_done: bool,
+    d: &mut Draft,
+) {
     let canary =
         f.ro.spec
             .strategy
@@ -51,8 +61,13 @@ pub(super) fn plan(obs: &Observed, f: &Facts, mode: &Mode, analysis_done: bool, 
     }
     services(obs, f, mode, canary, d);
     let canary_subset = subsets(obs, f, mode, d);
+    let additional = if mode.aborted || f.user_paused {
+        Vec::new()
+    } else {
+        experiment.additional.clone()
+    };
     let observed_weight = if routed {
-        traffic(obs, f, mode, canary_subset.as_deref(), d)
+        traffic(obs, f, mode, canary_subset.as_deref(), &additional, d)
     } else {
         None
     };
@@ -63,7 +78,7 @@ pub(super) fn plan(obs: &Observed, f: &Facts, mode: &Mode, analysis_done: bool, 
         mode,
         &targets,
         observed_weight,
-        step_done || analysis_done,
+        step_done || analysis_done || experiment.step_done,
         d,
     );
     promote(f, mode, index, routed, observed_weight, d);
@@ -76,7 +91,7 @@ pub(super) fn plan(obs: &Observed, f: &Facts, mode: &Mode, analysis_done: bool, 
         });
     }
     if routed {
-        record_weights(f, canary, observed_weight, d);
+        record_weights(f, canary, observed_weight, &additional, d);
     } else if let Some(c) = d.st.canary.as_mut() {
         // No router (any more): no weights to report.
         c.weights = None;
@@ -288,6 +303,7 @@ fn traffic(
     f: &Facts,
     mode: &Mode,
     canary_subset: Option<&str>,
+    additional: &[Additional],
     d: &mut Draft,
 ) -> Option<i32> {
     let mut observed_weight = None;
@@ -354,18 +370,43 @@ fn traffic(
         }
         None => weight,
     };
+    // Experiment destinations are not read back from the router: the weights last set (status) say which are
+    // there, and those no longer wanted are sent with weight 0, which takes them out.
+    let recorded = recorded_additional(obs);
+    let mut sent: Vec<Additional> = additional.to_vec();
+    for r in &recorded {
+        if !sent.iter().any(|a| a.service == r.service) {
+            sent.push(Additional {
+                weight: 0,
+                ..r.clone()
+            });
+        }
+    }
+    let additional_changed = recorded.as_slice() != additional;
     let out_of_step = matches!(obs.traffic, Some(TrafficState::OutOfStep(_)));
-    if out_of_step && observed_weight == Some(weight) {
-        // Same weight, written again to bring the router's objects in step; no weight changed to tell of.
-        d.out.actions.push(Action::SetCanaryWeight { weight });
-    } else if !matches!(obs.traffic, Some(TrafficState::Error(_))) && observed_weight != Some(weight) {
-        d.out.actions.push(Action::SetCanaryWeight { weight });
+    if out_of_step && observed_weight == Some(weight) && !additional_changed {
+        // Same weights, written again to bring the router's objects in step; no weight changed to tell of.
+        d.out.actions.push(Action::SetCanaryWeight {
+            weight,
+            additional: sent,
+        });
+    } else if !matches!(obs.traffic, Some(TrafficState::Error(_)))
+        && (observed_weight != Some(weight) || additional_changed)
+    {
+        d.out.actions.push(Action::SetCanaryWeight {
+            weight,
+            additional: sent,
+        });
+        let mut details = Vec::new();
+        if observed_weight != Some(weight) || !additional_changed {
+            details.push(format!("from {} to {weight}", observed_weight.unwrap_or(0)));
+        }
+        if additional_changed {
+            details.push(format!("additional: {}", describe_additional(additional)));
+        }
         d.out.event(
             "TrafficWeightUpdated",
-            format!(
-                "Traffic weight updated from {} to {weight}",
-                observed_weight.unwrap_or(0)
-            ),
+            format!("Traffic weight updated {}", details.join(", ")),
         );
     }
     observed_weight
@@ -390,6 +431,9 @@ fn describe(step: &CanaryStep) -> String {
     }
     if step.analysis.is_some() {
         return "analysis".into();
+    }
+    if step.experiment.is_some() {
+        return "experiment".into();
     }
     "step".into()
 }
@@ -424,8 +468,8 @@ fn steps(
         step_done |= canary_ready && stable_ready && traffic_at(w);
     } else if step.set_canary_scale.is_some() {
         step_done |= canary_ready;
-    } else if step.analysis.is_some() {
-        // Decided by the analysis stage.
+    } else if step.analysis.is_some() || step.experiment.is_some() {
+        // Decided by the analysis and experiment stages.
     } else if step.set_header_route.is_some() || step.set_mirror_route.is_some() {
         route_step(obs, step, d);
         step_done = true;
@@ -546,14 +590,59 @@ fn promote(f: &Facts, mode: &Mode, index: usize, routed: bool, observed_weight: 
     );
 }
 
-/// status.canary.weights: the weights as the router has them.
-fn record_weights(f: &Facts, canary: &CanaryStrategy, observed_weight: Option<i32>, d: &mut Draft) {
+/// The experiment destinations the last weights written to the status name.
+fn recorded_additional(obs: &Observed) -> Vec<Additional> {
+    obs.rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.canary.as_ref())
+        .and_then(|c| c.weights.as_ref())
+        .and_then(|w| w.additional.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|w| {
+            Some(Additional {
+                service: w.service_name.clone().filter(|s| !s.is_empty())?,
+                pod_template_hash: w.pod_template_hash.clone().unwrap_or_default(),
+                weight: w.weight,
+            })
+        })
+        .collect()
+}
+
+/// Experiment destinations as the TrafficWeightUpdated event lists them.
+fn describe_additional(additional: &[Additional]) -> String {
+    let parts: Vec<String> = additional
+        .iter()
+        .map(|a| format!("{}={}", a.service, a.weight))
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// status.canary.weights: the canary weight as the router has it, the experiment destinations as set, and the
+/// stable with the rest.
+fn record_weights(
+    f: &Facts,
+    canary: &CanaryStrategy,
+    observed_weight: Option<i32>,
+    additional: &[Additional],
+    d: &mut Draft,
+) {
     let w = observed_weight.unwrap_or(0);
     let pending = d
         .out
         .actions
         .iter()
         .any(|a| matches!(a, Action::SetCanaryWeight { .. }));
+    let others: i32 = additional.iter().map(|a| a.weight).sum();
+    let destinations: Vec<WeightDestination> = additional
+        .iter()
+        .map(|a| WeightDestination {
+            weight: a.weight,
+            service_name: Some(a.service.clone()),
+            pod_template_hash: Some(a.pod_template_hash.clone()).filter(|h| !h.is_empty()),
+        })
+        .collect();
     d.st.canary.get_or_insert_with(Default::default).weights = Some(TrafficWeights {
         canary: WeightDestination {
             weight: w,
@@ -561,11 +650,11 @@ fn record_weights(f: &Facts, canary: &CanaryStrategy, observed_weight: Option<i3
             pod_template_hash: Some(f.new_hash.clone()),
         },
         stable: WeightDestination {
-            weight: 100 - w,
+            weight: 100 - w - others,
             service_name: canary.stable_service.clone(),
             pod_template_hash: Some(f.stable_hash.clone()),
         },
-        additional: None,
+        additional: (!destinations.is_empty()).then_some(destinations),
         verified: Some(!pending && observed_weight.is_some()),
     });
 }

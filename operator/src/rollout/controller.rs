@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use sluice_analysis::Phase;
 use sluice_crds::{
     analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate},
+    experiment::Experiment,
     rollout::{IstioDestinationRule, PodTemplateMetadata, Rollout},
 };
 use sluice_traffic::istio;
@@ -76,6 +77,8 @@ pub struct Context {
     pub templates: Store<AnalysisTemplate>,
     /// Cache of ClusterAnalysisTemplates.
     pub cluster_templates: Store<ClusterAnalysisTemplate>,
+    /// Cache of Experiments, their pod templates dropped (the Rollout reads names, phases and Services).
+    pub experiments: Store<Experiment>,
     /// Whether ClusterAnalysisTemplates are watched (not in namespaced mode).
     pub cluster_templates_read: bool,
     /// Rollouts (by uid) this process has reconciled, for the RolloutAddedToInformer event.
@@ -177,6 +180,7 @@ pub async fn run(
     let templates_api: Api<AnalysisTemplate> = scope.api(&client);
     let (tpl_store, tpl_stream) = reflected(templates_api, watcher::Config::default(), &gate, CACHES[2]);
     let (ctpl_store, ctpl_stream) = cluster_templates(&client, &scope, &gate);
+    let (exp_store, exp_stream) = experiments(&client, &scope, &gate);
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
@@ -187,6 +191,7 @@ pub async fn run(
         analysis_runs: analysis_runs.0,
         templates: tpl_store,
         cluster_templates: ctpl_store,
+        experiments: exp_store,
         cluster_templates_read: !scope.namespaced,
         seen: Default::default(),
         backoff: Default::default(),
@@ -208,6 +213,7 @@ pub async fn run(
         .reconcile_on(steered)
         .owns_stream(rs_stream)
         .owns_shared_stream(analysis_runs.1)
+        .owns_stream(exp_stream)
         // A template created or changed brings back the Rollouts of its namespace that use it (e.g. one
         // waiting with InvalidSpec for it).
         .watches_stream(tpl_stream, move |t: AnalysisTemplate| {
@@ -265,13 +271,43 @@ fn cluster_templates(
 }
 
 /// The caches a Rollout reconcile reads.
-const CACHES: [&str; 5] = [
+const CACHES: [&str; 6] = [
     "rollouts",
     "replicasets",
     "analysistemplates",
     CLUSTER_TEMPLATES_CACHE,
     crate::analysisrun::controller::CACHE,
+    EXPERIMENTS_CACHE,
 ];
+
+/// The cache of Experiments.
+const EXPERIMENTS_CACHE: &str = "experiments";
+
+/// The Experiments' cache and changes, kept lean: no managed fields, no last-applied copy and no pod templates
+/// (the Rollout reads their names, phases and Services; the Experiment's own controller reads the rest).
+fn experiments(
+    client: &Client,
+    scope: &crate::scope::Scope,
+    gate: &crate::ready::Gate,
+) -> (
+    Store<Experiment>,
+    impl futures::Stream<Item = Result<Experiment, watcher::Error>> + use<>,
+) {
+    let (store, writer) = reflector::store();
+    let events = watcher(scope.api::<Experiment>(client), watcher::Config::default())
+        .default_backoff()
+        .modify(|e: &mut Experiment| {
+            e.managed_fields_mut().clear();
+            if let Some(a) = e.metadata.annotations.as_mut() {
+                a.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+            for t in &mut e.spec.templates {
+                t.template = Default::default();
+            }
+        })
+        .reflect(writer);
+    (store, gate.track(EXPERIMENTS_CACHE, events).touched_objects())
+}
 
 /// The cache of ClusterAnalysisTemplates, which namespaced mode does without.
 const CLUSTER_TEMPLATES_CACHE: &str = "clusteranalysistemplates";
@@ -622,7 +658,11 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     };
     let subsets = observe_subsets(ro, ctx).await?;
     let (analysis_runs, templates) = observe_analysis(ro, ctx);
+    let experiments = observe_experiments(ro, ctx);
+    let rs_templates = experiment_sources(ro, &desired_hash, ctx);
     Ok(Observed {
+        experiments,
+        rs_templates,
         analysis_runs,
         templates,
         rollout: ro.clone(),
@@ -838,6 +878,88 @@ fn observe_analysis(
     (analysis_runs, templates)
 }
 
+/// The Experiments the Rollout owns, from the cache.
+fn observe_experiments(ro: &Rollout, ctx: &Context) -> Vec<plan::ExperimentInfo> {
+    let uid = ro.uid().unwrap_or_default();
+    ctx.experiments
+        .state()
+        .into_iter()
+        .filter(|e| e.namespace() == ro.namespace())
+        .filter(|e| {
+            e.owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        })
+        .map(|e| {
+            let status = e.status.clone().unwrap_or_default();
+            plan::ExperimentInfo {
+                name: e.name_any(),
+                phase: Phase::parse(status.phase.as_deref().unwrap_or_default()),
+                message: status.message.clone(),
+                terminating: e.spec.terminate == Some(true),
+                created: e.creation_timestamp().map(|t| t.0.as_second()).unwrap_or(0),
+                hash: e.labels().get(HASH_LABEL).cloned(),
+                templates: status
+                    .template_statuses
+                    .iter()
+                    .flatten()
+                    .map(|t| plan::TemplateInfo {
+                        name: t.name.clone(),
+                        service: t.service_name.clone(),
+                        pod_template_hash: t.pod_template_hash.clone(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// While the current step is an experiment, the pod templates of the Rollout's ReplicaSets (the canary's and
+/// the stable's among them), which the Experiment's templates copy.
+fn experiment_sources(ro: &Rollout, desired_hash: &str, ctx: &Context) -> Vec<plan::RsTemplate> {
+    let steps = ro
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.steps.as_deref())
+        .unwrap_or_default();
+    let index = ro
+        .status
+        .as_ref()
+        .and_then(|s| s.current_step_index)
+        .unwrap_or(0)
+        .max(0) as usize;
+    if steps.get(index).is_none_or(|s| s.experiment.is_none()) {
+        return Vec::new();
+    }
+    let stable = ro.status.as_ref().and_then(|s| s.stable_rs.as_deref());
+    let uid = ro.uid().unwrap_or_default();
+    ctx.replica_sets
+        .state()
+        .into_iter()
+        .filter(|rs| rs.namespace() == ro.namespace())
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        })
+        .filter_map(|rs| {
+            let hash = rs.labels().get(HASH_LABEL)?.clone();
+            if hash != desired_hash && Some(hash.as_str()) != stable {
+                return None;
+            }
+            let spec = rs.spec.as_ref()?;
+            Some(plan::RsTemplate {
+                hash,
+                template: spec.template.clone()?,
+                selector: spec.selector.clone(),
+                min_ready_seconds: spec.min_ready_seconds,
+            })
+        })
+        .collect()
+}
+
 /// Pods of the rollout (by its selector) created before spec.restartAt and not already terminating. Listed
 /// only while a restart is pending, so no pod cache is kept.
 async fn pods_created_before_restart(ro: &Rollout, ctx: &Context) -> Result<Vec<(String, String)>, Error> {
@@ -941,6 +1063,9 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
         Action::CreateAnalysisRun { .. }
         | Action::TerminateAnalysisRun { .. }
         | Action::DeleteAnalysisRun { .. } => execute_analysis_run(ro, action, ctx).await?,
+        Action::CreateExperiment { .. }
+        | Action::TerminateExperiment { .. }
+        | Action::DeleteExperiment { .. } => execute_experiment(ro, action, ctx).await?,
         Action::CreateReplicaSet { .. }
         | Action::ScaleReplicaSet { .. }
         | Action::SetScaleDownDeadline { .. }
@@ -962,10 +1087,14 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
                 .patch(service, &PatchParams::default(), &Patch::Merge(patch))
                 .await?;
         }
-        Action::SetCanaryWeight { weight } => {
+        Action::SetCanaryWeight { weight, additional } => {
             let routers = super::routing::routers(ro, &ctx.routing);
             let io = super::routing::ClusterObjects(&ctx.client);
-            super::routing::apply_weight(&io, &routers, &sluice_traffic::Desired::canary(*weight)).await?
+            let desired = sluice_traffic::Desired {
+                canary: *weight,
+                additional: additional.clone(),
+            };
+            super::routing::apply_weight(&io, &routers, &desired).await?
         }
         Action::Release { orphan } => release(ro, ctx, orphan).await?,
         Action::ScaleWorkload {
@@ -1096,6 +1225,48 @@ async fn execute_analysis_run(ro: &Rollout, action: &Action, ctx: &Context) -> R
         }
         Action::DeleteAnalysisRun { name: run_name } => {
             match runs.delete(run_name, &Default::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Creates, terminates or deletes one of the Rollout's Experiments.
+async fn execute_experiment(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Error> {
+    let ns = ro.namespace().unwrap_or_default();
+    let name = ro.name_any();
+    let experiments: Api<Experiment> = Api::namespaced(ctx.client.clone(), &ns);
+    match action {
+        Action::CreateExperiment { experiment } => {
+            let exp_name = experiment.name_any();
+            match experiments.create(&PostParams::default(), experiment).await {
+                Ok(_) => {
+                    info!(rollout = %name, namespace = %ns, experiment = %exp_name, "created experiment")
+                }
+                // Created by an earlier reconcile whose cache did not show it yet.
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Action::TerminateExperiment { name: exp_name } => {
+            let patch = json!({"spec": {"terminate": true}});
+            match experiments
+                .patch(exp_name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+            {
+                Ok(_) => {
+                    info!(rollout = %name, namespace = %ns, experiment = %exp_name, "terminated experiment")
+                }
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Action::DeleteExperiment { name: exp_name } => {
+            match experiments.delete(exp_name, &Default::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),

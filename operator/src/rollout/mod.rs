@@ -7,6 +7,8 @@ mod canary;
 pub mod controller;
 mod drift;
 pub mod ephemeral;
+pub mod experiment;
+mod experiments;
 pub mod hash;
 mod lifecycle;
 pub mod plan;

@@ -3,7 +3,8 @@
 //! It has no client and no clock: `now` is passed in, and everything the cluster holds arrives in
 //! [`Observed`]. Each call moves the rollout at most one step; the status write (or the watched objects'
 //! changes) brings the next reconcile. [`plan`] runs small stages in order: validation, the revision and
-//! ReplicaSet lifecycle both strategies share (`lifecycle`), analysis runs (`runs`), user actions (`user`),
+//! ReplicaSet lifecycle both strategies share (`lifecycle`), analysis runs (`runs`), a canary's experiment
+//! step (`experiments`), user actions (`user`),
 //! the strategy itself (`canary`, `bluegreen`), then progress and status (`progress`).
 
 use std::{collections::BTreeMap, time::Duration};
@@ -15,10 +16,11 @@ use sluice_crds::{
 };
 
 pub use super::analysis::{RunInfo, Templates};
+pub use super::experiment::{ExperimentInfo, RsTemplate, TemplateInfo};
 #[cfg(test)]
 use super::hash::steps_hash;
 use super::{
-    bluegreen, canary, ephemeral, lifecycle, progress, runs,
+    bluegreen, canary, ephemeral, experiments, lifecycle, progress, runs,
     status::{self, cond, set_condition},
     user, validate,
 };
@@ -118,6 +120,10 @@ pub struct Observed {
     pub workload: Option<WorkloadState>,
     /// Objects marked as managed by this Rollout that its spec no longer names (looked for after a spec change).
     pub orphans: Vec<Orphan>,
+    /// The Experiments the Rollout owns.
+    pub experiments: Vec<ExperimentInfo>,
+    /// The pod templates of the canary and stable ReplicaSets, read while the current step is an experiment.
+    pub rs_templates: Vec<RsTemplate>,
 }
 
 /// An object Sluice marked as managed by a Rollout whose spec no longer names it.
@@ -195,6 +201,8 @@ pub enum Action {
     SetCanaryWeight {
         /// Percentage.
         weight: i32,
+        /// Weights of experiment templates; a weight of 0 takes its destination out of the routes.
+        additional: Vec<sluice_traffic::Additional>,
     },
     /// Point the DestinationRule's canary and stable subsets at these hashes.
     SetSubsets {
@@ -283,6 +291,21 @@ pub enum Action {
     },
     /// Delete a completed run beyond the history limits.
     DeleteAnalysisRun {
+        /// Name.
+        name: String,
+    },
+    /// Create an Experiment owned by the Rollout (an experiment step's).
+    CreateExperiment {
+        /// The Experiment.
+        experiment: Box<sluice_crds::experiment::Experiment>,
+    },
+    /// Stop an Experiment that is no longer current (`spec.terminate`).
+    TerminateExperiment {
+        /// Name.
+        name: String,
+    },
+    /// Delete an Experiment beyond the history limits (or of a ReplicaSet that is gone).
+    DeleteExperiment {
         /// Name.
         name: String,
     },
@@ -500,9 +523,17 @@ pub fn plan(obs: &Observed, now: Timestamp) -> Plan {
         Strategy::Canary => runs::canary(obs, &facts, &mut d),
         Strategy::BlueGreen => runs::blue_green(obs, &facts, &mut d),
     };
-    let mode = user::actions(&facts, analysis.abort_message.as_deref(), &mut d);
+    let experiment = match facts.strategy {
+        Strategy::Canary => experiments::canary(obs, &facts, &mut d),
+        Strategy::BlueGreen => Default::default(),
+    };
+    let abort_message = analysis
+        .abort_message
+        .as_deref()
+        .or(experiment.abort.as_ref().and_then(|m| m.as_deref()));
+    let mode = user::actions(&facts, abort_message, &mut d);
     match facts.strategy {
-        Strategy::Canary => canary::plan(obs, &facts, &mode, analysis.step_done, &mut d),
+        Strategy::Canary => canary::plan(obs, &facts, &mode, &experiment, analysis.step_done, &mut d),
         Strategy::BlueGreen => bluegreen::plan(obs, &facts, &mode, &analysis, &mut d),
     }
     ephemeral::plan(&facts, &mut d);

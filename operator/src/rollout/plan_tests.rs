@@ -111,6 +111,8 @@ fn observed(
         templates: Default::default(),
         workload: None,
         orphans: Vec::new(),
+        experiments: Vec::new(),
+        rs_templates: Vec::new(),
     };
     if !routed {
         o.stable_service = None;
@@ -131,7 +133,7 @@ fn reasons(p: &Plan) -> Vec<&'static str> {
 
 fn weight_action(p: &Plan) -> Option<i32> {
     p.actions.iter().find_map(|a| match a {
-        Action::SetCanaryWeight { weight } => Some(*weight),
+        Action::SetCanaryWeight { weight, .. } => Some(*weight),
         _ => None,
     })
 }
@@ -1881,8 +1883,7 @@ fn an_unsupported_feature_leaves_a_healthy_rollout_alone_with_a_condition_naming
         current_step_index: Some(2),
         ..Default::default()
     };
-    let steps =
-        json!([{"setWeight": 20}, {"experiment": {"templates": [{"name": "x", "specRef": "canary"}]}}]);
+    let steps = json!([{"setWeight": 20}, {"plugin": {"name": "x"}}]);
     let ro = rollout(5, istio_canary(steps), Some(st));
     let p = plan(
         &observed(ro, vec![rs("new", 1, 5, 5)], Some("new"), Some("new"), Some(0)),
@@ -1899,7 +1900,7 @@ fn an_unsupported_feature_leaves_a_healthy_rollout_alone_with_a_condition_naming
         .find(|c| c.r#type == "UnsupportedFeature")
         .unwrap();
     assert!(
-        c.message.contains("spec.strategy.canary.steps[1].experiment"),
+        c.message.contains("spec.strategy.canary.steps[1].plugin"),
         "{}",
         c.message
     );
@@ -1908,9 +1909,7 @@ fn an_unsupported_feature_leaves_a_healthy_rollout_alone_with_a_condition_naming
     // Told once.
     let ro = rollout(
         5,
-        istio_canary(
-            json!([{"setWeight": 20}, {"experiment": {"templates": [{"name": "x", "specRef": "canary"}]}}]),
-        ),
+        istio_canary(json!([{"setWeight": 20}, {"plugin": {"name": "x"}}])),
         Some(p.status.clone()),
     );
     let p = plan(
@@ -2040,7 +2039,10 @@ fn an_smi_rollout_is_supported_and_its_weight_is_set_like_any_router() {
         at(T0),
     );
     assert!(
-        p.actions.contains(&Action::SetCanaryWeight { weight: 20 }),
+        p.actions.contains(&Action::SetCanaryWeight {
+            weight: 20,
+            additional: Vec::new()
+        }),
         "{:?}",
         p.actions
     );

@@ -102,7 +102,7 @@ pub(super) fn progressing(obs: &Observed, f: &Facts, mode: &Mode, update: &Updat
         || d.st.pause_conditions.as_ref().is_some_and(|p| !p.is_empty())
         || f.steps
             .get(index)
-            .is_some_and(|s| s.pause.is_some() || s.analysis.is_some());
+            .is_some_and(|s| s.pause.is_some() || s.analysis.is_some() || s.experiment.is_some());
     let deadline = i64::from(spec.progress_deadline_seconds.unwrap_or(600));
     let since = previous
         .as_ref()

@@ -25,7 +25,7 @@ pub(super) struct AnalysisOutcome {
 }
 
 /// The controller instance a Rollout is labelled for, which its runs carry too.
-fn instance_id(ro: &sluice_crds::rollout::Rollout) -> Option<&str> {
+pub(super) fn instance_id(ro: &sluice_crds::rollout::Rollout) -> Option<&str> {
     ro.metadata
         .labels
         .as_ref()?
@@ -186,7 +186,7 @@ fn verdict(result: Option<(Phase, Option<String>)>, answered: bool, fallback: &s
 }
 
 /// The user answered a controller pause: the pause conditions were cleared while controllerPause is set.
-fn answered(d: &Draft) -> bool {
+pub(super) fn answered(d: &Draft) -> bool {
     d.st.controller_pause == Some(true) && d.st.pause_conditions.as_ref().is_none_or(Vec::is_empty)
 }
 

@@ -33,12 +33,14 @@ fn wanted(services: &Services, desired: &Desired, name: &str) -> Option<i32> {
 /// The patch that puts `desired` on the route: in every rule holding both Services the canary backend gets
 /// `desired.canary`, each experiment Service its weight (appended as a backend, with the canary's port, when
 /// the rule lacks it) and the stable backend the rest; experiment backends the rollout added earlier and no
-/// longer wants are removed. Empty when the route already shows `desired`.
+/// longer wants (absent, or sent with weight 0) are removed. Empty when the route already shows `desired`.
 pub fn weight_patch(doc: &Value, services: &Services, desired: &Desired) -> Result<Patch, RouterError> {
     let tracked = experiment_backends(doc)?;
+    // An experiment destination sent with weight 0 is one the rollout no longer routes to: taken out.
     let desired_names: BTreeSet<&str> = desired
         .additional
         .iter()
+        .filter(|a| a.weight > 0)
         .map(|a| a.service.as_str())
         .filter(|s| *s != services.canary && *s != services.stable)
         .collect();

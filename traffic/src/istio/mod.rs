@@ -25,8 +25,8 @@ pub use model::{
 };
 pub use router::{IstioRouter, VirtualServiceRef, virtual_service_target};
 pub use weights::{
-    canary_destination, observed_weights, observed_weights_with_managed, verify, verify_with_managed,
-    weight_patch, weight_patch_with_managed,
+    canary_destination, observed_weights, observed_weights_with_managed, verify, verify_with_additional,
+    verify_with_managed, weight_patch, weight_patch_with_additional, weight_patch_with_managed,
 };
 
 /// Label that ties a DestinationRule subset (and a Service selector) to one ReplicaSet's pods.

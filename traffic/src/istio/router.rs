@@ -4,8 +4,8 @@ use serde_json::Value;
 
 use super::{
     IstioError, RouteSelector, Split, canary_destination, header_route_patch, mirror_route_patch,
-    observed_weights_with_managed, remove_managed_routes_patch, verify_with_managed,
-    weight_patch_with_managed,
+    observed_weights_with_managed, remove_managed_routes_patch, verify_with_additional,
+    weight_patch_with_additional,
 };
 use crate::router::{
     Desired, HeaderRoute, MirrorRoute, Objects, Router, RouterError, Seen, Target, Write, required,
@@ -109,22 +109,30 @@ impl Router for IstioRouter {
     }
 
     fn apply(&self, objects: &Objects, desired: &Desired) -> Result<Vec<Write>, RouterError> {
-        if !desired.additional.is_empty() {
-            return Err(RouterError::Unsupported {
-                router: self.name(),
-                what: "weights for experiment templates".into(),
-            });
-        }
         self.writes(objects, |vs, doc| {
-            weight_patch_with_managed(doc, &vs.split, &vs.routes, &self.managed_routes, desired.canary)
+            weight_patch_with_additional(
+                doc,
+                &vs.split,
+                &vs.routes,
+                &self.managed_routes,
+                desired.canary,
+                &desired.additional,
+            )
         })
     }
 
     fn verify(&self, objects: &Objects, desired: &Desired) -> Result<bool, RouterError> {
         for item in self.each(objects) {
             let (vs, doc) = item?;
-            let shown = verify_with_managed(doc, &vs.split, &vs.routes, &self.managed_routes, desired.canary)
-                .map_err(|e| malformed(&vs.target, e))?;
+            let shown = verify_with_additional(
+                doc,
+                &vs.split,
+                &vs.routes,
+                &self.managed_routes,
+                desired.canary,
+                &desired.additional,
+            )
+            .map_err(|e| malformed(&vs.target, e))?;
             if !shown {
                 return Ok(false);
             }

@@ -289,6 +289,19 @@ pub(crate) struct Found {
     pub value: String,
 }
 
+/// A destination that is neither canary nor stable.
+#[derive(Debug, Clone)]
+pub(crate) struct Other {
+    /// A description, e.g. `host "legacy"`.
+    pub label: String,
+    /// Its `weight`, if the field is present.
+    pub weight: Option<i32>,
+    /// Index in the route's `route[]` list.
+    pub index: usize,
+    /// Its host, when it names no subset (an experiment Service's destination does not).
+    pub host: Option<String>,
+}
+
 /// The destinations of one route sorted into canary, stable and the rest.
 #[derive(Debug, Clone)]
 pub(crate) struct Classified {
@@ -296,8 +309,8 @@ pub(crate) struct Classified {
     pub canary: Option<Found>,
     /// The stable destination, if present.
     pub stable: Option<Found>,
-    /// Other destinations: a description and their weight field.
-    pub others: Vec<(String, Option<i32>)>,
+    /// Other destinations (experiment Services are among them).
+    pub others: Vec<Other>,
     /// Whether the route has exactly one destination (Istio then sends it everything, weight or not).
     pub single: bool,
 }
@@ -411,7 +424,12 @@ pub(crate) fn classify(vs: &Value, at: &RouteRef, split: &Split) -> Result<Class
                 Some(sub) => format!("host {host:?} subset {sub:?}"),
                 None => format!("host {host:?}"),
             };
-            out.others.push((label, weight));
+            out.others.push(Other {
+                label,
+                weight,
+                index,
+                host: subset.is_none().then(|| host.to_string()),
+            });
             continue;
         };
         let (field, value) = match split {
