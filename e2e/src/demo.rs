@@ -184,6 +184,7 @@ async fn narrate(cp: &ControlPlane, sluice: &Path) -> Result<()> {
     manual_canary(info, &client, &rx).await?;
     analysis_demo(info, &client, &traffic, &rx).await?;
     bluegreen_demo(info, &client, &traffic, &rx).await?;
+    crate::demo_routers::run(info, &client, &traffic, &rx).await?;
     crate::demo_gitops::run(info, &client, webhook_port, &traffic).await?;
     drop(prom);
     std::fs::remove_dir_all(&prom_dir).ok();
@@ -336,7 +337,8 @@ async fn manual_canary(
 }
 
 /// `kubectl sluice set image NAME *=IMAGE`: every container of the template runs `image`.
-fn set_image(info: &crate::cluster::ClusterInfo, name: &str, image: &str) -> Result<()> {
+/// `kubectl sluice set image NAME *=IMAGE` in `default`.
+pub(crate) fn set_image(info: &crate::cluster::ClusterInfo, name: &str, image: &str) -> Result<()> {
     kubectl_sluice(info, "default", &["set", "image", name, &format!("*={image}")])?;
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod chart;
 pub mod cluster;
 pub mod demo;
 mod demo_gitops;
+mod demo_routers;
 mod demo_takeover;
 pub mod git_server;
 pub mod gohash;
