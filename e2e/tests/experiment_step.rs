@@ -1,8 +1,8 @@
-//! The canary `experiment` step end to end, under Istio: the Rollout creates an Experiment of the canary and
-//! stable templates whose analysis measures the real Prometheus server; a passing analysis completes the step
-//! and the rollout is promoted, a failing one aborts it with all traffic back on the stable. A weighted
-//! template's Service shows its weight in the VirtualService while the step runs and is gone after, and the
-//! canary weight never exceeds what the available canary pods can take.
+//! The canary `experiment` step end to end, under Istio and the Gateway API: the Rollout creates an Experiment
+//! of the canary and stable templates whose analysis measures the real Prometheus server; a passing analysis
+//! completes the step and the rollout is promoted, a failing one aborts it with all traffic back on the
+//! stable. A weighted template's Service shows its weight in the VirtualService (or the HTTPRoute) while the
+//! step runs and is gone after, and the canary weight never exceeds what the available canary pods can take.
 
 use std::time::Duration;
 
@@ -271,5 +271,126 @@ async fn a_failing_experiment_aborts_the_rollout_and_traffic_goes_back_to_the_st
     assert_eq!(exps.len(), 1);
     let phase = exps[0].status.as_ref().and_then(|s| s.phase.clone());
     assert_eq!(phase.as_deref(), Some("Failed"));
+    assert!(watch.violations().is_empty(), "{:?}", watch.violations());
+}
+
+/// The Services of `web` and its HTTPRoute `web-route` (one rule, stable 100 / canary 0, a timeout of its own).
+fn services_and_route() -> String {
+    let services = ["stable", "canary"]
+        .map(|role| {
+            format!(
+                "apiVersion: v1
+kind: Service
+metadata: {{name: web-{role}}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+"
+            )
+        })
+        .concat();
+    format!(
+        "{services}apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web-route}}
+spec:
+  parentRefs: [{{name: edge}}]
+  rules:
+  - timeouts: {{request: 10s}}
+    backendRefs:
+    - {{name: web-stable, port: 80, weight: 100}}
+    - {{name: web-canary, port: 80, weight: 0}}
+"
+    )
+}
+
+/// (name, weight) of every backend of the route's rule.
+fn backends(route: &DynamicObject) -> Vec<(String, i64)> {
+    route.data["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            (
+                b["name"].as_str().unwrap_or_default().to_string(),
+                b["weight"].as_i64().unwrap_or(1),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weighted_experiment_under_the_gateway_api_has_its_backend_on_the_route_while_it_runs() {
+    let (ns, _op, _prom, _traffic) = setup("expstep-gateway").await;
+    ns.apply(&services_and_route()).expect("services and route");
+    let strategy = format!(
+        "      canaryService: web-canary
+      stableService: web-stable
+      trafficRouting:
+        plugins:
+          argoproj-labs/gatewayAPI:
+            httpRoute: web-route
+      steps:
+{}",
+        steps("good")
+    );
+    ns.apply(&rollout_yaml(&strategy)).expect("rollout");
+    wait_rollout(&ns, "web", "first deploy Healthy", 90, healthy).await;
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "httproutes");
+    let routes: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
+    let watch = WeightWatch::start(
+        &ns,
+        Watched {
+            resource,
+            name: "web-route".into(),
+            weight: |r| {
+                backends(r)
+                    .into_iter()
+                    .find(|(n, _)| n == "web-canary")
+                    .map(|(_, w)| w)
+            },
+            rollout: "web".into(),
+            replicas: 4,
+            total: 100,
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    set_image(&ns, "web", "web:v2");
+    let ro = wait_rollout(&ns, "web", "the experiment's weight in place", 120, |r| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.canary.as_ref())
+            .and_then(|c| c.weights.as_ref())
+            .is_some_and(|w| w.additional.as_ref().is_some_and(|a| !a.is_empty()))
+    })
+    .await;
+    let weights = ro.status.unwrap().canary.unwrap().weights.unwrap();
+    let service = weights.additional.unwrap()[0].service_name.clone().unwrap();
+    let during = backends(&routes.get("web-route").await.unwrap());
+    assert_eq!(
+        during,
+        [
+            ("web-stable".to_string(), 70),
+            ("web-canary".to_string(), 20),
+            (service.clone(), 10)
+        ]
+    );
+
+    let ro = wait_rollout(&ns, "web", "promoted", 180, healthy).await;
+    assert_eq!(step(&ro), 3);
+    let route = routes.get("web-route").await.unwrap();
+    assert_eq!(
+        backends(&route),
+        [("web-stable".to_string(), 100), ("web-canary".to_string(), 0)],
+        "the experiment's backend is taken off the route"
+    );
+    assert_eq!(route.data["spec"]["rules"][0]["timeouts"]["request"], "10s");
+    assert!(
+        watch.seen().contains(&20) && watch.seen().contains(&50),
+        "{:?}",
+        watch.seen()
+    );
     assert!(watch.violations().is_empty(), "{:?}", watch.violations());
 }
