@@ -151,6 +151,29 @@ impl Gate {
     }
 }
 
+/// A watch of `api` kept in a store, managed fields dropped; the stream yields the objects that changed.
+pub fn reflected<K>(
+    api: kube::Api<K>,
+    config: watcher::Config,
+    gate: &Gate,
+    cache: &'static str,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + use<K>,
+)
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    use kube::runtime::WatchStreamExt;
+    let (store, writer) = kube::runtime::reflector::store();
+    let events = watcher(api, config)
+        .default_backoff()
+        .modify(|o| kube::ResourceExt::managed_fields_mut(o).clear())
+        .reflect(writer);
+    (store, gate.track(cache, events).touched_objects())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
     runtime::{
-        Controller, WatchStreamExt,
+        Controller,
         controller::Action as Requeue,
         reflector::{self, Store},
         watcher,
@@ -90,11 +90,13 @@ pub async fn run(
         .collect();
     let gate = readiness.gate(&caches);
     let instance = watcher::Config::default().labels(&scope.instance_selector());
-    let (ex_store, ex_stream) = reflected(scope.api::<Experiment>(&client), instance, &gate, CACHES[0]);
+    let (ex_store, ex_stream) =
+        crate::ready::reflected(scope.api::<Experiment>(&client), instance, &gate, CACHES[0]);
     // Experiment ReplicaSets carry the pod-template-hash label, as Rollouts' do.
     let rs_config = watcher::Config::default().labels(HASH_LABEL);
-    let (rs_store, rs_stream) = reflected(scope.api::<ReplicaSet>(&client), rs_config, &gate, CACHES[1]);
-    let (tpl_store, tpl_stream) = reflected(
+    let (rs_store, rs_stream) =
+        crate::ready::reflected(scope.api::<ReplicaSet>(&client), rs_config, &gate, CACHES[1]);
+    let (tpl_store, tpl_stream) = crate::ready::reflected(
         scope.api::<AnalysisTemplate>(&client),
         watcher::Config::default(),
         &gate,
@@ -105,7 +107,8 @@ pub async fn run(
         (store, futures::stream::empty().left_stream())
     } else {
         let api = Api::<ClusterAnalysisTemplate>::all(client.clone());
-        let (store, stream) = reflected(api, watcher::Config::default(), &gate, CLUSTER_TEMPLATES_CACHE);
+        let (store, stream) =
+            crate::ready::reflected(api, watcher::Config::default(), &gate, CLUSTER_TEMPLATES_CACHE);
         (store, stream.right_stream())
     };
     let _ = metrics.caches().experiments.set(ex_store.clone());
@@ -137,28 +140,6 @@ pub async fn run(
             }
         })
         .await;
-}
-
-/// A watch of `api` kept in a store, managed fields dropped; the stream yields the objects that changed.
-fn reflected<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    gate: &crate::ready::Gate,
-    cache: &'static str,
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + use<K>,
-)
-where
-    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (store, writer) = reflector::store();
-    let events = watcher(api, config)
-        .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear())
-        .reflect(writer);
-    (store, gate.track(cache, events).touched_objects())
 }
 
 fn key_of(ex: &Experiment) -> String {

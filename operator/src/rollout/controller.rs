@@ -164,7 +164,7 @@ pub async fn run(
     let gate = readiness.gate(&caches);
     // Other instances' Rollouts never enter the cache.
     let instance = watcher::Config::default().labels(&scope.instance_selector());
-    let (ro_store, ro_stream) = reflected(scope.api(&client), instance, &gate, CACHES[0]);
+    let (ro_store, ro_stream) = crate::ready::reflected(scope.api(&client), instance, &gate, CACHES[0]);
     // Only ReplicaSets that belong to a Rollout carry this label: Deployments' ReplicaSets stay out of the cache.
     let (rs_store, rs_writer) = reflector::store();
     let rs_events = watcher(scope.api(&client), watcher::Config::default().labels(HASH_LABEL))
@@ -178,7 +178,8 @@ pub async fn run(
         .reflect(rs_writer);
     let rs_stream = gate.track(CACHES[1], rs_events).touched_objects();
     let templates_api: Api<AnalysisTemplate> = scope.api(&client);
-    let (tpl_store, tpl_stream) = reflected(templates_api, watcher::Config::default(), &gate, CACHES[2]);
+    let (tpl_store, tpl_stream) =
+        crate::ready::reflected(templates_api, watcher::Config::default(), &gate, CACHES[2]);
     let (ctpl_store, ctpl_stream) = cluster_templates(&client, &scope, &gate);
     let (exp_store, exp_stream) = experiments(&client, &scope, &gate);
     let ctx = Arc::new(Context {
@@ -261,7 +262,7 @@ fn cluster_templates(
         let (store, _writer) = reflector::store();
         return (store, futures::stream::empty().left_stream());
     }
-    let (store, stream) = reflected(
+    let (store, stream) = crate::ready::reflected(
         Api::<ClusterAnalysisTemplate>::all(client.clone()),
         watcher::Config::default(),
         gate,
@@ -311,28 +312,6 @@ fn experiments(
 
 /// The cache of ClusterAnalysisTemplates, which namespaced mode does without.
 const CLUSTER_TEMPLATES_CACHE: &str = "clusteranalysistemplates";
-
-/// A watch of `api` kept in a store, managed fields dropped; the stream yields the objects that changed.
-fn reflected<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    gate: &crate::ready::Gate,
-    cache: &'static str,
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + use<K>,
-)
-where
-    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (store, writer) = reflector::store();
-    let events = watcher(api, config)
-        .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear())
-        .reflect(writer);
-    (store, gate.track(cache, events).touched_objects())
-}
 
 /// The Rollouts of `namespace` in the store for which `wanted` holds, to reconcile.
 fn rollouts_where(
