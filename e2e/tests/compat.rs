@@ -351,7 +351,7 @@ async fn an_unsupported_feature_leaves_a_running_rollout_alone_with_a_condition_
         )
         .unwrap();
     };
-    steps_patch(r#"[{"setWeight":50},{"experiment":{"templates":[{"name":"x","specRef":"canary"}]}}]"#);
+    steps_patch(r#"[{"setWeight":50},{"plugin":{"name":"argoproj-labs/step-exec","config":{}}}]"#);
     let ro = wait_rollout(&ns, "exp", "the UnsupportedFeature condition", 30, |r| {
         condition(r, "UnsupportedFeature").is_some()
     })
@@ -359,12 +359,12 @@ async fn an_unsupported_feature_leaves_a_running_rollout_alone_with_a_condition_
     let cond = condition(&ro, "UnsupportedFeature").unwrap();
     assert_eq!(cond.status, "True");
     assert!(
-        cond.message.contains("spec.strategy.canary.steps[1].experiment"),
+        cond.message.contains("spec.strategy.canary.steps[1].plugin"),
         "{cond:?}"
     );
     assert_eq!(phase(&ro).0, "Healthy", "not Degraded: {:?}", phase(&ro));
     let event = wait_event(&ns, "exp", "UnsupportedFeature", |m| {
-        m.contains("spec.strategy.canary.steps[1].experiment")
+        m.contains("spec.strategy.canary.steps[1].plugin")
     })
     .await;
     assert_eq!(event["type"], "Warning");
@@ -381,7 +381,7 @@ async fn an_unsupported_feature_leaves_a_running_rollout_alone_with_a_condition_
         assert_eq!(
             rss.keys().collect::<Vec<_>>(),
             [&v1],
-            "nothing is created while the experiment step is there"
+            "nothing is created while the step plugin is there"
         );
         assert_eq!((rss[&v1].0, rss[&v1].1), (2, 2), "{rss:?}");
         tokio::time::sleep(Duration::from_millis(300)).await;
