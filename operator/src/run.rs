@@ -333,6 +333,8 @@ fn spawn_controllers(
     };
     let (runs, runs_source, [runs_for_rollouts, runs_for_analysis, runs_for_experiments]) =
         crate::analysisrun::controller::shared_cache(client, scope, readiness);
+    let (replica_sets, replica_sets_source, [rs_for_rollouts, rs_for_experiments]) =
+        crate::rollout::controller::shared_replica_sets(client, scope, readiness);
     let notifications_namespace = args.notifications_namespace(scope);
     let notifier = crate::notifications::Notifier::start(client, &notifications_namespace, metrics.clone());
     info!(namespace = %notifications_namespace, "reading the notifications configuration");
@@ -350,6 +352,7 @@ fn spawn_controllers(
                 notifier,
             },
             (runs.clone(), runs_for_rollouts),
+            (replica_sets.clone(), rs_for_rollouts),
             stopped(stop.clone()),
         )),
         tokio::spawn(crate::experiment::controller::run(
@@ -358,6 +361,7 @@ fn spawn_controllers(
             metrics.clone(),
             readiness.clone(),
             (runs.clone(), runs_for_experiments),
+            (replica_sets, rs_for_experiments),
             stopped(stop.clone()),
         )),
         tokio::spawn(crate::analysisrun::controller::run(
@@ -393,7 +397,10 @@ fn spawn_controllers(
         "watching rollouts, experiments and analysisruns{}",
         if scope.namespaced { "" } else { " (and applications once installed)" }
     );
-    Ok((controllers, vec![tokio::spawn(runs_source)]))
+    Ok((
+        controllers,
+        vec![tokio::spawn(runs_source), tokio::spawn(replica_sets_source)],
+    ))
 }
 
 /// Runs the Application controller once its CRD is established (watching for it, so a cluster without Argo

@@ -61,7 +61,7 @@ struct Context {
 /// The caches an Experiment reconcile reads.
 const CACHES: [&str; 5] = [
     "experiments",
-    "experiment-replicasets",
+    crate::rollout::controller::REPLICA_SETS_CACHE,
     "experiment-analysistemplates",
     CLUSTER_TEMPLATES_CACHE,
     crate::analysisrun::controller::CACHE,
@@ -82,6 +82,10 @@ pub async fn run(
         Store<AnalysisRun>,
         impl futures::Stream<Item = Arc<AnalysisRun>> + Send + 'static,
     ),
+    replica_sets: (
+        Store<ReplicaSet>,
+        impl futures::Stream<Item = Arc<ReplicaSet>> + Send + 'static,
+    ),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let caches: Vec<&str> = CACHES
@@ -92,10 +96,8 @@ pub async fn run(
     let instance = watcher::Config::default().labels(&scope.instance_selector());
     let (ex_store, ex_stream) =
         crate::ready::reflected(scope.api::<Experiment>(&client), instance, &gate, CACHES[0]);
-    // Experiment ReplicaSets carry the pod-template-hash label, as Rollouts' do.
-    let rs_config = watcher::Config::default().labels(HASH_LABEL);
-    let (rs_store, rs_stream) =
-        crate::ready::reflected(scope.api::<ReplicaSet>(&client), rs_config, &gate, CACHES[1]);
+    // Experiment ReplicaSets carry the pod-template-hash label, as Rollouts' do: one cache serves both.
+    let (rs_store, rs_stream) = replica_sets;
     let (tpl_store, tpl_stream) = crate::ready::reflected(
         scope.api::<AnalysisTemplate>(&client),
         watcher::Config::default(),
@@ -130,7 +132,7 @@ pub async fn run(
     tokio::spawn(templates_kept.for_each(|_| async {}));
     Controller::for_stream(ex_stream, ex_store)
         .reconcile_all_on(gate.opening())
-        .owns_stream(rs_stream)
+        .owns_shared_stream(rs_stream)
         .owns_shared_stream(analysis_runs.1)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

@@ -148,6 +148,10 @@ pub async fn run(
         Store<AnalysisRun>,
         impl futures::Stream<Item = Arc<AnalysisRun>> + Send + 'static,
     ),
+    replica_sets: (
+        Store<ReplicaSet>,
+        impl futures::Stream<Item = Arc<ReplicaSet>> + Send + 'static,
+    ),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let Shared {
@@ -165,18 +169,7 @@ pub async fn run(
     // Other instances' Rollouts never enter the cache.
     let instance = watcher::Config::default().labels(&scope.instance_selector());
     let (ro_store, ro_stream) = crate::ready::reflected(scope.api(&client), instance, &gate, CACHES[0]);
-    // Only ReplicaSets that belong to a Rollout carry this label: Deployments' ReplicaSets stay out of the cache.
-    let (rs_store, rs_writer) = reflector::store();
-    let rs_events = watcher(scope.api(&client), watcher::Config::default().labels(HASH_LABEL))
-        .default_backoff()
-        .modify(|o: &mut ReplicaSet| {
-            o.managed_fields_mut().clear();
-            if let Some(a) = o.metadata.annotations.as_mut() {
-                a.remove("kubectl.kubernetes.io/last-applied-configuration");
-            }
-        })
-        .reflect(rs_writer);
-    let rs_stream = gate.track(CACHES[1], rs_events).touched_objects();
+    let (rs_store, rs_stream) = replica_sets;
     let templates_api: Api<AnalysisTemplate> = scope.api(&client);
     let (tpl_store, tpl_stream) =
         crate::ready::reflected(templates_api, watcher::Config::default(), &gate, CACHES[2]);
@@ -212,7 +205,7 @@ pub async fn run(
     Controller::for_stream(ro_stream, ro_store)
         .reconcile_all_on(gate.opening())
         .reconcile_on(steered)
-        .owns_stream(rs_stream)
+        .owns_shared_stream(rs_stream)
         .owns_shared_stream(analysis_runs.1)
         .owns_stream(exp_stream)
         // A template created or changed brings back the Rollouts of its namespace that use it (e.g. one
@@ -274,7 +267,7 @@ fn cluster_templates(
 /// The caches a Rollout reconcile reads.
 const CACHES: [&str; 6] = [
     "rollouts",
-    "replicasets",
+    REPLICA_SETS_CACHE,
     "analysistemplates",
     CLUSTER_TEMPLATES_CACHE,
     crate::analysisrun::controller::CACHE,
@@ -308,6 +301,45 @@ fn experiments(
         })
         .reflect(writer);
     (store, gate.track(EXPERIMENTS_CACHE, events).touched_objects())
+}
+
+/// The name of the ReplicaSet cache in readiness reports.
+pub const REPLICA_SETS_CACHE: &str = "replicasets";
+
+/// The one cache of the ReplicaSets that carry the pod-template-hash label (Rollouts' and Experiments'; a
+/// Deployment's ReplicaSets stay out), lean (no managed fields, no last-applied copy), shared by the Rollout
+/// and Experiment controllers: the future keeps it, each handle wakes one controller.
+pub fn shared_replica_sets(
+    client: &Client,
+    scope: &crate::scope::Scope,
+    readiness: &Arc<crate::ready::Readiness>,
+) -> (
+    Store<ReplicaSet>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+    [reflector::ReflectHandle<ReplicaSet>; 2],
+) {
+    let (store, writer) = reflector::store_shared(4096);
+    let subscribers = [
+        writer.subscribe().expect("a shared store has subscribers"),
+        writer.subscribe().expect("a shared store has subscribers"),
+    ];
+    let events = watcher(scope.api(client), watcher::Config::default().labels(HASH_LABEL))
+        .default_backoff()
+        .modify(|o: &mut ReplicaSet| {
+            o.managed_fields_mut().clear();
+            if let Some(a) = o.metadata.annotations.as_mut() {
+                a.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+        })
+        .reflect_shared(writer);
+    let source = readiness
+        .track(REPLICA_SETS_CACHE, events)
+        .for_each(|event| async move {
+            if let Err(e) = event {
+                warn!(error = %e, "replica set watch error; retrying with backoff");
+            }
+        });
+    (store, source, subscribers)
 }
 
 /// The cache of ClusterAnalysisTemplates, which namespaced mode does without.
