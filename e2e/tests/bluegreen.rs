@@ -74,7 +74,8 @@ async fn setup_with_prometheus(test: &str, service: &str, ratio: f64) -> Env {
     }
 }
 
-/// The success-rate template: two measurements a second apart, each at least 95% non-5xx.
+/// The success-rate template: two measurements two seconds apart, each at least 95% non-5xx (a run measures long
+/// enough for the tests' polls of the Rollout, its Services and its runs to see it Running on a loaded machine).
 fn success_rate_template(name: &str) -> String {
     format!(
         r#"apiVersion: argoproj.io/v1alpha1
@@ -85,7 +86,7 @@ spec:
   - name: service-name
   metrics:
   - name: success-rate
-    interval: 1s
+    interval: 2s
     count: 2
     successCondition: result[0] >= 0.95
     provider:
