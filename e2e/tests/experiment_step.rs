@@ -380,12 +380,23 @@ async fn a_weighted_experiment_under_the_gateway_api_has_its_backend_on_the_rout
 
     let ro = wait_rollout(&ns, "web", "promoted", 180, healthy).await;
     assert_eq!(step(&ro), 3);
+    // Once the stable Service selects the new pods, the weight goes back to the stable side.
+    let wanted = [("web-stable".to_string(), 100), ("web-canary".to_string(), 0)];
+    sluice_e2e::cluster::wait_for(
+        "the route back on the stable",
+        Duration::from_secs(60),
+        || async {
+            let now = backends(&routes.get("web-route").await?);
+            if now == wanted {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("{now:?}"))
+            }
+        },
+    )
+    .await
+    .expect("the experiment's backend is taken off the route");
     let route = routes.get("web-route").await.unwrap();
-    assert_eq!(
-        backends(&route),
-        [("web-stable".to_string(), 100), ("web-canary".to_string(), 0)],
-        "the experiment's backend is taken off the route"
-    );
     assert_eq!(route.data["spec"]["rules"][0]["timeouts"]["request"], "10s");
     assert!(
         watch.seen().contains(&20) && watch.seen().contains(&50),
