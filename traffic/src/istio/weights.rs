@@ -4,10 +4,11 @@ use json_patch::{Patch, PatchOperation};
 use serde_json::{Value, json};
 
 use super::error::IstioError;
-use super::model::{Role, RouteSelector, RouteWeights, Split};
+use super::model::{Role, RouteRef, RouteSelector, RouteWeights, Split};
 use super::ops::{add, ptr, remove, replace, test};
 use super::select::{
-    Found, classify, route_at, select_targets, short_name, target_label, vs_name, weighted_http_targets,
+    Classified, Found, classify, route_at, select_targets, short_name, target_label, vs_name,
+    weighted_http_targets,
 };
 use crate::router::Additional;
 
@@ -68,6 +69,40 @@ fn experiment_of<'a>(additional: &[&'a Additional], host: Option<&str>) -> Optio
     additional.iter().copied().find(|a| a.service == host)
 }
 
+/// The route's experiment destinations with the weight each should get. Upstream deletes every other
+/// destination; they are left alone here, which is only sound while they get no traffic (the weights of a route
+/// must total 100), so another destination with weight is an error. Experiment destinations are ours to set.
+fn experiment_destinations(
+    vs: &Value,
+    at: &RouteRef,
+    found: &Classified,
+    additional: &[&Additional],
+) -> Result<Vec<(Found, i32)>, IstioError> {
+    let mut experiments = Vec::new();
+    for other in &found.others {
+        if let Some(a) = experiment_of(additional, other.host.as_deref()) {
+            let dest = Found {
+                index: other.index,
+                weight: other.weight,
+                field: "host",
+                value: other.host.clone().unwrap_or_default(),
+            };
+            experiments.push((dest, a.weight));
+            continue;
+        }
+        let weight = found.effective(other.weight);
+        if weight != 0 {
+            return Err(IstioError::ForeignDestination {
+                vs: vs_name(vs),
+                route: at.clone(),
+                destination: other.label.clone(),
+                weight,
+            });
+        }
+    }
+    Ok(experiments)
+}
+
 /// `weight_patch_with_managed` with experiment destinations: each experiment Service gets its weight (its
 /// destination `{host: <service>}` appended where missing), one with weight 0 is removed, and the stable gets
 /// 100 − canary − Σ experiment weights.
@@ -93,32 +128,7 @@ pub fn weight_patch_with_additional(
         };
         let canary = found.canary.clone().ok_or_else(|| missing(Role::Canary))?;
         let stable = found.stable.clone().ok_or_else(|| missing(Role::Stable))?;
-        // Upstream deletes every other destination; we leave them alone, which is only sound while they get
-        // no traffic (the weights of a route must total 100). Experiment destinations are ours to set.
-        let mut experiments: Vec<(Found, i32)> = Vec::new();
-        for other in &found.others {
-            if let Some(a) = experiment_of(&additional, other.host.as_deref()) {
-                experiments.push((
-                    Found {
-                        index: other.index,
-                        weight: other.weight,
-                        field: "host",
-                        value: other.host.clone().unwrap_or_default(),
-                    },
-                    a.weight,
-                ));
-                continue;
-            }
-            let weight = found.effective(other.weight);
-            if weight != 0 {
-                return Err(IstioError::ForeignDestination {
-                    vs: vs_name(vs),
-                    route: at.clone(),
-                    destination: other.label.clone(),
-                    weight,
-                });
-            }
-        }
+        let experiments = experiment_destinations(vs, &at, &found, &additional)?;
         let kind = at.kind.field();
         let route_index = at.index.to_string();
         let mut route_pinned = false;
