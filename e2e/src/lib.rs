@@ -6,6 +6,7 @@ pub mod argo_state;
 pub mod bench;
 pub mod bench_analysis;
 pub mod bench_apps;
+pub mod bench_soak;
 pub mod chart;
 pub mod cluster;
 pub mod demo;

@@ -79,6 +79,28 @@ enum Cmd {
         #[arg(long, env = "SLUICE_BINARY")]
         sluice: Option<PathBuf>,
     },
+    /// Soak: N Rollouts cycling through canaries with analysis on the local Prometheus for a while, the
+    /// operator's resident memory sampled every 10 s; writes soak.csv, soak.svg and soak.png to --out.
+    BenchSoak {
+        /// Number of Rollouts.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+        /// Length of the soak, minutes.
+        #[arg(long, default_value_t = 60)]
+        minutes: u64,
+        /// Warm-up, minutes: growth is measured from its end.
+        #[arg(long, default_value_t = 10)]
+        warmup: u64,
+        /// Where the samples and the plot go.
+        #[arg(long, default_value = "target/soak")]
+        out: PathBuf,
+        /// Directory of the control-plane binaries (default: built or found by e2e/scripts/build-bins.sh).
+        #[arg(long, env = "SLUICE_BIN_DIR")]
+        bin_dir: Option<PathBuf>,
+        /// The operator binary (default: `sluice` next to this binary; build it with --release to measure it).
+        #[arg(long, env = "SLUICE_BINARY")]
+        sluice: Option<PathBuf>,
+    },
     /// Starts a control plane, installs the CRDs, runs the operator and walks a sample Rollout, narrating.
     Demo {
         /// Directory of the control-plane binaries (default: built or found by e2e/scripts/build-bins.sh).
@@ -146,14 +168,71 @@ fn main() -> Result<()> {
             sluice,
         } => {
             let (bin_dir, sluice) = binaries(bin_dir, sluice)?;
-            println!("rollouts  first-deploy-s  update-walk-s  peak-rss-MiB  cpu-s  api-requests/rollout");
+            let mut reports = Vec::new();
             for n in count {
                 let r = rt.block_on(sluice_e2e::bench::run(bin_dir.clone(), &sluice, n, strategy))?;
+                let steps = match strategy {
+                    sluice_e2e::bench::Strategy::Canary => sluice_e2e::bench::CANARY_STEPS,
+                    sluice_e2e::bench::Strategy::BlueGreen => 0,
+                };
+                println!("--- {} rollouts", r.count);
+                print!("{}", r.breakdown("first deploy", &r.deploy, 0));
+                print!("{}", r.breakdown("update walk", &r.update, steps));
+                reports.push(r);
+            }
+            println!(
+                "rollouts  first-deploy-s  update-walk-s  idle-rss-MiB  peak-rss-MiB  KiB/rollout  cpu-s  \
+                 api-requests/rollout  step->weight-p50-ms  p99-ms"
+            );
+            let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0}", v * 1000.0));
+            for r in reports {
                 println!(
-                    "{:>8}  {:>14.1}  {:>13.1}  {:>12.1}  {:>5.1}  {:>20.1}",
-                    r.count, r.deploy_secs, r.update_secs, r.peak_rss_mib, r.cpu_secs, r.requests_per_rollout
+                    "{:>8}  {:>14.1}  {:>13.1}  {:>12.1}  {:>12.1}  {:>11.1}  {:>5.1}  {:>20.1}  {:>19}  {:>6}",
+                    r.count,
+                    r.deploy_secs,
+                    r.update_secs,
+                    r.idle_rss_mib,
+                    r.peak_rss_mib,
+                    r.marginal_kib(),
+                    r.cpu_secs,
+                    r.requests_per_rollout(),
+                    ms(r.step_latency.1),
+                    ms(r.step_latency.2),
                 );
             }
+            Ok(())
+        }
+        Cmd::BenchSoak {
+            count,
+            minutes,
+            warmup,
+            out,
+            bin_dir,
+            sluice,
+        } => {
+            let (bin_dir, sluice) = binaries(bin_dir, sluice)?;
+            let settings = sluice_e2e::bench_soak::Settings {
+                bin_dir,
+                sluice,
+                count,
+                minutes,
+                warmup_minutes: warmup,
+                out,
+            };
+            let r = rt.block_on(sluice_e2e::bench_soak::run(&settings))?;
+            let cycles = r.samples.last().map_or(0, |s| s.cycles);
+            println!(
+                "rollouts  minutes  updates  rss-at-{warmup}-min-MiB  max-after-MiB  end-MiB  growth-%  peak-rss-MiB  cpu-s"
+            );
+            println!(
+                "{count:>8}  {minutes:>7}  {cycles:>7}  {:>19.1}  {:>13.1}  {:>7.1}  {:>8.1}  {:>12.1}  {:>5.1}",
+                r.at_warmup,
+                r.max_after,
+                r.at_end,
+                r.growth_percent(),
+                r.peak_rss_mib,
+                r.cpu_secs
+            );
             Ok(())
         }
         Cmd::BenchAnalysis {

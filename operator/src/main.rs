@@ -1,5 +1,8 @@
 //! `sluice`: the progressive-delivery operator.
 
+// The global allocator is an `unsafe impl` by nature; each call is passed on unchanged.
+#[allow(unsafe_code)]
+mod alloc;
 mod analysisrun;
 mod apicount;
 mod application;
@@ -19,6 +22,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +48,16 @@ enum Command {
     },
     /// Runs the controllers.
     Run(Box<run::Args>),
+    /// Measures the Rollout planner alone: N observed Rollouts in memory planned round after round; prints
+    /// plans per second and heap allocations per plan.
+    BenchPlanner {
+        /// Observed Rollouts held in memory.
+        #[arg(long, default_value_t = 10_000)]
+        rollouts: usize,
+        /// Rounds of planning every one of them.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -58,6 +74,23 @@ fn main() -> Result<()> {
                 std::fs::write(&path, sluice_crds::to_yaml(&crd))
                     .with_context(|| format!("writing {}", path.display()))?;
             }
+            Ok(())
+        }
+        Command::BenchPlanner { rollouts, rounds } => {
+            eprintln!("bench-planner: building {rollouts} observed Rollouts");
+            alloc::counting(true);
+            let r = rollout::plan_bench::run(rollouts, rounds, alloc::allocations);
+            alloc::counting(false);
+            println!("rollouts  plans  seconds  plans/s  allocations/plan  actions/plan");
+            println!(
+                "{:>8}  {:>5}  {:>7.2}  {:>7.0}  {:>16.1}  {:>12.2}",
+                r.rollouts,
+                r.plans,
+                r.elapsed.as_secs_f64(),
+                r.plans_per_second(),
+                r.allocations_per_plan(),
+                r.actions as f64 / r.plans.max(1) as f64
+            );
             Ok(())
         }
         Command::Run(args) => {

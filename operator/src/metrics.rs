@@ -54,6 +54,8 @@ pub struct Metrics {
     pub notification_dropped: Counter,
     /// Seconds per notification request.
     pub notification_send: Histogram,
+    /// Seconds from a canary step completing to the next weight applied.
+    pub step_transition: Histogram,
     caches: Arc<Caches>,
 }
 
@@ -113,6 +115,14 @@ impl Metrics {
         let notification_send_error = Family::<NotificationLabels, Counter>::default();
         let notification_dropped = Counter::default();
         let notification_send = Histogram::new(reconcile_buckets);
+        let step_transition = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+        ]);
+        registry.register(
+            "sluice_rollout_step_transition_seconds",
+            "Seconds from a canary step completing to the next weight applied.",
+            step_transition.clone(),
+        );
         registry.register(
             "notification_send_success",
             "Notification send success.",
@@ -183,6 +193,7 @@ impl Metrics {
             notification_send_error,
             notification_dropped,
             notification_send,
+            step_transition,
             caches,
         })
     }
@@ -237,6 +248,16 @@ fn encode_requests(
         MetricType::Counter,
     )?;
     ConstCounter::new(requests.forbidden()).encode(forbidden)?;
+    let mut family = encoder.encode_descriptor(
+        "sluice_k8s_request_by_resource",
+        "Requests the controller sent to the API server, by verb and resource.",
+        None,
+        MetricType::Counter,
+    )?;
+    for ((verb, resource), count) in requests.by_resource() {
+        let labels = [("verb", verb.to_string()), ("resource", resource)];
+        ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+    }
     Ok(())
 }
 

@@ -37,6 +37,15 @@ pub struct Args {
     /// leaves Applications to another controller and needs none of their RBAC.
     #[arg(long, env = "SLUICE_APPLICATIONS", default_value_t = true, action = clap::ArgAction::Set)]
     pub applications: bool,
+    /// Rollouts reconciled at once (upstream's `--rollout-threads`).
+    #[arg(long, env = "SLUICE_ROLLOUT_THREADS", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub rollout_threads: u16,
+    /// AnalysisRuns reconciled (measured) at once (upstream's `--analysis-threads`).
+    #[arg(long, env = "SLUICE_ANALYSIS_THREADS", default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..))]
+    pub analysis_threads: u16,
+    /// Experiments reconciled at once (upstream's `--experiment-threads`).
+    #[arg(long, env = "SLUICE_EXPERIMENT_THREADS", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub experiment_threads: u16,
     /// Log level filter (tracing's EnvFilter syntax).
     #[arg(long, env = "SLUICE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -307,7 +316,13 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let (by_method, total) = requests.snapshot();
     let by_method: std::collections::BTreeMap<_, _> = by_method.into_iter().collect();
-    info!(api_requests = total, ?by_method, "stopped");
+    let by_resource: std::collections::BTreeMap<String, u64> = requests
+        .by_resource()
+        .into_iter()
+        .map(|((verb, resource), n)| (format!("{verb} {resource}"), n))
+        .collect();
+    let by_resource = serde_json::to_string(&by_resource).unwrap_or_default();
+    info!(api_requests = total, ?by_method, %by_resource, "stopped");
     match lost {
         Some(why) => Err(anyhow::anyhow!("stopped leading: {why}")),
         None => Ok(()),
@@ -350,6 +365,7 @@ fn spawn_controllers(
                 metrics: metrics.clone(),
                 readiness: readiness.clone(),
                 notifier,
+                workers: args.rollout_threads,
             },
             (runs.clone(), runs_for_rollouts),
             (replica_sets.clone(), rs_for_rollouts),
@@ -357,7 +373,7 @@ fn spawn_controllers(
         )),
         tokio::spawn(crate::experiment::controller::run(
             client.clone(),
-            scope.clone(),
+            (scope.clone(), args.experiment_threads),
             metrics.clone(),
             readiness.clone(),
             (runs.clone(), runs_for_experiments),
@@ -367,6 +383,7 @@ fn spawn_controllers(
         tokio::spawn(crate::analysisrun::controller::run(
             client.clone(),
             scope.namespace.clone(),
+            args.analysis_threads,
             metrics.clone(),
             readiness.clone(),
             (runs, runs_for_analysis),

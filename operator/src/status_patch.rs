@@ -61,6 +61,7 @@ where
     S: Serialize,
 {
     let patch = status_patch(resource_version, current, next);
+    tracing::debug!(object = name, %patch, "status patch");
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
 }

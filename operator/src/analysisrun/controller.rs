@@ -58,6 +58,7 @@ const SECRET_PLACEHOLDER: &str = "temp-for-secret";
 pub async fn run(
     client: Client,
     namespace: Option<String>,
+    workers: u16,
     metrics: Arc<Metrics>,
     readiness: Arc<crate::ready::Readiness>,
     runs: (
@@ -83,6 +84,7 @@ pub async fn run(
     // Only Jobs made for a measurement carry the run's uid label.
     let job_config = watcher::Config::default().labels(JOB_RUN_UID_LABEL);
     Controller::for_shared_stream(stream, store)
+        .with_config(kube::runtime::controller::Config::default().concurrency(workers))
         .reconcile_all_on(ctx.gate.opening())
         .owns(jobs, job_config)
         .graceful_shutdown_on(shutdown)

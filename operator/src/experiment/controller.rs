@@ -75,7 +75,7 @@ const RESYNC: Duration = Duration::from_secs(900);
 /// `shutdown` resolves.
 pub async fn run(
     client: Client,
-    scope: crate::scope::Scope,
+    (scope, workers): (crate::scope::Scope, u16),
     metrics: Arc<crate::metrics::Metrics>,
     readiness: Arc<crate::ready::Readiness>,
     analysis_runs: (
@@ -131,6 +131,7 @@ pub async fn run(
     let templates_kept = futures::stream::select(tpl_stream.map(|_| ()), ctpl_stream.map(|_| ()));
     tokio::spawn(templates_kept.for_each(|_| async {}));
     Controller::for_stream(ex_stream, ex_store)
+        .with_config(kube::runtime::controller::Config::default().concurrency(workers))
         .reconcile_all_on(gate.opening())
         .owns_shared_stream(rs_stream)
         .owns_shared_stream(analysis_runs.1)

@@ -62,6 +62,10 @@ pub struct Context {
     pub client: Client,
     /// Cache of the ReplicaSets that carry the pod-template-hash label.
     pub replica_sets: Store<ReplicaSet>,
+    /// Cache of the Services, trimmed to their selectors and annotations.
+    pub services: Store<Service>,
+    /// Caches of the routers' objects and the DestinationRules.
+    pub routed: super::drift::RoutedCaches,
     /// Event writer.
     pub events: EventWriter,
     /// What building the traffic routers needs (`--istio-api-version`, `--traffic-split-api-version`).
@@ -89,6 +93,10 @@ pub struct Context {
     pub gate: crate::ready::Gate,
     /// Sends the notifications of new events.
     pub notifier: Arc<crate::notifications::Notifier>,
+    /// When each Rollout's last step completed, until the next weight is applied.
+    pub step_clock: super::pacing::StepClock,
+    /// When each Rollout's status was last written, to write pod counts in transit together.
+    pub status_writes: super::pacing::StatusWrites,
 }
 
 /// Every analysis a Rollout's strategy runs: canary steps and background, blue-green pre- and post-promotion.
@@ -135,6 +143,8 @@ pub struct Shared {
     pub readiness: Arc<crate::ready::Readiness>,
     /// Notifications of new events.
     pub notifier: Arc<crate::notifications::Notifier>,
+    /// Rollouts reconciled at once.
+    pub workers: u16,
 }
 
 /// Watches Rollouts (of this controller instance) and their ReplicaSets and reconciles until `shutdown`
@@ -158,6 +168,7 @@ pub async fn run(
         metrics,
         readiness,
         notifier,
+        workers,
     } = shared;
     // Upstream's namespaced mode never starts its ClusterAnalysisTemplate informer: nothing cluster-scoped
     // is read, and a Rollout that references one is told why it is not found.
@@ -175,8 +186,19 @@ pub async fn run(
         crate::ready::reflected(templates_api, watcher::Config::default(), &gate, CACHES[2]);
     let (ctpl_store, ctpl_stream) = cluster_templates(&client, &scope, &gate);
     let (exp_store, exp_stream) = experiments(&client, &scope, &gate);
+    let routed = super::drift::RoutedCaches::default();
+    let steered_caches = (&gate, &routed);
+    let (services, steered) = super::drift::triggers(
+        client.clone(),
+        &scope,
+        routing.clone(),
+        ro_store.clone(),
+        steered_caches,
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
+        services,
+        routed,
         replica_sets: rs_store,
         events: EventWriter::new(client, "rollouts-controller"),
         routing,
@@ -191,6 +213,8 @@ pub async fn run(
         backoff: Default::default(),
         gate: gate.clone(),
         notifier,
+        step_clock: Default::default(),
+        status_writes: Default::default(),
     });
     let _ = metrics.caches().rollouts.set(ro_store.clone());
     // Deployments named by a workloadRef: metadata only (a changed template bumps the generation); the
@@ -201,8 +225,8 @@ pub async fn run(
         .touched_objects();
     let for_workloads = ro_store.clone();
     let (for_templates, for_cluster_templates) = (ro_store.clone(), ro_store.clone());
-    let steered = super::drift::triggers(ctx.client.clone(), &scope, ctx.routing.clone(), ro_store.clone());
     Controller::for_stream(ro_stream, ro_store)
+        .with_config(kube::runtime::controller::Config::default().concurrency(workers))
         .reconcile_all_on(gate.opening())
         .reconcile_on(steered)
         .owns_shared_stream(rs_stream)
@@ -265,13 +289,14 @@ fn cluster_templates(
 }
 
 /// The caches a Rollout reconcile reads.
-const CACHES: [&str; 6] = [
+const CACHES: [&str; 7] = [
     "rollouts",
     REPLICA_SETS_CACHE,
     "analysistemplates",
     CLUSTER_TEMPLATES_CACHE,
     crate::analysisrun::controller::CACHE,
     EXPERIMENTS_CACHE,
+    super::drift::SERVICES_CACHE,
 ];
 
 /// The cache of Experiments.
@@ -401,12 +426,15 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error
 }
 
 async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let started = std::time::Instant::now();
     let ns = ro.namespace().unwrap_or_default();
     let name = ro.name_any();
     if ro.meta().deletion_timestamp.is_some() {
         if let Ok(mut w) = ctx.written.lock() {
             w.remove(&(ns.clone(), name.clone()));
         }
+        ctx.step_clock.forget(&(ns.clone(), name.clone()));
+        ctx.status_writes.forget(&(ns, name));
         return Ok(Requeue::await_change());
     }
     // Planning without the full list of ReplicaSets would start a revision that already exists.
@@ -451,10 +479,26 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
             Err(e) => return Err(e),
         }
     }
+    let index = ro.status.as_ref().and_then(|s| s.current_step_index);
+    if let Some(waited) = ctx
+        .step_clock
+        .applied(&key, index, &plan.actions, std::time::Instant::now())
+    {
+        ctx.metrics.step_transition.observe(waited.as_secs_f64());
+    }
     // The events, then the status: a crash in between tells nothing twice (events are named by the version
     // planned from) and loses none. When a user's action landed since the plan was made, the status write is
     // refused and the Rollout is planned again from what the user wrote.
     publish(&ro, &ctx, &plan.events).await;
+    let current = ro.status.clone().unwrap_or_default();
+    if let Some(wait) = ctx
+        .status_writes
+        .hold(&key, &current, &plan.status, std::time::Instant::now())
+    {
+        // Pod counts in transit: written with what changes next, or once the moment has passed.
+        let after = plan.requeue_after.map_or(wait, |r| r.min(wait));
+        return Ok(Requeue::requeue(after));
+    }
     match write_status(&ro, &ctx, &plan.status).await {
         Err(Error::Kube(e)) if crate::status_patch::is_conflict(&e) => {
             tracing::debug!(rollout = %name, namespace = %ns, "changed since planned; planning again");
@@ -462,6 +506,14 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
         }
         r => r?,
     }
+    let steps = ro.spec.strategy.canary.as_ref().and_then(|c| c.steps.as_deref());
+    ctx.step_clock.completed(
+        &key,
+        steps.unwrap_or_default(),
+        index,
+        plan.status.current_step_index,
+        started,
+    );
     // After changing anything, look again soon to see the change land (ReplicaSet availability, the router's
     // state); otherwise at the plan's next deadline, or at the resync period. A Service, VirtualService or
     // DestinationRule changed by someone else brings the Rollout back through its watch (`drift`).
@@ -578,6 +630,7 @@ async fn write_status(
     let planned = planned_version(ctx, ro);
     let updated =
         crate::status_patch::write_at(&rollouts, &name, planned.as_deref(), &current, status).await?;
+    ctx.status_writes.wrote(&(ns, name), std::time::Instant::now());
     remember_written(ctx, &updated);
     Ok(())
 }
@@ -651,13 +704,13 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     let (desired_hash, replica_sets) = observe_replica_sets(ro, workload.as_ref(), ctx);
     let canary = ro.spec.strategy.canary.as_ref();
     let (stable_name, canary_name) = super::drift::services(ro);
-    let stable_service = service_state(ro, ctx, stable_name).await?;
-    let canary_service = service_state(ro, ctx, canary_name).await?;
+    let stable_service = service_state(ro, ctx, stable_name);
+    let canary_service = service_state(ro, ctx, canary_name);
     let (traffic, managed_routes_present) = match canary.and_then(|c| c.traffic_routing.as_ref()) {
         None => (None, Vec::new()),
         Some(_) => {
             let routers = super::routing::routers(ro, &ctx.routing);
-            let io = super::routing::ClusterObjects(&ctx.client);
+            let io = super::routing::CachedObjects(&ctx.client, &ctx.routed);
             let (state, present) = super::routing::observe(&io, &routers).await?;
             (Some(state), present)
         }
@@ -804,24 +857,19 @@ fn observe_replica_sets(
     (desired_hash, owned.iter().map(|rs| rs_info(rs)).collect())
 }
 
-/// The hash a Service selects, if it is configured and exists.
-async fn service_state(
-    ro: &Rollout,
-    ctx: &Context,
-    name: Option<String>,
-) -> Result<Option<ServiceState>, Error> {
-    let Some(name) = name else {
-        return Ok(None);
-    };
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ro.namespace().unwrap_or_default());
-    Ok(Some(match services.get_opt(&name).await? {
+/// The hash a Service selects, if it is configured and exists, from the Services' cache.
+fn service_state(ro: &Rollout, ctx: &Context, name: Option<String>) -> Option<ServiceState> {
+    let name = name?;
+    let key = reflector::ObjectRef::new(&name).within(&ro.namespace().unwrap_or_default());
+    Some(match ctx.services.get(&key) {
         None => ServiceState::Missing,
         Some(svc) => ServiceState::Selecting(
             svc.spec
-                .and_then(|s| s.selector)
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
                 .and_then(|s| s.get(HASH_LABEL).cloned()),
         ),
-    }))
+    })
 }
 
 /// The DestinationRule's (canary, stable) subset hashes, when the canary splits by subset.
@@ -829,7 +877,14 @@ async fn observe_subsets(ro: &Rollout, ctx: &Context) -> Result<Option<plan::Sub
     let Some((dr, dr_ns)) = destination_rule(ro) else {
         return Ok(None);
     };
-    Ok(Some(match dr_api(ctx, &dr_ns).get_opt(&dr.name).await? {
+    let found = match ctx
+        .routed
+        .get("networking.istio.io", "destinationrules", &dr_ns, &dr.name)
+    {
+        Some(cached) => cached.map(|o| (*o).clone()),
+        None => dr_api(ctx, &dr_ns).get_opt(&dr.name).await?,
+    };
+    Ok(Some(match found {
         None => Err(format!(
             "DestinationRule \"{}\" not found in namespace \"{dr_ns}\"",
             dr.name

@@ -1,15 +1,22 @@
 //! The objects a Rollout steers besides its ReplicaSets: its Services, its traffic routers' objects and its Istio
-//! DestinationRule. They are watched metadata-only (nothing is cached), so that when another client resets a
-//! weight, a subset or a selector, the Rollouts naming the object are reconciled at once and put it back.
+//! DestinationRule. They are watched, so that when another client resets a weight, a subset or a selector, the
+//! Rollouts naming the object are reconciled at once and put it back. Services are cached, trimmed to their
+//! selector and annotations, and so are the routers' objects and DestinationRules, managed fields and
+//! last-applied copies dropped ([`RoutedCaches`]): a reconcile reads what it observes from the caches.
 
-use futures::{Stream, StreamExt};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::{
     api::core::v1::Service, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
     Api, Client, ResourceExt,
-    api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta},
-    runtime::{WatchStreamExt, reflector::ObjectRef, reflector::Store, watcher},
+    api::{ApiResource, DynamicObject, GroupVersionKind},
+    runtime::{WatchStreamExt, reflector, reflector::ObjectRef, reflector::Store, watcher},
 };
 use sluice_crds::rollout::Rollout;
 
@@ -98,40 +105,134 @@ pub fn rollouts_steering(
         .collect()
 }
 
-/// Reconcile triggers for the Rollouts whose steered objects changed. The routers' custom kinds (and Istio's
-/// DestinationRule) are watched once their CRDs are established, so a cluster without them costs nothing.
+/// The caches of the routers' kinds and of DestinationRules, by (API group, plural), each added when its watch
+/// starts (a custom kind once its CRD is established).
+#[derive(Clone, Default)]
+pub struct RoutedCaches(Arc<Mutex<ByKind>>);
+
+/// (API group, plural) → the kind's resource and cache.
+type ByKind = HashMap<(String, String), (ApiResource, Store<DynamicObject>)>;
+
+impl RoutedCaches {
+    /// The cached object: `None` when no synced cache of the kind is kept (read it from the API server), else
+    /// whether it exists.
+    pub fn get(
+        &self,
+        group: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Option<Arc<DynamicObject>>> {
+        let (resource, store) = self
+            .0
+            .lock()
+            .ok()?
+            .get(&(group.to_string(), plural.to_string()))?
+            .clone();
+        store.wait_until_ready().now_or_never()?.ok()?;
+        let key = ObjectRef::new_with(name, resource).within(namespace);
+        Some(store.get(&key))
+    }
+
+    fn insert(&self, resource: &ApiResource, store: Store<DynamicObject>) {
+        if let Ok(mut caches) = self.0.lock() {
+            let key = (resource.group.clone(), resource.plural.clone());
+            caches.insert(key, (resource.clone(), store));
+        }
+    }
+}
+
+/// Drops what no reconcile reads: managed fields and the last-applied copy.
+fn lean<K: kube::Resource>(o: &mut K) {
+    o.managed_fields_mut().clear();
+    if let Some(a) = o.meta_mut().annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// The name of the Service cache in readiness reports.
+pub const SERVICES_CACHE: &str = "services";
+
+/// What a reconcile reads of a Service: its name, annotations (managed-by) and selector.
+fn trim_service(svc: &mut Service) {
+    lean(svc);
+    svc.spec = svc
+        .spec
+        .take()
+        .map(|spec| k8s_openapi::api::core::v1::ServiceSpec {
+            selector: spec.selector,
+            ..Default::default()
+        });
+    svc.status = None;
+}
+
+/// The Services' cache (trimmed by [`trim_service`]) and the Services that changed.
+fn services_cache(
+    client: &Client,
+    scope: &crate::scope::Scope,
+    gate: &crate::ready::Gate,
+) -> (Store<Service>, futures::stream::BoxStream<'static, Touched>) {
+    let (store, writer) = reflector::store();
+    let events = watcher(scope.api::<Service>(client), watcher::Config::default())
+        .default_backoff()
+        .modify(trim_service)
+        .reflect(writer);
+    let touched = gate
+        .track(SERVICES_CACHE, events)
+        .touched_objects()
+        .filter_map(|r| async move { r.ok().map(|m| (Kind::Service, m.namespace(), m.name_any())) })
+        .boxed();
+    (store, touched)
+}
+
+/// Reconcile triggers for the Rollouts whose steered objects changed, and the cache of Services. The routers'
+/// custom kinds (and Istio's DestinationRule) are watched once their CRDs are established, so a cluster
+/// without them costs nothing.
 pub fn triggers(
     client: Client,
     scope: &crate::scope::Scope,
     config: RouterConfig,
     rollouts: Store<Rollout>,
-) -> impl Stream<Item = ObjectRef<Rollout>> + Send + 'static {
-    let services: Api<PartialObjectMeta<Service>> = scope.api(&client);
-    let service_events = watcher(services, watcher::Config::default())
-        .default_backoff()
-        .touched_objects()
-        .filter_map(|r| async move { r.ok().map(|m| (Kind::Service, m.namespace(), m.name_any())) })
-        .boxed();
+    (gate, caches): (&crate::ready::Gate, &RoutedCaches),
+) -> (
+    Store<Service>,
+    impl Stream<Item = ObjectRef<Rollout>> + Send + 'static,
+) {
+    let (services, service_events) = services_cache(&client, scope, gate);
     let dr_gvk = GroupVersionKind::gvk("networking.istio.io", &config.istio_version, "DestinationRule");
     let dr = custom_events(
         client.clone(),
         scope.clone(),
         Kind::DestinationRule,
         ApiResource::from_gvk_with_plural(&dr_gvk, "destinationrules"),
+        caches.clone(),
     );
     let mut streams = vec![service_events, dr];
     for watched in routing::watched_kinds(&config) {
         let kind = Kind::Routed(watched.resource.group.clone(), watched.resource.plural.clone());
         streams.push(if watched.custom {
-            custom_events(client.clone(), scope.clone(), kind, watched.resource)
+            custom_events(
+                client.clone(),
+                scope.clone(),
+                kind,
+                watched.resource,
+                caches.clone(),
+            )
         } else {
-            events(client.clone(), scope.namespace.clone(), kind, watched.resource)
+            events(
+                client.clone(),
+                scope.namespace.clone(),
+                kind,
+                watched.resource,
+                caches,
+            )
         });
     }
-    futures::stream::select_all(streams).flat_map(move |(kind, ns, name)| {
+    let steered = futures::stream::select_all(streams).flat_map(move |(kind, ns, name)| {
         let ns = ns.unwrap_or_default();
         futures::stream::iter(rollouts_steering(&rollouts, &config, (&kind, &ns, &name)))
-    })
+    });
+    (services, steered)
 }
 
 type Touched = (Kind, Option<String>, String);
@@ -145,6 +246,7 @@ fn custom_events(
     scope: crate::scope::Scope,
     kind: Kind,
     resource: ApiResource,
+    caches: RoutedCaches,
 ) -> futures::stream::BoxStream<'static, Touched> {
     let crd = format!("{}.{}", resource.plural, resource.group);
     let namespace = scope.namespace.clone();
@@ -178,23 +280,30 @@ fn custom_events(
     };
     futures::stream::once(established)
         .filter_map(|ready| async move { ready })
-        .flat_map(move |(client, namespace, resource)| events(client, namespace, kind.clone(), resource))
+        .flat_map(move |(client, namespace, resource)| {
+            events(client, namespace, kind.clone(), resource, &caches)
+        })
         .boxed()
 }
 
-/// The changes of a kind the API server serves, metadata only.
+/// The changes of a kind the API server serves, its objects kept in a cache of `caches`.
 fn events(
     client: Client,
     namespace: Option<String>,
     kind: Kind,
     resource: ApiResource,
+    caches: &RoutedCaches,
 ) -> futures::stream::BoxStream<'static, Touched> {
-    let api: Api<PartialObjectMeta<DynamicObject>> = match &namespace {
+    let api: Api<DynamicObject> = match &namespace {
         Some(ns) => Api::namespaced_with(client, ns, &resource),
         None => Api::all_with(client, &resource),
     };
+    let writer = reflector::store::Writer::new(resource.clone());
+    caches.insert(&resource, writer.as_reader());
     watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(lean)
+        .reflect(writer)
         .touched_objects()
         .filter_map(move |r| {
             let kind = kind.clone();
@@ -206,6 +315,36 @@ fn events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_service_keeps_its_selector_and_annotations_only() {
+        let mut svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop",
+                         "annotations": {"argo-rollouts.argoproj.io/managed-by-rollouts": "web",
+                                         "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+                         "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"selector": {"app": "web", "rollouts-pod-template-hash": "abc"},
+                     "ports": [{"port": 80}], "clusterIP": "10.0.0.1"},
+            "status": {"loadBalancer": {}}
+        }))
+        .unwrap();
+        trim_service(&mut svc);
+        let v = serde_json::to_value(&svc).unwrap();
+        assert_eq!(
+            v["metadata"]["annotations"],
+            serde_json::json!({"argo-rollouts.argoproj.io/managed-by-rollouts": "web"})
+        );
+        assert!(
+            v["metadata"]["managedFields"]
+                .as_array()
+                .is_none_or(|m| m.is_empty())
+        );
+        assert_eq!(
+            v["spec"],
+            serde_json::json!({"selector": {"app": "web", "rollouts-pod-template-hash": "abc"}})
+        );
+        assert!(v.get("status").is_none());
+    }
 
     fn config() -> RouterConfig {
         RouterConfig {

@@ -167,6 +167,61 @@ pub fn phase_of(
     ("Healthy", String::new())
 }
 
+/// Whether `next` differs from `current` only in the pod counters (`replicas`, `updatedReplicas`,
+/// `readyReplicas`, `availableReplicas`, `HPAReplicas`): counts in transit while pods start and stop, which
+/// may wait a moment to be written together with what follows.
+pub fn counters_only(current: &RolloutStatus, next: &RolloutStatus) -> bool {
+    const COUNTERS: [&str; 5] = [
+        "replicas",
+        "updatedReplicas",
+        "readyReplicas",
+        "availableReplicas",
+        "HPAReplicas",
+    ];
+    // Compared as written: what the status patch would carry.
+    let without_counters = |s: &RolloutStatus| {
+        let mut v = serde_json::to_value(s).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            COUNTERS.iter().for_each(|k| {
+                o.remove(*k);
+            });
+        }
+        v
+    };
+    next != current && without_counters(current) == without_counters(next)
+}
+
+#[cfg(test)]
+mod counter_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_change_of_the_pod_counters_alone_is_counters_only() {
+        let current = RolloutStatus {
+            replicas: Some(3),
+            ready_replicas: Some(3),
+            current_step_index: Some(1),
+            ..Default::default()
+        };
+        let counts = RolloutStatus {
+            replicas: Some(4),
+            updated_replicas: Some(1),
+            hpa_replicas: Some(4),
+            ..current.clone()
+        };
+        assert!(counters_only(&current, &counts));
+        let step = RolloutStatus {
+            current_step_index: Some(2),
+            ..counts.clone()
+        };
+        assert!(!counters_only(&current, &step));
+        assert!(
+            !counters_only(&current, &current.clone()),
+            "no change at all is not a change of counters"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

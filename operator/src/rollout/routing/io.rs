@@ -70,6 +70,26 @@ impl ObjectIo for ClusterObjects<'_> {
     }
 }
 
+/// The caches first: a target of a kind whose cache is kept and synced is read from it; others from the API
+/// server. Writes go to the API server.
+pub struct CachedObjects<'a>(pub &'a Client, pub &'a super::super::drift::RoutedCaches);
+
+impl ObjectIo for CachedObjects<'_> {
+    async fn get(&self, target: &Target) -> Result<Option<Value>, Error> {
+        match self
+            .1
+            .get(&target.group, &target.plural, &target.namespace, &target.name)
+        {
+            Some(cached) => Ok(cached.map(|o| serde_json::to_value(&*o).unwrap_or_default())),
+            None => ClusterObjects(self.0).get(target).await,
+        }
+    }
+
+    async fn send(&self, write: &Write) -> Result<(), Error> {
+        ClusterObjects(self.0).send(write).await
+    }
+}
+
 /// Every target of the router, read.
 async fn read(io: &impl ObjectIo, router: &dyn Router) -> Result<Objects, Error> {
     let mut objects = Objects::new();

@@ -11,7 +11,7 @@ mod smi;
 use sluice_crds::rollout::Rollout;
 use sluice_traffic::{Desired, Objects, Router, RouterError, Seen, Target, Write};
 
-pub use io::{ClusterObjects, apply_weight, change_managed_routes, observe};
+pub use io::{CachedObjects, ClusterObjects, apply_weight, change_managed_routes, observe};
 
 /// What building a router needs beyond the Rollout.
 #[derive(Clone, Debug)]

@@ -1,0 +1,76 @@
+//! The process's allocator, counting allocations while asked to (for `sluice bench-planner`); otherwise one
+//! relaxed load per allocation.
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+};
+
+/// The system allocator, counting allocations while [`counting`] is on.
+pub struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Turns counting on or off.
+pub fn counting(on: bool) {
+    COUNTING.store(on, Relaxed);
+}
+
+/// Allocations counted so far.
+pub fn allocations() -> u64 {
+    ALLOCATIONS.load(Relaxed)
+}
+
+// SAFETY: every call is passed to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Relaxed) {
+            ALLOCATIONS.fetch_add(1, Relaxed);
+        }
+        // SAFETY: the caller's contract is System's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Relaxed) {
+            ALLOCATIONS.fetch_add(1, Relaxed);
+        }
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Relaxed) {
+            ALLOCATIONS.fetch_add(1, Relaxed);
+        }
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocations_are_counted_only_while_counting() {
+        // The test binary's allocator is the system's; the counter is driven by hand here.
+        counting(true);
+        let before = allocations();
+        // SAFETY: a valid layout, freed below.
+        let p = unsafe { Counting.alloc(Layout::from_size_align(64, 8).unwrap()) };
+        assert_eq!(allocations(), before + 1);
+        counting(false);
+        // SAFETY: allocated above with this layout.
+        unsafe { Counting.dealloc(p, Layout::from_size_align(64, 8).unwrap()) };
+        let q = unsafe { Counting.alloc(Layout::from_size_align(8, 8).unwrap()) };
+        assert_eq!(allocations(), before + 1);
+        unsafe { Counting.dealloc(q, Layout::from_size_align(8, 8).unwrap()) };
+    }
+}
