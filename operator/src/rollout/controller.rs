@@ -97,6 +97,8 @@ pub struct Context {
     pub step_clock: super::pacing::StepClock,
     /// When each Rollout's status was last written, to write pod counts in transit together.
     pub status_writes: super::pacing::StatusWrites,
+    /// When a change of each Rollout's ReplicaSets was last seen (what completes a step).
+    pub rs_changes: Arc<super::pacing::ReplicaSetChanges>,
 }
 
 /// Every analysis a Rollout's strategy runs: canary steps and background, blue-green pre- and post-promotion.
@@ -181,6 +183,15 @@ pub async fn run(
     let instance = watcher::Config::default().labels(&scope.instance_selector());
     let (ro_store, ro_stream) = crate::ready::reflected(scope.api(&client), instance, &gate, CACHES[0]);
     let (rs_store, rs_stream) = replica_sets;
+    let rs_changes = Arc::new(super::pacing::ReplicaSetChanges::default());
+    let seen = rs_changes.clone();
+    let rs_stream = rs_stream.inspect(move |rs| {
+        let owner = rs.owner_references().iter().find(|o| o.controller == Some(true));
+        if let Some(o) = owner.filter(|o| o.kind == "Rollout") {
+            let key = (rs.namespace().unwrap_or_default(), o.name.clone());
+            seen.changed(key, std::time::Instant::now());
+        }
+    });
     let templates_api: Api<AnalysisTemplate> = scope.api(&client);
     let (tpl_store, tpl_stream) =
         crate::ready::reflected(templates_api, watcher::Config::default(), &gate, CACHES[2]);
@@ -215,6 +226,7 @@ pub async fn run(
         notifier,
         step_clock: Default::default(),
         status_writes: Default::default(),
+        rs_changes: rs_changes.clone(),
     });
     let _ = metrics.caches().rollouts.set(ro_store.clone());
     // Deployments named by a workloadRef: metadata only (a changed template bumps the generation); the
@@ -434,7 +446,8 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
             w.remove(&(ns.clone(), name.clone()));
         }
         ctx.step_clock.forget(&(ns.clone(), name.clone()));
-        ctx.status_writes.forget(&(ns, name));
+        ctx.status_writes.forget(&(ns.clone(), name.clone()));
+        ctx.rs_changes.forget(&(ns, name));
         return Ok(Requeue::await_change());
     }
     // Planning without the full list of ReplicaSets would start a revision that already exists.
@@ -450,7 +463,7 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
         return Ok(Requeue::requeue(Duration::from_millis(200)));
     }
     let observed = observe(&ro, &ctx).await?;
-    let plan = plan::plan(&observed, Timestamp::now());
+    let plan = plan::plan_steps(&observed, Timestamp::now());
     tracing::debug!(rollout = %name, namespace = %ns, traffic = ?observed.traffic, subsets = ?observed.subsets, actions = ?plan.actions, requeue = ?plan.requeue_after, "planned");
     let first_sight = first_sight(&ctx, &ro);
     if first_sight {
@@ -491,11 +504,14 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
     // refused and the Rollout is planned again from what the user wrote.
     publish(&ro, &ctx, &plan.events).await;
     let current = ro.status.clone().unwrap_or_default();
+    let moving = super::pacing::in_transit(&observed.replica_sets, &plan.actions);
+    let now = std::time::Instant::now();
     if let Some(wait) = ctx
         .status_writes
-        .hold(&key, &current, &plan.status, std::time::Instant::now())
+        .hold(&key, (&current, &plan.status), moving, now)
     {
-        // Pod counts in transit: written with what changes next, or once the moment has passed.
+        // Pod counts in transit: written with what changes next, once the ReplicaSets settle (their watch
+        // brings the reconcile), or at the latest when the window has passed.
         let after = plan.requeue_after.map_or(wait, |r| r.min(wait));
         return Ok(Requeue::requeue(after));
     }
@@ -507,13 +523,12 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
         r => r?,
     }
     let steps = ro.spec.strategy.canary.as_ref().and_then(|c| c.steps.as_deref());
-    ctx.step_clock.completed(
-        &key,
-        steps.unwrap_or_default(),
-        index,
-        plan.status.current_step_index,
-        started,
-    );
+    let moved = (index, plan.status.current_step_index);
+    let times = (ctx.rs_changes.trigger(&key, started), std::time::Instant::now());
+    let steps = steps.unwrap_or_default();
+    if let Some(took) = ctx.step_clock.completed(&key, steps, moved, &plan.actions, times) {
+        ctx.metrics.step_transition.observe(took.as_secs_f64());
+    }
     // After changing anything, look again soon to see the change land (ReplicaSet availability, the router's
     // state); otherwise at the plan's next deadline, or at the resync period. A Service, VirtualService or
     // DestinationRule changed by someone else brings the Rollout back through its watch (`drift`).
@@ -578,12 +593,14 @@ async fn publish(ro: &Rollout, ctx: &Context, events: &[plan::Event]) {
     // Told once per version planned from: a plan made again from the same version after a crash (events
     // written, status not) repeats no event.
     let planned = ro.resource_version().unwrap_or_default();
-    for ev in events {
-        match ctx
-            .events
+    // Sent together: each is its own object, named by what it tells.
+    let sent = futures::future::join_all(events.iter().map(|ev| {
+        ctx.events
             .publish_once(&reference, &planned, ev.warning, ev.reason, &ev.message)
-            .await
-        {
+    }))
+    .await;
+    for (ev, result) in events.iter().zip(sent) {
+        match result {
             // Notified once per event, as the event is told: a plan made again from the same version repeats
             // neither.
             Ok(true) => notify(ro, ctx, ev.reason).await,

@@ -1,15 +1,18 @@
 //! The Rollout controller's timing bookkeeping, per Rollout and in memory only.
 //!
 //! [`StepClock`]: the time from a canary step completing to the next weight applied
-//! (`sluice_rollout_step_transition_seconds`). A step completes in the reconcile that writes the next `currentStepIndex`; when that next step sets a weight
-//! (or it was the last step, and full promotion follows), the clock runs from the start of that reconcile until
-//! a later one scales a ReplicaSet or sets the router's weight while the Rollout is at that index. What is
-//! measured is the controller's own round trip: the status write, its watch event, the queue, the next reconcile
-//! and its writes.
+//! (`sluice_rollout_step_transition_seconds`), when the next step sets a weight (or the last step completed and
+//! full promotion follows). The clock starts at the change that completed the step: the last change of one of
+//! the Rollout's ReplicaSets seen by the watch (a pod became available) when it came at most
+//! [`TRIGGER_WINDOW`] before the reconcile that found the step complete, else the start of that reconcile (a
+//! pause that ran out). It stops when a ReplicaSet is scaled or the router's weight set for the next step: in
+//! the same reconcile (`plan::plan_steps`) or, when the weight waits for something, in a later one. The time in
+//! the controller's queue, the reconcile and its writes are so counted; not the watch event's own delay.
 //!
-//! [`StatusWrites`]: pod counts in transit (a status that differs only in `replicas`, `readyReplicas`, ...)
-//! are not written within [`COUNTS_WINDOW`] of the Rollout's last status write, but with the next change or
-//! once the window has passed; a step's replica moves so cost one status write instead of one per pod.
+//! [`StatusWrites`]: pod counts in transit (a status that differs only in `replicas`, `readyReplicas`, ...,
+//! while a ReplicaSet is still moving to its size or this reconcile scales one) are written with the next
+//! change of anything else, or once the ReplicaSets have settled, and at the latest [`COUNTS_WINDOW`] after the
+//! Rollout's last status write: a step's replica moves cost one status write instead of one per pod.
 
 use std::{
     collections::HashMap,
@@ -23,24 +26,33 @@ use sluice_crds::rollout::RolloutStatus;
 
 use super::plan::Action;
 
-/// How long pod counts in transit wait after a status write.
-pub const COUNTS_WINDOW: Duration = Duration::from_secs(1);
+/// How long pod counts in transit may wait after a status write.
+pub const COUNTS_WINDOW: Duration = Duration::from_secs(10);
+
+/// Whether pod counts are in transit: a ReplicaSet is not yet at its size, ready and available, or the plan
+/// scales one.
+pub fn in_transit(replica_sets: &[super::plan::RsInfo], actions: &[Action]) -> bool {
+    replica_sets
+        .iter()
+        .any(|rs| rs.spec_replicas != rs.replicas || rs.ready != rs.replicas || rs.available != rs.ready)
+        || actions.iter().any(applies_weight)
+}
 
 /// Per Rollout (namespace, name): when its status was last written.
 #[derive(Debug, Default)]
 pub struct StatusWrites(Mutex<HashMap<(String, String), Instant>>);
 
 impl StatusWrites {
-    /// How long to hold the write of `next` over `current`: only pod counts changed and the last write is
-    /// less than [`COUNTS_WINDOW`] old. `None`: write now.
+    /// How long to hold the write of `next` over `current`: only pod counts changed, they are `in_transit`
+    /// and the last write is less than [`COUNTS_WINDOW`] old. `None`: write now.
     pub fn hold(
         &self,
         key: &(String, String),
-        current: &RolloutStatus,
-        next: &RolloutStatus,
+        (current, next): (&RolloutStatus, &RolloutStatus),
+        in_transit: bool,
         now: Instant,
     ) -> Option<Duration> {
-        if !super::status::counters_only(current, next) {
+        if !in_transit || !super::status::counters_only(current, next) {
             return None;
         }
         let last = *self.0.lock().ok()?.get(key)?;
@@ -60,6 +72,39 @@ impl StatusWrites {
     pub fn forget(&self, key: &(String, String)) {
         if let Ok(mut last) = self.0.lock() {
             last.remove(key);
+        }
+    }
+}
+
+/// How recent a ReplicaSet change must be to count as the one that completed a step.
+pub const TRIGGER_WINDOW: Duration = Duration::from_secs(5);
+
+/// Per Rollout (namespace, name): when a change of one of its ReplicaSets was last seen.
+#[derive(Debug, Default)]
+pub struct ReplicaSetChanges(Mutex<HashMap<(String, String), Instant>>);
+
+impl ReplicaSetChanges {
+    /// A ReplicaSet of the Rollout changed at `at`.
+    pub fn changed(&self, key: (String, String), at: Instant) {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.insert(key, at);
+        }
+    }
+
+    /// When the step that a reconcile started at `started` found complete was completed: the last change of
+    /// the Rollout's ReplicaSets before `started`, if it is recent enough, else `started`.
+    pub fn trigger(&self, key: &(String, String), started: Instant) -> Instant {
+        let seen = self.0.lock().ok().and_then(|s| s.get(key).copied());
+        match seen {
+            Some(at) if at <= started && started.duration_since(at) <= TRIGGER_WINDOW => at,
+            _ => started,
+        }
+    }
+
+    /// The Rollout is gone.
+    pub fn forget(&self, key: &(String, String)) {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.remove(key);
         }
     }
 }
@@ -86,23 +131,31 @@ fn applies_weight(action: &Action) -> bool {
 }
 
 impl StepClock {
-    /// A status write moved the Rollout from step `before` to `after` in a reconcile that started at `at`.
+    /// A status write moved the Rollout from step `before` to `after` in a reconcile that started at `at`,
+    /// having executed `actions`. When those already applied the weight of `after` (the steps completed in
+    /// the same reconcile), the time it took is returned; otherwise the clock runs until a later reconcile
+    /// applies it.
     pub fn completed(
         &self,
         key: &(String, String),
         steps: &[CanaryStep],
-        before: Option<i32>,
-        after: Option<i32>,
-        at: Instant,
-    ) {
+        (before, after): (Option<i32>, Option<i32>),
+        actions: &[Action],
+        (at, now): (Instant, Instant),
+    ) -> Option<Duration> {
         let (Some(after), Ok(mut started)) = (after, self.0.lock()) else {
-            return;
+            return None;
         };
         if after > before.unwrap_or(0) && sets_weight(steps, after) {
+            if actions.iter().any(applies_weight) {
+                started.remove(key);
+                return Some(now.saturating_duration_since(at));
+            }
             started.insert(key.clone(), (after, at));
         } else if before != Some(after) {
             started.remove(key);
         }
+        None
     }
 
     /// A reconcile of the Rollout at step `index` executed `actions`: the time since the previous step
@@ -183,17 +236,58 @@ mod tests {
             ..counts.clone()
         };
         // Never written by this process: written now.
-        assert_eq!(writes.hold(&key(), &current, &counts, t0), None);
+        assert_eq!(writes.hold(&key(), (&current, &counts), true, t0), None);
         writes.wrote(&key(), t0);
         let soon = t0 + Duration::from_millis(300);
         assert_eq!(
-            writes.hold(&key(), &current, &counts, soon),
-            Some(Duration::from_millis(700))
+            writes.hold(&key(), (&current, &counts), true, soon),
+            Some(COUNTS_WINDOW - Duration::from_millis(300))
         );
-        assert_eq!(writes.hold(&key(), &current, &step, soon), None);
-        assert_eq!(writes.hold(&key(), &current, &counts, t0 + COUNTS_WINDOW), None);
+        // Settled counts, or anything else changed: written now.
+        assert_eq!(writes.hold(&key(), (&current, &counts), false, soon), None);
+        assert_eq!(writes.hold(&key(), (&current, &step), true, soon), None);
+        assert_eq!(
+            writes.hold(&key(), (&current, &counts), true, t0 + COUNTS_WINDOW),
+            None
+        );
         writes.forget(&key());
-        assert_eq!(writes.hold(&key(), &current, &counts, soon), None);
+        assert_eq!(writes.hold(&key(), (&current, &counts), true, soon), None);
+    }
+
+    #[test]
+    fn a_recent_replica_set_change_starts_the_clock_and_an_old_one_does_not() {
+        let changes = ReplicaSetChanges::default();
+        let t0 = Instant::now();
+        assert_eq!(changes.trigger(&key(), t0), t0);
+        changes.changed(key(), t0);
+        let soon = t0 + Duration::from_millis(80);
+        assert_eq!(changes.trigger(&key(), soon), t0);
+        let late = t0 + TRIGGER_WINDOW + Duration::from_millis(1);
+        assert_eq!(changes.trigger(&key(), late), late);
+        // A change after the reconcile started is not what it found.
+        changes.changed(key(), soon);
+        assert_eq!(changes.trigger(&key(), t0), t0);
+        changes.forget(&key());
+        assert_eq!(changes.trigger(&key(), soon), soon);
+    }
+
+    #[test]
+    fn counts_are_in_transit_while_a_replica_set_moves_or_the_plan_scales_one() {
+        let settled = [super::super::plan::RsInfo {
+            spec_replicas: 2,
+            replicas: 2,
+            ready: 2,
+            available: 2,
+            ..Default::default()
+        }];
+        assert!(!in_transit(&settled, &[]));
+        assert!(in_transit(&settled, &[scale()]));
+        let starting = [super::super::plan::RsInfo {
+            ready: 1,
+            available: 1,
+            ..settled[0].clone()
+        }];
+        assert!(in_transit(&starting, &[]));
     }
 
     #[test]
@@ -201,7 +295,10 @@ mod tests {
         let clock = StepClock::default();
         let t0 = Instant::now();
         // The pause (index 1) completes: the next step sets a weight.
-        clock.completed(&key(), &steps(), Some(1), Some(2), t0);
+        assert_eq!(
+            clock.completed(&key(), &steps(), (Some(1), Some(2)), &[], (t0, t0)),
+            None
+        );
         // A reconcile at index 2 that writes nothing yet (e.g. its own write not in the cache) measures nothing.
         assert_eq!(clock.applied(&key(), Some(2), &[], t0), None);
         let later = t0 + Duration::from_millis(40);
@@ -217,9 +314,9 @@ mod tests {
     fn a_step_followed_by_a_pause_starts_no_clock_and_the_last_step_does() {
         let clock = StepClock::default();
         let t0 = Instant::now();
-        clock.completed(&key(), &steps(), Some(0), Some(1), t0);
+        clock.completed(&key(), &steps(), (Some(0), Some(1)), &[], (t0, t0));
         assert_eq!(clock.len(), 0);
-        clock.completed(&key(), &steps(), Some(2), Some(3), t0);
+        clock.completed(&key(), &steps(), (Some(2), Some(3)), &[], (t0, t0));
         let weight = Action::SetCanaryWeight {
             weight: 100,
             additional: Vec::new(),
@@ -231,16 +328,27 @@ mod tests {
     fn a_rollout_that_moved_elsewhere_or_is_gone_is_not_measured_and_not_kept() {
         let clock = StepClock::default();
         let t0 = Instant::now();
-        clock.completed(&key(), &steps(), Some(1), Some(2), t0);
+        let moved = |from, to| (Some(from), Some(to));
+        clock.completed(&key(), &steps(), moved(1, 2), &[], (t0, t0));
         // Restarted to step 0 before the weight was applied.
         assert_eq!(clock.applied(&key(), Some(0), &[scale()], t0), None);
         assert_eq!(clock.len(), 0);
-        clock.completed(&key(), &steps(), Some(1), Some(2), t0);
+        clock.completed(&key(), &steps(), moved(1, 2), &[], (t0, t0));
         clock.forget(&key());
         assert_eq!(clock.len(), 0);
         // An abort resets the index: the awaited weight is dropped.
-        clock.completed(&key(), &steps(), Some(1), Some(2), t0);
-        clock.completed(&key(), &steps(), Some(2), Some(0), t0);
+        clock.completed(&key(), &steps(), moved(1, 2), &[], (t0, t0));
+        clock.completed(&key(), &steps(), moved(2, 0), &[], (t0, t0));
+        assert_eq!(clock.len(), 0);
+    }
+
+    #[test]
+    fn steps_completed_and_the_next_weight_applied_in_one_reconcile_are_measured_at_once() {
+        let clock = StepClock::default();
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_millis(12);
+        let took = clock.completed(&key(), &steps(), (Some(0), Some(2)), &[scale()], (t0, later));
+        assert_eq!(took, Some(Duration::from_millis(12)));
         assert_eq!(clock.len(), 0);
     }
 }

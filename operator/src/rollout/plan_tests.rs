@@ -2363,3 +2363,40 @@ fn a_paused_rollout_is_progressing_unknown_until_it_progresses_again() {
         )
     );
 }
+
+#[test]
+fn steps_that_complete_at_once_and_the_next_weight_are_planned_in_one_reconcile() {
+    // setWeight 20 is in place (8 + 2), the pause of 0 s ends as it starts: one reconcile moves on to
+    // setWeight 50 and scales for it, telling both completed steps.
+    let canary = json!({"steps": [{"setWeight": 20}, {"pause": {"duration": 0}}, {"setWeight": 50}]});
+    let ro = rollout(10, canary.clone(), Some(updating(0)));
+    let obs = observed(ro, vec![rs("old", 1, 8, 8), rs("new", 2, 2, 2)], None, None, None);
+    let p = plan_steps(&obs, at(T0));
+    assert_eq!(p.status.current_step_index, Some(2));
+    let completed = reasons(&p)
+        .iter()
+        .filter(|r| **r == "RolloutStepCompleted")
+        .count();
+    assert_eq!(completed, 2, "{:?}", reasons(&p));
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::ScaleReplicaSet { .. })),
+        "{:?}",
+        p.actions
+    );
+    // One plan alone stops at the first completed step.
+    assert_eq!(plan(&obs, at(T0)).status.current_step_index, Some(1));
+    // A step not yet complete plans as one plan does.
+    let ro = rollout(10, canary, Some(updating(0)));
+    let obs = observed(
+        ro,
+        vec![rs("old", 1, 10, 10), rs("new", 2, 0, 0)],
+        None,
+        None,
+        None,
+    );
+    let (once, steps) = (plan(&obs, at(T0)), plan_steps(&obs, at(T0)));
+    assert_eq!(steps.actions, once.actions);
+    assert_eq!(steps.status, once.status);
+}
