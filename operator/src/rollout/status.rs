@@ -168,7 +168,8 @@ pub fn phase_of(
 }
 
 /// Whether `next` differs from `current` only in the pod counters (`replicas`, `updatedReplicas`,
-/// `readyReplicas`, `availableReplicas`, `HPAReplicas`): counts in transit while pods start and stop, which
+/// `readyReplicas`, `availableReplicas`, `HPAReplicas`) and the `lastUpdateTime` of conditions that otherwise
+/// stay as they are (Progressing is touched as pods move): counts in transit while pods start and stop, which
 /// may wait a moment to be written together with what follows.
 pub fn counters_only(current: &RolloutStatus, next: &RolloutStatus) -> bool {
     const COUNTERS: [&str; 5] = [
@@ -185,6 +186,12 @@ pub fn counters_only(current: &RolloutStatus, next: &RolloutStatus) -> bool {
             COUNTERS.iter().for_each(|k| {
                 o.remove(*k);
             });
+            let conditions = o.get_mut("conditions").and_then(|c| c.as_array_mut());
+            for c in conditions.into_iter().flatten() {
+                if let Some(c) = c.as_object_mut() {
+                    c.remove("lastUpdateTime");
+                }
+            }
         }
         v
     };
