@@ -1,5 +1,5 @@
 //! The process's allocator, counting allocations while asked to (for `sluice bench-planner`); otherwise one
-//! relaxed load per allocation.
+//! relaxed load per allocation. With glibc, [`one_arena`] keeps every thread on one malloc arena.
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
@@ -11,6 +11,18 @@ pub struct Counting;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Asks glibc's malloc for a single arena. By default each thread that allocates while another holds the main
+/// arena gets one of its own (up to eight per core), and memory freed in one is not reused by the others: the
+/// controller's tasks move between the runtime's threads, and peak memory at 1000 Rollouts was 8 % higher and
+/// idle memory 4 MiB higher with them. The tasks hold the lock only for the allocation itself.
+pub fn one_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a malloc setting; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
 
 /// Turns counting on or off.
 pub fn counting(on: bool) {

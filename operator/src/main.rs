@@ -94,6 +94,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Run(args) => {
+            alloc::one_arena();
             run::init_logging(&args.log_level);
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             if let Err(e) = rt.block_on(run::run(*args)) {
