@@ -97,12 +97,7 @@ impl Requests {
             let Some((labels, value)) = rest.split_once("} ") else {
                 continue;
             };
-            let label = |name: &str| {
-                labels
-                    .split(',')
-                    .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
-                    .map(|v| v.trim_end_matches('"').to_string())
-            };
+            let label = |name: &str| crate::bench_analysis::label(labels, name).map(str::to_string);
             if let (Some(verb), Some(resource)) = (label("verb"), label("resource")) {
                 out.0.insert((verb, resource), value.trim().parse().unwrap_or(0));
             }

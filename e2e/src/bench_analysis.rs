@@ -534,7 +534,7 @@ impl Histogram {
 }
 
 /// The value of label `name` in `a="x",b="y"`.
-fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
+pub fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
     labels.split(',').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         (k.trim() == name).then(|| v.trim().trim_matches('"'))
