@@ -151,7 +151,17 @@ impl Gate {
     }
 }
 
-/// A watch of `api` kept in a store, managed fields dropped; the stream yields the objects that changed.
+/// Drops from a cached object what no reconcile reads: its managed fields and `kubectl apply`'s last-applied
+/// copy (as long as the object).
+pub fn lean<K: kube::Resource>(o: &mut K) {
+    o.meta_mut().managed_fields = None;
+    if let Some(a) = o.meta_mut().annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// A watch of `api` kept in a store, managed fields and the last-applied copy (`kubectl apply`'s, as long as the
+/// object) dropped; the stream yields the objects that changed.
 pub fn reflected<K>(
     api: kube::Api<K>,
     config: watcher::Config,
@@ -169,7 +179,7 @@ where
     let (store, writer) = kube::runtime::reflector::store();
     let events = watcher(api, config)
         .default_backoff()
-        .modify(|o| kube::ResourceExt::managed_fields_mut(o).clear())
+        .modify(lean)
         .reflect(writer);
     (store, gate.track(cache, events).touched_objects())
 }

@@ -119,7 +119,7 @@ pub fn shared_cache(
     let instance = watcher::Config::default().labels(&scope.instance_selector());
     let events = watcher(api, instance)
         .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear())
+        .modify(crate::ready::lean)
         .reflect_shared(writer);
     let source = readiness.track(CACHE, events).for_each(|event| async move {
         if let Err(e) = event {

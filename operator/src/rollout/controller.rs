@@ -328,10 +328,7 @@ fn experiments(
     let events = watcher(scope.api::<Experiment>(client), watcher::Config::default())
         .default_backoff()
         .modify(|e: &mut Experiment| {
-            e.managed_fields_mut().clear();
-            if let Some(a) = e.metadata.annotations.as_mut() {
-                a.remove("kubectl.kubernetes.io/last-applied-configuration");
-            }
+            crate::ready::lean(e);
             for t in &mut e.spec.templates {
                 t.template = Default::default();
             }
@@ -362,12 +359,7 @@ pub fn shared_replica_sets(
     ];
     let events = watcher(scope.api(client), watcher::Config::default().labels(HASH_LABEL))
         .default_backoff()
-        .modify(|o: &mut ReplicaSet| {
-            o.managed_fields_mut().clear();
-            if let Some(a) = o.metadata.annotations.as_mut() {
-                a.remove("kubectl.kubernetes.io/last-applied-configuration");
-            }
-        })
+        .modify(crate::ready::lean)
         .reflect_shared(writer);
     let source = readiness
         .track(REPLICA_SETS_CACHE, events)

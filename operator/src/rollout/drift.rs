@@ -142,20 +142,12 @@ impl RoutedCaches {
     }
 }
 
-/// Drops what no reconcile reads: managed fields and the last-applied copy.
-fn lean<K: kube::Resource>(o: &mut K) {
-    o.managed_fields_mut().clear();
-    if let Some(a) = o.meta_mut().annotations.as_mut() {
-        a.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
-}
-
 /// The name of the Service cache in readiness reports.
 pub const SERVICES_CACHE: &str = "services";
 
 /// What a reconcile reads of a Service: its name, annotations (managed-by) and selector.
 fn trim_service(svc: &mut Service) {
-    lean(svc);
+    crate::ready::lean(svc);
     svc.spec = svc
         .spec
         .take()
@@ -302,7 +294,7 @@ fn events(
     caches.insert(&resource, writer.as_reader());
     watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(lean)
+        .modify(crate::ready::lean)
         .reflect(writer)
         .touched_objects()
         .filter_map(move |r| {
