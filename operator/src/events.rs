@@ -14,8 +14,10 @@ use kube::{
 };
 use serde_json::json;
 
-/// Beyond this many remembered events the memory is cleared (a repeat then starts a new event).
-const MAX_REMEMBERED: usize = 10_000;
+/// Beyond this many remembered events the memory is cleared (a repeat then starts a new event). Repeats come
+/// close together (a warning told again at each retry), and most events are never repeated (each AnalysisRun's
+/// outcome names the run): a small memory keeps the counts right and costs at most about 0.6 MiB.
+const MAX_REMEMBERED: usize = 2048;
 
 /// (object uid, reason, message) → (event name, count).
 type Seen = HashMap<(String, String, String), (String, i32)>;
