@@ -110,12 +110,13 @@ pub fn rollouts_steering(
 #[derive(Clone, Default)]
 pub struct RoutedCaches(Arc<Mutex<ByKind>>);
 
-/// (API group, plural) → the kind's resource and cache.
-type ByKind = HashMap<(String, String), (ApiResource, Store<DynamicObject>)>;
+/// (API group, plural) → the kind's resource, the namespace watched (all when `None`) and the cache.
+type ByKind = HashMap<(String, String), (ApiResource, Option<String>, Store<DynamicObject>)>;
 
 impl RoutedCaches {
-    /// The cached object: `None` when no synced cache of the kind is kept (read it from the API server), else
-    /// whether it exists.
+    /// The cached object: `None` when no synced cache of the kind holds that namespace (read it from the API
+    /// server: a Rollout may name a VirtualService of another namespace than the one watched), else whether
+    /// it exists.
     pub fn get(
         &self,
         group: &str,
@@ -123,21 +124,20 @@ impl RoutedCaches {
         namespace: &str,
         name: &str,
     ) -> Option<Option<Arc<DynamicObject>>> {
-        let (resource, store) = self
-            .0
-            .lock()
-            .ok()?
-            .get(&(group.to_string(), plural.to_string()))?
-            .clone();
+        let kind = (group.to_string(), plural.to_string());
+        let (resource, watched, store) = self.0.lock().ok()?.get(&kind)?.clone();
+        if watched.is_some_and(|w| w != namespace) {
+            return None;
+        }
         store.wait_until_ready().now_or_never()?.ok()?;
         let key = ObjectRef::new_with(name, resource).within(namespace);
         Some(store.get(&key))
     }
 
-    fn insert(&self, resource: &ApiResource, store: Store<DynamicObject>) {
+    fn insert(&self, resource: &ApiResource, namespace: Option<String>, store: Store<DynamicObject>) {
         if let Ok(mut caches) = self.0.lock() {
             let key = (resource.group.clone(), resource.plural.clone());
-            caches.insert(key, (resource.clone(), store));
+            caches.insert(key, (resource.clone(), namespace, store));
         }
     }
 }
@@ -291,7 +291,7 @@ fn events(
         None => Api::all_with(client, &resource),
     };
     let writer = reflector::store::Writer::new(resource.clone());
-    caches.insert(&resource, writer.as_reader());
+    caches.insert(&resource, namespace.clone(), writer.as_reader());
     watcher(api, watcher::Config::default())
         .default_backoff()
         .modify(crate::ready::lean)
@@ -307,6 +307,34 @@ fn events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_routed_object_is_read_from_a_synced_cache_of_its_namespace_and_otherwise_from_the_server() {
+        let gvk = GroupVersionKind::gvk("networking.istio.io", "v1beta1", "VirtualService");
+        let resource = ApiResource::from_gvk_with_plural(&gvk, "virtualservices");
+        let caches = RoutedCaches::default();
+        let get = |ns: &str, name: &str| {
+            caches
+                .get("networking.istio.io", "virtualservices", ns, name)
+                .map(|o| o.is_some())
+        };
+        assert_eq!(get("shop", "web"), None, "no cache of the kind");
+        let mut writer = reflector::store::Writer::new(resource.clone());
+        caches.insert(&resource, Some("shop".into()), writer.as_reader());
+        assert_eq!(get("shop", "web"), None, "not synced yet");
+        let mut vs = DynamicObject::new("web", &resource).within("shop");
+        vs.metadata.resource_version = Some("1".into());
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(vs));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        assert_eq!(get("shop", "web"), Some(true));
+        assert_eq!(get("shop", "gone"), Some(false));
+        assert_eq!(
+            get("mesh", "edge"),
+            None,
+            "another namespace than the one watched"
+        );
+    }
 
     #[test]
     fn a_cached_service_keeps_its_selector_and_annotations_only() {
