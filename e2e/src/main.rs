@@ -141,6 +141,50 @@ enum ClusterCmd {
     },
 }
 
+/// Runs the Rollout benchmark once per count and prints each run's request tables, then one summary line per
+/// run.
+fn print_bench(
+    rt: &tokio::runtime::Runtime,
+    bin_dir: &std::path::Path,
+    sluice: &std::path::Path,
+    count: Vec<usize>,
+    strategy: sluice_e2e::bench::Strategy,
+) -> Result<()> {
+    let mut reports = Vec::new();
+    for n in count {
+        let r = rt.block_on(sluice_e2e::bench::run(bin_dir.to_path_buf(), sluice, n, strategy))?;
+        let steps = match strategy {
+            sluice_e2e::bench::Strategy::Canary => sluice_e2e::bench::CANARY_STEPS,
+            sluice_e2e::bench::Strategy::BlueGreen => 0,
+        };
+        println!("--- {} rollouts", r.count);
+        print!("{}", r.breakdown("first deploy", &r.deploy, 0));
+        print!("{}", r.breakdown("update walk", &r.update, steps));
+        reports.push(r);
+    }
+    println!(
+        "rollouts  first-deploy-s  update-walk-s  idle-rss-MiB  peak-rss-MiB  KiB/rollout  cpu-s  \
+         api-requests/rollout  step->weight-p50-ms  p99-ms"
+    );
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0}", v * 1000.0));
+    for r in reports {
+        println!(
+            "{:>8}  {:>14.1}  {:>13.1}  {:>12.1}  {:>12.1}  {:>11.1}  {:>5.1}  {:>20.1}  {:>19}  {:>6}",
+            r.count,
+            r.deploy_secs,
+            r.update_secs,
+            r.idle_rss_mib,
+            r.peak_rss_mib,
+            r.marginal_kib(),
+            r.cpu_secs,
+            r.requests_per_rollout(),
+            ms(r.step_latency.1),
+            ms(r.step_latency.2),
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     // One thread: components get SIGKILL when the thread that spawned them dies (see process.rs).
@@ -168,39 +212,7 @@ fn main() -> Result<()> {
             sluice,
         } => {
             let (bin_dir, sluice) = binaries(bin_dir, sluice)?;
-            let mut reports = Vec::new();
-            for n in count {
-                let r = rt.block_on(sluice_e2e::bench::run(bin_dir.clone(), &sluice, n, strategy))?;
-                let steps = match strategy {
-                    sluice_e2e::bench::Strategy::Canary => sluice_e2e::bench::CANARY_STEPS,
-                    sluice_e2e::bench::Strategy::BlueGreen => 0,
-                };
-                println!("--- {} rollouts", r.count);
-                print!("{}", r.breakdown("first deploy", &r.deploy, 0));
-                print!("{}", r.breakdown("update walk", &r.update, steps));
-                reports.push(r);
-            }
-            println!(
-                "rollouts  first-deploy-s  update-walk-s  idle-rss-MiB  peak-rss-MiB  KiB/rollout  cpu-s  \
-                 api-requests/rollout  step->weight-p50-ms  p99-ms"
-            );
-            let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0}", v * 1000.0));
-            for r in reports {
-                println!(
-                    "{:>8}  {:>14.1}  {:>13.1}  {:>12.1}  {:>12.1}  {:>11.1}  {:>5.1}  {:>20.1}  {:>19}  {:>6}",
-                    r.count,
-                    r.deploy_secs,
-                    r.update_secs,
-                    r.idle_rss_mib,
-                    r.peak_rss_mib,
-                    r.marginal_kib(),
-                    r.cpu_secs,
-                    r.requests_per_rollout(),
-                    ms(r.step_latency.1),
-                    ms(r.step_latency.2),
-                );
-            }
-            Ok(())
+            print_bench(&rt, &bin_dir, &sluice, count, strategy)
         }
         Cmd::BenchSoak {
             count,
