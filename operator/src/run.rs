@@ -284,6 +284,7 @@ pub async fn run(args: Args) -> Result<()> {
         }),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let trimming = tokio::spawn(crate::alloc::return_freed());
     let (controllers, watches) = spawn_controllers(&args, &client, &scope, &metrics, &readiness, stop_rx)?;
 
     let mut lost = None;
@@ -300,6 +301,7 @@ pub async fn run(args: Args) -> Result<()> {
         }),
     }
     let _ = stop_tx.send(true);
+    trimming.abort();
     if let Some(why) = &lost {
         // The gate closed with the lease: nothing more is written; a restart makes this a standby.
         tracing::error!(reason = %why, "stopped leading; exiting");

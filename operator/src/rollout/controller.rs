@@ -521,15 +521,20 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
     if let Some(took) = ctx.step_clock.completed(&key, steps, moved, &plan.actions, times) {
         ctx.metrics.step_transition.observe(took.as_secs_f64());
     }
-    // After changing anything, look again soon to see the change land (ReplicaSet availability, the router's
-    // state); otherwise at the plan's next deadline, or at the resync period. A Service, VirtualService or
-    // DestinationRule changed by someone else brings the Rollout back through its watch (`drift`).
+    // What a change does comes back through the watches: ReplicaSets (availability), AnalysisRuns and
+    // Experiments (owned), Services and the routers' objects (`drift`). After changing anything, look again
+    // within FOLLOW_UP anyway (a traffic router plugin's state has no watch); otherwise at the plan's next
+    // deadline, or at the resync period.
     let mut after = plan.requeue_after.unwrap_or(Duration::from_secs(900));
     if !plan.actions.is_empty() {
-        after = after.min(Duration::from_millis(250));
+        after = after.min(FOLLOW_UP);
     }
     Ok(Requeue::requeue(after))
 }
+
+/// How soon a Rollout whose reconcile changed something is looked at again when no watch event brings it back
+/// first.
+const FOLLOW_UP: Duration = Duration::from_secs(3);
 
 /// Whether this process reconciles the Rollout for the first time (upstream's RolloutAddedToInformer). Rollouts
 /// gone from the cache are forgotten now and then, so the set does not grow with churn.
