@@ -50,6 +50,18 @@ impl Readiness {
         self.synced_tx.send_modify(|n| *n += 1);
     }
 
+    /// Resolves once every cache registered so far is synced.
+    pub async fn all_synced(&self) {
+        let mut synced = self.synced_tx.subscribe();
+        let all = |_: &u64| {
+            self.caches
+                .lock()
+                .map(|c| c.values().all(|s| *s))
+                .unwrap_or(false)
+        };
+        let _ = synced.wait_for(all).await;
+    }
+
     /// (HTTP status, body) of `/readyz`.
     pub fn report(&self) -> (u16, String) {
         let waiting: Vec<&str> = self
@@ -235,5 +247,25 @@ mod tests {
         assert_eq!(readiness.report().0, 503);
         readiness.synced("applications");
         assert_eq!(readiness.report(), (200, "ok: leading".into()));
+    }
+
+    #[tokio::test]
+    async fn all_synced_waits_for_every_registered_cache() {
+        let (_lead, leading) = watch::channel(false);
+        let readiness = Readiness::new(leading, None);
+        readiness.expect("rollouts");
+        readiness.expect("replicasets");
+        let waiting = tokio::spawn({
+            let readiness = readiness.clone();
+            async move { readiness.all_synced().await }
+        });
+        readiness.synced("rollouts");
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "one cache is still listing");
+        readiness.synced("replicasets");
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("resolves once both are synced")
+            .unwrap();
     }
 }

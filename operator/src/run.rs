@@ -284,8 +284,13 @@ pub async fn run(args: Args) -> Result<()> {
         }),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let trimming = tokio::spawn(crate::alloc::return_freed());
     let (controllers, watches) = spawn_controllers(&args, &client, &scope, &metrics, &readiness, stop_rx)?;
+    // What filling the caches freed goes back at once, then every 30 s.
+    let synced = readiness.clone();
+    let trimming = tokio::spawn(async move {
+        synced.all_synced().await;
+        crate::alloc::return_freed().await
+    });
 
     let mut lost = None;
     tokio::select! {

@@ -451,8 +451,9 @@ async fn reconcile_rollout(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeu
     if let (Some(written), Some(cached)) = (last_written, resource_version(&ro))
         && cached < written
     {
-        // Our own last write has not reached the cache yet; its watch event brings the next reconcile.
-        return Ok(Requeue::requeue(Duration::from_millis(200)));
+        // Our own last write has not reached the cache yet; its watch event brings the next reconcile (the
+        // requeue only in case the watch is restarting).
+        return Ok(Requeue::requeue(Duration::from_secs(2)));
     }
     let observed = observe(&ro, &ctx).await?;
     let plan = plan::plan_steps(&observed, Timestamp::now());
