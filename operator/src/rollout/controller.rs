@@ -184,14 +184,7 @@ pub async fn run(
     let (ro_store, ro_stream) = crate::ready::reflected(scope.api(&client), instance, &gate, CACHES[0]);
     let (rs_store, rs_stream) = replica_sets;
     let rs_changes = Arc::new(super::pacing::ReplicaSetChanges::default());
-    let seen = rs_changes.clone();
-    let rs_stream = rs_stream.inspect(move |rs| {
-        let owner = rs.owner_references().iter().find(|o| o.controller == Some(true));
-        if let Some(o) = owner.filter(|o| o.kind == "Rollout") {
-            let key = (rs.namespace().unwrap_or_default(), o.name.clone());
-            seen.changed(key, std::time::Instant::now());
-        }
-    });
+    let rs_stream = noting_changes(rs_stream, rs_changes.clone());
     let templates_api: Api<AnalysisTemplate> = scope.api(&client);
     let (tpl_store, tpl_stream) =
         crate::ready::reflected(templates_api, watcher::Config::default(), &gate, CACHES[2]);
@@ -276,6 +269,21 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// Passes the ReplicaSets' watch events through, noting when each Rollout's ReplicaSets last changed (where
+/// the step clock starts).
+fn noting_changes(
+    replica_sets: impl futures::Stream<Item = Arc<ReplicaSet>> + Send + 'static,
+    seen: Arc<super::pacing::ReplicaSetChanges>,
+) -> impl futures::Stream<Item = Arc<ReplicaSet>> + Send + 'static {
+    replica_sets.inspect(move |rs| {
+        let owner = rs.owner_references().iter().find(|o| o.controller == Some(true));
+        if let Some(o) = owner.filter(|o| o.kind == "Rollout") {
+            let key = (rs.namespace().unwrap_or_default(), o.name.clone());
+            seen.changed(key, std::time::Instant::now());
+        }
+    })
 }
 
 /// The ClusterAnalysisTemplates' cache and changes; in namespaced mode an empty store that never changes.
@@ -1505,4 +1513,41 @@ async fn set_ephemeral_metadata(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica_set(owner_kind: &str) -> Arc<ReplicaSet> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web-abc", "namespace": "shop", "ownerReferences": [{
+                    "apiVersion": "argoproj.io/v1alpha1", "kind": owner_kind, "name": "web",
+                    "uid": "u1", "controller": true
+                }]}
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_rollouts_replica_set_change_is_noted_and_passed_on() {
+        let seen = Arc::new(super::super::pacing::ReplicaSetChanges::default());
+        let events = futures::stream::iter([replica_set("Rollout"), replica_set("Experiment")]);
+        let passed: Vec<_> = noting_changes(events, seen.clone()).collect().await;
+        assert_eq!(passed.len(), 2, "every event passes through");
+        let later = std::time::Instant::now() + Duration::from_millis(50);
+        let key = ("shop".to_string(), "web".to_string());
+        assert!(
+            seen.trigger(&key, later) < later,
+            "the change is where the step clock starts"
+        );
+        let other = ("shop".to_string(), "other".to_string());
+        assert_eq!(
+            seen.trigger(&other, later),
+            later,
+            "nothing noted for another Rollout"
+        );
+    }
 }
