@@ -12,6 +12,7 @@ mod experiment;
 mod leader;
 mod metrics;
 mod notifications;
+mod packed;
 mod ready;
 mod rollout;
 mod run;

@@ -90,7 +90,7 @@ impl Metrics {
 #[derive(Debug, Default)]
 pub struct Caches {
     /// Rollouts.
-    pub rollouts: OnceLock<Store<Rollout>>,
+    pub rollouts: OnceLock<Store<crate::packed::Packed<Rollout>>>,
     /// AnalysisRuns.
     pub analysis_runs: OnceLock<Store<AnalysisRun>>,
     /// Experiments.
@@ -267,7 +267,8 @@ impl Collector for Caches {
             encode_requests(&mut encoder, requests)?;
         }
         if let Some(store) = self.rollouts.get() {
-            encode_rollouts(&mut encoder, &store.state())?;
+            let rollouts: Vec<_> = store.state().iter().filter_map(|ro| ro.unpack().ok()).collect();
+            encode_rollouts(&mut encoder, &rollouts)?;
         }
         if let Some(store) = self.analysis_runs.get() {
             encode_analysis_runs(&mut encoder, &store.state())?;
@@ -280,10 +281,7 @@ impl Collector for Caches {
 }
 
 /// `rollout_info` and `rollout_info_replicas_*` of the cached Rollouts.
-fn encode_rollouts(
-    encoder: &mut DescriptorEncoder,
-    rollouts: &[Arc<Rollout>],
-) -> Result<(), std::fmt::Error> {
+fn encode_rollouts(encoder: &mut DescriptorEncoder, rollouts: &[Rollout]) -> Result<(), std::fmt::Error> {
     let info = rollouts.iter().map(|ro| {
         let canary = ro.spec.strategy.canary.as_ref();
         let strategy = if canary.is_some() { "canary" } else { "blueGreen" };

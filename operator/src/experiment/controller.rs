@@ -31,6 +31,7 @@ use super::{
 };
 use crate::{
     events::EventWriter,
+    packed::Packed,
     rollout::{HASH_LABEL, SCALE_DOWN_DEADLINE_ANNOTATION, analysis::Templates},
 };
 
@@ -40,12 +41,15 @@ pub enum Error {
     /// The API server refused or failed a request.
     #[error("{0}")]
     Kube(#[from] kube::Error),
+    /// A cached object could not be decoded.
+    #[error("cache: {0}")]
+    Cache(String),
 }
 
 /// What every reconcile shares.
 struct Context {
     client: Client,
-    replica_sets: Store<ReplicaSet>,
+    replica_sets: Store<Packed<ReplicaSet>>,
     analysis_runs: Store<AnalysisRun>,
     templates: Store<AnalysisTemplate>,
     cluster_templates: Store<ClusterAnalysisTemplate>,
@@ -83,8 +87,8 @@ pub async fn run(
         impl futures::Stream<Item = Arc<AnalysisRun>> + Send + 'static,
     ),
     replica_sets: (
-        Store<ReplicaSet>,
-        impl futures::Stream<Item = Arc<ReplicaSet>> + Send + 'static,
+        Store<Packed<ReplicaSet>>,
+        impl futures::Stream<Item = Arc<Packed<ReplicaSet>>> + Send + 'static,
     ),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -157,8 +161,10 @@ fn resource_version(ex: &Experiment) -> Option<u64> {
 }
 
 fn error_policy(ex: Arc<Experiment>, err: &Error, ctx: Arc<Context>) -> Requeue {
-    let Error::Kube(e) = err;
-    let reason = crate::backoff::kube_reason(e);
+    let reason = match err {
+        Error::Kube(e) => crate::backoff::kube_reason(e),
+        Error::Cache(_) => "Cache",
+    };
     ctx.metrics.reconcile_failed("experiment", reason);
     let key = key_of(&ex);
     let delay = ctx.backoff.failed(&key);
@@ -278,10 +284,18 @@ async fn observe<'a>(
 ) -> Result<Observed<'a>, Error> {
     let ns = ex.namespace().unwrap_or_default();
     let mut replica_sets = BTreeMap::new();
-    for rs in ctx.replica_sets.state() {
-        if rs.namespace().as_deref() != Some(ns.as_str()) {
+    let uid = ex.uid();
+    for packed in ctx.replica_sets.state() {
+        let controller = packed
+            .owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true));
+        if packed.namespace().as_deref() != Some(ns.as_str()) || controller.map(|o| &o.uid) != uid.as_ref() {
             continue;
         }
+        let rs = packed
+            .unpack()
+            .map_err(|e| Error::Cache(format!("ReplicaSet {}: {e}", packed.name_any())))?;
         let Some(template) = claimed_by(ex, &rs.metadata) else {
             continue;
         };

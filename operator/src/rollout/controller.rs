@@ -32,7 +32,7 @@ use sluice_crds::{
 };
 use sluice_traffic::istio;
 
-use crate::events::EventWriter;
+use crate::{events::EventWriter, packed::Packed};
 use tracing::{info, warn};
 
 use super::{
@@ -54,6 +54,9 @@ pub enum Error {
     /// The new ReplicaSet's name is taken by one that is not this Rollout's.
     #[error("ReplicaSet {0} exists and is not this Rollout's")]
     HashCollision(String),
+    /// A cached object could not be decoded.
+    #[error("cache: {0}")]
+    Cache(String),
 }
 
 /// What every reconcile shares.
@@ -61,7 +64,7 @@ pub struct Context {
     /// The client.
     pub client: Client,
     /// Cache of the ReplicaSets that carry the pod-template-hash label.
-    pub replica_sets: Store<ReplicaSet>,
+    pub replica_sets: Store<Packed<ReplicaSet>>,
     /// Cache of the Services, trimmed to their selectors and annotations.
     pub services: Store<Service>,
     /// Caches of the routers' objects and the DestinationRules.
@@ -161,8 +164,8 @@ pub async fn run(
         impl futures::Stream<Item = Arc<AnalysisRun>> + Send + 'static,
     ),
     replica_sets: (
-        Store<ReplicaSet>,
-        impl futures::Stream<Item = Arc<ReplicaSet>> + Send + 'static,
+        Store<Packed<ReplicaSet>>,
+        impl futures::Stream<Item = Arc<Packed<ReplicaSet>>> + Send + 'static,
     ),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -181,7 +184,8 @@ pub async fn run(
     let gate = readiness.gate(&caches);
     // Other instances' Rollouts never enter the cache.
     let instance = watcher::Config::default().labels(&scope.instance_selector());
-    let (ro_store, ro_stream) = crate::ready::reflected(scope.api(&client), instance, &gate, CACHES[0]);
+    let (ro_store, ro_stream) =
+        crate::ready::reflected(scope.api::<Packed<Rollout>>(&client), instance, &gate, CACHES[0]);
     let (rs_store, rs_stream) = replica_sets;
     let rs_changes = Arc::new(super::pacing::ReplicaSetChanges::default());
     let rs_stream = noting_changes(rs_stream, rs_changes.clone());
@@ -254,12 +258,7 @@ pub async fn run(
         })
         .watches_stream(ctpl_stream, move |t: ClusterAnalysisTemplate| {
             let name = t.name_any();
-            for_cluster_templates
-                .state()
-                .into_iter()
-                .filter(|ro| references(ro, &name, true))
-                .map(|ro| reflector::ObjectRef::from_obj(&*ro))
-                .collect::<Vec<_>>()
+            rollouts_where(&for_cluster_templates, None, |ro| references(ro, &name, true))
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -274,9 +273,9 @@ pub async fn run(
 /// Passes the ReplicaSets' watch events through, noting when each Rollout's ReplicaSets last changed (where
 /// the step clock starts).
 fn noting_changes(
-    replica_sets: impl futures::Stream<Item = Arc<ReplicaSet>> + Send + 'static,
+    replica_sets: impl futures::Stream<Item = Arc<Packed<ReplicaSet>>> + Send + 'static,
     seen: Arc<super::pacing::ReplicaSetChanges>,
-) -> impl futures::Stream<Item = Arc<ReplicaSet>> + Send + 'static {
+) -> impl futures::Stream<Item = Arc<Packed<ReplicaSet>>> + Send + 'static {
     replica_sets.inspect(move |rs| {
         let owner = rs.owner_references().iter().find(|o| o.controller == Some(true));
         if let Some(o) = owner.filter(|o| o.kind == "Rollout") {
@@ -348,17 +347,20 @@ fn experiments(
 /// The name of the ReplicaSet cache in readiness reports.
 pub const REPLICA_SETS_CACHE: &str = "replicasets";
 
+/// The changes of the shared ReplicaSets' cache, as one controller receives them.
+pub type ReplicaSetHandle = reflector::ReflectHandle<Packed<ReplicaSet>>;
+
 /// The one cache of the ReplicaSets that carry the pod-template-hash label (Rollouts' and Experiments'; a
-/// Deployment's ReplicaSets stay out), lean (no managed fields, no last-applied copy), shared by the Rollout
+/// Deployment's ReplicaSets stay out), packed (no managed fields, no last-applied copy), shared by the Rollout
 /// and Experiment controllers: the future keeps it, each handle wakes one controller.
 pub fn shared_replica_sets(
     client: &Client,
     scope: &crate::scope::Scope,
     readiness: &Arc<crate::ready::Readiness>,
 ) -> (
-    Store<ReplicaSet>,
+    Store<Packed<ReplicaSet>>,
     impl std::future::Future<Output = ()> + Send + 'static,
-    [reflector::ReflectHandle<ReplicaSet>; 2],
+    [ReplicaSetHandle; 2],
 ) {
     let (store, writer) = reflector::store_shared(4096);
     let subscribers = [
@@ -367,7 +369,6 @@ pub fn shared_replica_sets(
     ];
     let events = watcher(scope.api(client), watcher::Config::default().labels(HASH_LABEL))
         .default_backoff()
-        .modify(crate::ready::lean)
         .reflect_shared(writer);
     let source = readiness
         .track(REPLICA_SETS_CACHE, events)
@@ -382,21 +383,23 @@ pub fn shared_replica_sets(
 /// The cache of ClusterAnalysisTemplates, which namespaced mode does without.
 const CLUSTER_TEMPLATES_CACHE: &str = "clusteranalysistemplates";
 
-/// The Rollouts of `namespace` in the store for which `wanted` holds, to reconcile.
+/// The Rollouts of `namespace` (of every namespace when `None`) in the store for which `wanted` holds, to
+/// reconcile. Each is decoded: for the changes of templates and workloads, which are rare.
 fn rollouts_where(
-    store: &Store<Rollout>,
+    store: &Store<Packed<Rollout>>,
     namespace: Option<String>,
     wanted: impl Fn(&Rollout) -> bool,
-) -> Vec<reflector::ObjectRef<Rollout>> {
+) -> Vec<reflector::ObjectRef<Packed<Rollout>>> {
     store
         .state()
         .into_iter()
-        .filter(|ro| ro.namespace() == namespace && wanted(ro))
+        .filter(|ro| namespace.is_none() || ro.namespace() == namespace)
+        .filter(|ro| ro.unpack().is_ok_and(|ro| wanted(&ro)))
         .map(|ro| reflector::ObjectRef::from_obj(&*ro))
         .collect()
 }
 
-fn key_of(ro: &Rollout) -> String {
+fn key_of(ro: &impl ResourceExt) -> String {
     format!("{}/{}", ro.namespace().unwrap_or_default(), ro.name_any())
 }
 
@@ -407,29 +410,33 @@ impl Error {
             Error::Kube(e) => crate::backoff::kube_reason(e),
             Error::Traffic(_) => "TrafficRouting",
             Error::HashCollision(_) => "HashCollision",
+            Error::Cache(_) => "Cache",
         }
     }
 }
 
-fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Requeue {
+fn error_policy(ro: Arc<Packed<Rollout>>, err: &Error, ctx: Arc<Context>) -> Requeue {
     ctx.metrics.rollout_reconcile_error.inc();
     ctx.metrics.reconcile_failed("rollout", err.reason());
-    let key = key_of(&ro);
+    let key = key_of(&*ro);
     let delay = ctx.backoff.failed(&key);
     warn!(rollout = %key, reason = err.reason(), error = %err, retry_in = ?delay, "reconcile failed; retrying");
     Requeue::requeue(delay)
 }
 
-async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+async fn reconcile(packed: Arc<Packed<Rollout>>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     if !ctx.gate.is_open() {
         // Everything is reconciled when the gate opens.
         return Ok(Requeue::await_change());
     }
     let started = std::time::Instant::now();
     let metrics = ctx.metrics.clone();
-    let key = key_of(&ro);
+    let key = key_of(&*packed);
+    let ro = packed
+        .unpack()
+        .map_err(|e| Error::Cache(format!("Rollout {key}: {e}")))?;
     let backoff = ctx.clone();
-    let result = reconcile_rollout(ro, ctx).await;
+    let result = reconcile_rollout(Arc::new(ro), ctx).await;
     if result.is_ok() {
         backoff.backoff.succeeded(&key);
     }
@@ -724,7 +731,7 @@ async fn resolve_workload(ro: &Rollout, ctx: &Context) -> Result<(Rollout, Optio
 async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     let (resolved, workload) = resolve_workload(ro, ctx).await?;
     let ro = &resolved;
-    let (desired_hash, replica_sets) = observe_replica_sets(ro, workload.as_ref(), ctx);
+    let (desired_hash, replica_sets) = observe_replica_sets(ro, workload.as_ref(), ctx)?;
     let canary = ro.spec.strategy.canary.as_ref();
     let (stable_name, canary_name) = super::drift::services(ro);
     let stable_service = service_state(ro, ctx, stable_name);
@@ -746,7 +753,7 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     let subsets = observe_subsets(ro, ctx).await?;
     let (analysis_runs, templates) = observe_analysis(ro, ctx);
     let experiments = observe_experiments(ro, ctx);
-    let rs_templates = experiment_sources(ro, &desired_hash, ctx);
+    let rs_templates = experiment_sources(ro, &desired_hash, ctx)?;
     Ok(Observed {
         experiments,
         rs_templates,
@@ -832,22 +839,10 @@ fn observe_replica_sets(
     ro: &Rollout,
     workload: Option<&WorkloadState>,
     ctx: &Context,
-) -> (String, Vec<RsInfo>) {
-    let ns = ro.namespace().unwrap_or_default();
-    let uid = ro.uid().unwrap_or_default();
+) -> Result<(String, Vec<RsInfo>), Error> {
+    let owned = owned_replica_sets(ro, ctx)?;
     let status = ro.status.as_ref();
     let collision = status.and_then(|s| s.collision_count);
-    let owned: Vec<_> = ctx
-        .replica_sets
-        .state()
-        .into_iter()
-        .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|rs| {
-            rs.owner_references()
-                .iter()
-                .any(|o| o.uid == uid && o.controller == Some(true))
-        })
-        .collect();
     let desired_hash = match ro.spec.template.as_ref() {
         None => String::new(),
         Some(template) => {
@@ -877,7 +872,26 @@ fn observe_replica_sets(
             )
         }
     };
-    (desired_hash, owned.iter().map(|rs| rs_info(rs)).collect())
+    Ok((desired_hash, owned.iter().map(rs_info).collect()))
+}
+
+/// The ReplicaSets the Rollout controls, decoded from the cache.
+fn owned_replica_sets(ro: &Rollout, ctx: &Context) -> Result<Vec<ReplicaSet>, Error> {
+    let uid = ro.uid().unwrap_or_default();
+    ctx.replica_sets
+        .state()
+        .into_iter()
+        .filter(|rs| rs.namespace() == ro.namespace())
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        })
+        .map(|rs| {
+            rs.unpack()
+                .map_err(|e| Error::Cache(format!("ReplicaSet {}: {e}", rs.name_any())))
+        })
+        .collect()
 }
 
 /// The hash a Service selects, if it is configured and exists, from the Services' cache.
@@ -1005,7 +1019,11 @@ fn observe_experiments(ro: &Rollout, ctx: &Context) -> Vec<plan::ExperimentInfo>
 
 /// While the current step is an experiment, the pod templates of the Rollout's ReplicaSets (the canary's and
 /// the stable's among them), which the Experiment's templates copy.
-fn experiment_sources(ro: &Rollout, desired_hash: &str, ctx: &Context) -> Vec<plan::RsTemplate> {
+fn experiment_sources(
+    ro: &Rollout,
+    desired_hash: &str,
+    ctx: &Context,
+) -> Result<Vec<plan::RsTemplate>, Error> {
     let steps = ro
         .spec
         .strategy
@@ -1020,19 +1038,11 @@ fn experiment_sources(ro: &Rollout, desired_hash: &str, ctx: &Context) -> Vec<pl
         .unwrap_or(0)
         .max(0) as usize;
     if steps.get(index).is_none_or(|s| s.experiment.is_none()) {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let stable = ro.status.as_ref().and_then(|s| s.stable_rs.as_deref());
-    let uid = ro.uid().unwrap_or_default();
-    ctx.replica_sets
-        .state()
+    Ok(owned_replica_sets(ro, ctx)?
         .into_iter()
-        .filter(|rs| rs.namespace() == ro.namespace())
-        .filter(|rs| {
-            rs.owner_references()
-                .iter()
-                .any(|o| o.uid == uid && o.controller == Some(true))
-        })
         .filter_map(|rs| {
             let hash = rs.labels().get(HASH_LABEL)?.clone();
             if hash != desired_hash && Some(hash.as_str()) != stable {
@@ -1046,7 +1056,7 @@ fn experiment_sources(ro: &Rollout, desired_hash: &str, ctx: &Context) -> Vec<pl
                 min_ready_seconds: spec.min_ready_seconds,
             })
         })
-        .collect()
+        .collect())
 }
 
 /// Pods of the rollout (by its selector) created before spec.restartAt and not already terminating. Listed
@@ -1519,7 +1529,7 @@ async fn set_ephemeral_metadata(
 mod tests {
     use super::*;
 
-    fn replica_set(owner_kind: &str) -> Arc<ReplicaSet> {
+    fn replica_set(owner_kind: &str) -> Arc<Packed<ReplicaSet>> {
         Arc::new(
             serde_json::from_value(serde_json::json!({
                 "metadata": {"name": "web-abc", "namespace": "shop", "ownerReferences": [{

@@ -21,6 +21,7 @@ use kube::{
 use sluice_crds::rollout::Rollout;
 
 use super::routing::{self, RouterConfig};
+use crate::packed::Packed;
 
 /// A kind of steered object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,19 +88,22 @@ pub fn steered(ro: &Rollout, config: &RouterConfig) -> Vec<(Kind, String, String
     out
 }
 
-/// The Rollouts in `store` that steer the object.
+/// The Rollouts in `store` that steer the object. Only those whose strategy may name it are decoded.
 pub fn rollouts_steering(
-    store: &Store<Rollout>,
+    store: &Store<Packed<Rollout>>,
     config: &RouterConfig,
     (kind, ns, name): (&Kind, &str, &str),
-) -> Vec<ObjectRef<Rollout>> {
+) -> Vec<ObjectRef<Packed<Rollout>>> {
     store
         .state()
         .into_iter()
+        .filter(|ro| ro.may_name(name))
         .filter(|ro| {
-            steered(ro, config)
-                .iter()
-                .any(|(k, n, o)| k == kind && n == ns && o == name)
+            ro.unpack().is_ok_and(|ro| {
+                steered(&ro, config)
+                    .iter()
+                    .any(|(k, n, o)| k == kind && n == ns && o == name)
+            })
         })
         .map(|ro| ObjectRef::from_obj(&*ro))
         .collect()
@@ -184,11 +188,11 @@ pub fn triggers(
     client: Client,
     scope: &crate::scope::Scope,
     config: RouterConfig,
-    rollouts: Store<Rollout>,
+    rollouts: Store<Packed<Rollout>>,
     (gate, caches): (&crate::ready::Gate, &RoutedCaches),
 ) -> (
     Store<Service>,
-    impl Stream<Item = ObjectRef<Rollout>> + Send + 'static,
+    impl Stream<Item = ObjectRef<Packed<Rollout>>> + Send + 'static,
 ) {
     let (services, service_events) = services_cache(&client, scope, gate);
     let dr_gvk = GroupVersionKind::gvk("networking.istio.io", &config.istio_version, "DestinationRule");
