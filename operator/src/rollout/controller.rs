@@ -731,7 +731,8 @@ async fn resolve_workload(ro: &Rollout, ctx: &Context) -> Result<(Rollout, Optio
 async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     let (resolved, workload) = resolve_workload(ro, ctx).await?;
     let ro = &resolved;
-    let (desired_hash, replica_sets) = observe_replica_sets(ro, workload.as_ref(), ctx)?;
+    let owned = owned_replica_sets(ro, ctx)?;
+    let (desired_hash, replica_sets) = observe_replica_sets(ro, workload.as_ref(), &owned);
     let canary = ro.spec.strategy.canary.as_ref();
     let (stable_name, canary_name) = super::drift::services(ro);
     let stable_service = service_state(ro, ctx, stable_name);
@@ -753,7 +754,7 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
     let subsets = observe_subsets(ro, ctx).await?;
     let (analysis_runs, templates) = observe_analysis(ro, ctx);
     let experiments = observe_experiments(ro, ctx);
-    let rs_templates = experiment_sources(ro, &desired_hash, ctx)?;
+    let rs_templates = experiment_sources(ro, &desired_hash, &owned);
     Ok(Observed {
         experiments,
         rs_templates,
@@ -838,9 +839,8 @@ async fn observe_orphans(ro: &Rollout, ctx: &Context) -> Result<Vec<plan::Orphan
 fn observe_replica_sets(
     ro: &Rollout,
     workload: Option<&WorkloadState>,
-    ctx: &Context,
-) -> Result<(String, Vec<RsInfo>), Error> {
-    let owned = owned_replica_sets(ro, ctx)?;
+    owned: &[ReplicaSet],
+) -> (String, Vec<RsInfo>) {
     let status = ro.status.as_ref();
     let collision = status.and_then(|s| s.collision_count);
     let desired_hash = match ro.spec.template.as_ref() {
@@ -872,21 +872,25 @@ fn observe_replica_sets(
             )
         }
     };
-    Ok((desired_hash, owned.iter().map(rs_info).collect()))
+    (desired_hash, owned.iter().map(rs_info).collect())
+}
+
+/// Whether `ro` is the controller of `object`, in its namespace.
+fn controls(ro: &Rollout, object: &impl ResourceExt) -> bool {
+    let uid = ro.uid().unwrap_or_default();
+    object.namespace() == ro.namespace()
+        && object
+            .owner_references()
+            .iter()
+            .any(|o| o.uid == uid && o.controller == Some(true))
 }
 
 /// The ReplicaSets the Rollout controls, decoded from the cache.
 fn owned_replica_sets(ro: &Rollout, ctx: &Context) -> Result<Vec<ReplicaSet>, Error> {
-    let uid = ro.uid().unwrap_or_default();
     ctx.replica_sets
         .state()
         .into_iter()
-        .filter(|rs| rs.namespace() == ro.namespace())
-        .filter(|rs| {
-            rs.owner_references()
-                .iter()
-                .any(|o| o.uid == uid && o.controller == Some(true))
-        })
+        .filter(|rs| controls(ro, &**rs))
         .map(|rs| {
             rs.unpack()
                 .map_err(|e| Error::Cache(format!("ReplicaSet {}: {e}", rs.name_any())))
@@ -940,17 +944,11 @@ fn observe_analysis(
     ro: &Rollout,
     ctx: &Context,
 ) -> (Vec<super::analysis::RunInfo>, super::analysis::Templates) {
-    let uid = ro.uid().unwrap_or_default();
     let analysis_runs = ctx
         .analysis_runs
         .state()
         .into_iter()
-        .filter(|r| r.namespace() == ro.namespace())
-        .filter(|r| {
-            r.owner_references()
-                .iter()
-                .any(|o| o.uid == uid && o.controller == Some(true))
-        })
+        .filter(|r| controls(ro, &**r))
         .map(|r| super::analysis::RunInfo {
             name: r.name_any(),
             phase: Phase::parse(r.status.as_ref().map(|s| s.phase.as_str()).unwrap_or_default()),
@@ -983,16 +981,10 @@ fn observe_analysis(
 
 /// The Experiments the Rollout owns, from the cache.
 fn observe_experiments(ro: &Rollout, ctx: &Context) -> Vec<plan::ExperimentInfo> {
-    let uid = ro.uid().unwrap_or_default();
     ctx.experiments
         .state()
         .into_iter()
-        .filter(|e| e.namespace() == ro.namespace())
-        .filter(|e| {
-            e.owner_references()
-                .iter()
-                .any(|o| o.uid == uid && o.controller == Some(true))
-        })
+        .filter(|e| controls(ro, &**e))
         .map(|e| {
             let status = e.status.clone().unwrap_or_default();
             plan::ExperimentInfo {
@@ -1019,11 +1011,7 @@ fn observe_experiments(ro: &Rollout, ctx: &Context) -> Vec<plan::ExperimentInfo>
 
 /// While the current step is an experiment, the pod templates of the Rollout's ReplicaSets (the canary's and
 /// the stable's among them), which the Experiment's templates copy.
-fn experiment_sources(
-    ro: &Rollout,
-    desired_hash: &str,
-    ctx: &Context,
-) -> Result<Vec<plan::RsTemplate>, Error> {
+fn experiment_sources(ro: &Rollout, desired_hash: &str, owned: &[ReplicaSet]) -> Vec<plan::RsTemplate> {
     let steps = ro
         .spec
         .strategy
@@ -1038,11 +1026,11 @@ fn experiment_sources(
         .unwrap_or(0)
         .max(0) as usize;
     if steps.get(index).is_none_or(|s| s.experiment.is_none()) {
-        return Ok(Vec::new());
+        return Vec::new();
     }
     let stable = ro.status.as_ref().and_then(|s| s.stable_rs.as_deref());
-    Ok(owned_replica_sets(ro, ctx)?
-        .into_iter()
+    owned
+        .iter()
         .filter_map(|rs| {
             let hash = rs.labels().get(HASH_LABEL)?.clone();
             if hash != desired_hash && Some(hash.as_str()) != stable {
@@ -1056,7 +1044,7 @@ fn experiment_sources(
                 min_ready_seconds: spec.min_ready_seconds,
             })
         })
-        .collect())
+        .collect()
 }
 
 /// Pods of the rollout (by its selector) created before spec.restartAt and not already terminating. Listed
@@ -1262,12 +1250,7 @@ async fn execute(ro: &Rollout, action: &Action, ctx: &Context) -> Result<(), Err
 
 /// Whether a ReplicaSet is this Rollout's, for the pod template hash `hash`.
 fn runs_for(ro: &Rollout, rs: &ReplicaSet, hash: &str) -> bool {
-    let uid = ro.uid().unwrap_or_default();
-    rs.labels().get(HASH_LABEL).map(String::as_str) == Some(hash)
-        && rs
-            .owner_references()
-            .iter()
-            .any(|o| o.uid == uid && o.controller == Some(true))
+    rs.labels().get(HASH_LABEL).map(String::as_str) == Some(hash) && controls(ro, rs)
 }
 
 /// Bumps status.collisionCount, so the next plan hashes the template to a new name (upstream's resolution).
