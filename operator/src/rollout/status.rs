@@ -167,11 +167,27 @@ pub fn phase_of(
     ("Healthy", String::new())
 }
 
-/// Whether `next` differs from `current` only in the pod counters (`replicas`, `updatedReplicas`,
-/// `readyReplicas`, `availableReplicas`, `HPAReplicas`) and the `lastUpdateTime` of conditions that otherwise
-/// stay as they are (Progressing is touched as pods move): counts in transit while pods start and stop, which
-/// may wait a moment to be written together with what follows.
+/// Whether `next` differs from `current` only in what follows the pods as they start and stop: the pod counters
+/// (`replicas`, `updatedReplicas`, `readyReplicas`, `availableReplicas`, `HPAReplicas`), a Progressing `message`
+/// that is read off those counters ([`COUNT_MESSAGES`]), Progressing moving from `NewReplicaSetCreated` to
+/// `ReplicaSetUpdated`, and the `lastUpdateTime` of conditions that otherwise stay as they are. Such a change may
+/// wait a moment to be written together with what follows.
 pub fn counters_only(current: &RolloutStatus, next: &RolloutStatus) -> bool {
+    next != current && in_transit_view(current) == in_transit_view(next)
+}
+
+/// The Progressing messages [`phase_of`] reads off the pod counters.
+const COUNT_MESSAGES: [&str; 3] = [
+    "more replicas need to be updated",
+    "updated replicas are still becoming available",
+    "old replicas are pending termination",
+];
+
+/// The Progressing condition's reasons while a ReplicaSet moves to its size.
+const MOVING_REASONS: [&str; 2] = ["NewReplicaSetCreated", "ReplicaSetUpdated"];
+
+/// The status as written, less what [`counters_only`] lets wait.
+fn in_transit_view(s: &RolloutStatus) -> serde_json::Value {
     const COUNTERS: [&str; 5] = [
         "replicas",
         "updatedReplicas",
@@ -179,23 +195,30 @@ pub fn counters_only(current: &RolloutStatus, next: &RolloutStatus) -> bool {
         "availableReplicas",
         "HPAReplicas",
     ];
-    // Compared as written: what the status patch would carry.
-    let without_counters = |s: &RolloutStatus| {
-        let mut v = serde_json::to_value(s).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            COUNTERS.iter().for_each(|k| {
-                o.remove(*k);
-            });
-            let conditions = o.get_mut("conditions").and_then(|c| c.as_array_mut());
-            for c in conditions.into_iter().flatten() {
-                if let Some(c) = c.as_object_mut() {
-                    c.remove("lastUpdateTime");
-                }
-            }
-        }
-        v
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    let Some(o) = v.as_object_mut() else {
+        return v;
     };
-    next != current && without_counters(current) == without_counters(next)
+    COUNTERS.iter().for_each(|k| {
+        o.remove(*k);
+    });
+    let progressing = s.phase.as_deref() == Some("Progressing");
+    if progressing && COUNT_MESSAGES.contains(&s.message.as_deref().unwrap_or_default()) {
+        o.remove("message");
+    }
+    let conditions = o.get_mut("conditions").and_then(|c| c.as_array_mut());
+    for c in conditions.into_iter().flatten().filter_map(|c| c.as_object_mut()) {
+        c.remove("lastUpdateTime");
+        let moving = c.get("type").and_then(|t| t.as_str()) == Some(cond::PROGRESSING)
+            && c.get("reason")
+                .and_then(|r| r.as_str())
+                .is_some_and(|r| MOVING_REASONS.contains(&r));
+        if moving {
+            c.remove("reason");
+            c.remove("message");
+        }
+    }
+    v
 }
 
 #[cfg(test)]
@@ -226,6 +249,69 @@ mod counter_tests {
             !counters_only(&current, &current.clone()),
             "no change at all is not a change of counters"
         );
+    }
+
+    fn progressing(reason: &str, message: &str) -> RolloutCondition {
+        RolloutCondition {
+            r#type: cond::PROGRESSING.into(),
+            status: "True".into(),
+            reason: reason.into(),
+            message: message.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn messages_read_off_the_counters_and_progress_of_the_new_replica_set_move_with_the_counters() {
+        let created = RolloutStatus {
+            phase: Some("Progressing".into()),
+            message: Some("more replicas need to be updated".into()),
+            conditions: Some(vec![progressing(
+                "NewReplicaSetCreated",
+                "Created new replica set \"a-1\"",
+            )]),
+            ..Default::default()
+        };
+        let moving = RolloutStatus {
+            updated_replicas: Some(3),
+            message: Some("old replicas are pending termination".into()),
+            conditions: Some(vec![progressing(
+                "ReplicaSetUpdated",
+                "ReplicaSet \"a-1\" is progressing.",
+            )]),
+            ..created.clone()
+        };
+        assert!(counters_only(&created, &moving));
+        let healthy = RolloutStatus {
+            phase: Some("Healthy".into()),
+            message: Some(String::new()),
+            ..moving.clone()
+        };
+        assert!(!counters_only(&moving, &healthy), "a new phase is written now");
+        let steps = RolloutStatus {
+            message: Some("waiting for all steps to complete".into()),
+            ..moving.clone()
+        };
+        assert!(
+            !counters_only(&moving, &steps),
+            "a message read off the steps is written now"
+        );
+        let available = RolloutStatus {
+            conditions: Some(vec![progressing("NewReplicaSetAvailable", "done")]),
+            ..moving.clone()
+        };
+        assert!(
+            !counters_only(&moving, &available),
+            "progress reaching its end is written now"
+        );
+        let stalled = RolloutStatus {
+            conditions: Some(vec![RolloutCondition {
+                status: "False".into(),
+                ..progressing("ReplicaSetUpdated", "")
+            }]),
+            ..moving.clone()
+        };
+        assert!(!counters_only(&moving, &stalled));
     }
 }
 
