@@ -267,8 +267,14 @@ impl Collector for Caches {
             encode_requests(&mut encoder, requests)?;
         }
         if let Some(store) = self.rollouts.get() {
-            let rollouts: Vec<_> = store.state().iter().filter_map(|ro| ro.unpack().ok()).collect();
-            encode_rollouts(&mut encoder, &rollouts)?;
+            // Decoded one at a time: a scrape holds a line per Rollout, never every Rollout at once.
+            let lines: Vec<RolloutLine> = store
+                .state()
+                .iter()
+                .filter_map(|ro| ro.unpack().ok())
+                .map(|ro| RolloutLine::of(&ro))
+                .collect();
+            encode_rollouts(&mut encoder, &lines)?;
         }
         if let Some(store) = self.analysis_runs.get() {
             encode_analysis_runs(&mut encoder, &store.state())?;
@@ -280,27 +286,50 @@ impl Collector for Caches {
     }
 }
 
-/// `rollout_info` and `rollout_info_replicas_*` of the cached Rollouts.
-fn encode_rollouts(encoder: &mut DescriptorEncoder, rollouts: &[Rollout]) -> Result<(), std::fmt::Error> {
-    let info = rollouts.iter().map(|ro| {
+/// What the Rollout metrics tell of one Rollout.
+#[derive(Debug, Clone, PartialEq)]
+struct RolloutLine {
+    namespace: String,
+    name: String,
+    strategy: &'static str,
+    router: &'static str,
+    phase: String,
+    available: i32,
+    updated: i32,
+    desired: i32,
+}
+
+impl RolloutLine {
+    fn of(ro: &Rollout) -> Self {
         let canary = ro.spec.strategy.canary.as_ref();
-        let strategy = if canary.is_some() { "canary" } else { "blueGreen" };
         let router = canary
             .and_then(|c| c.traffic_routing.as_ref())
             .map(|t| if t.istio.is_some() { "Istio" } else { "Plugin" })
             .unwrap_or("");
-        let phase = ro
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.clone())
-            .unwrap_or_default();
+        let status = ro.status.as_ref();
+        RolloutLine {
+            namespace: ro.namespace().unwrap_or_default(),
+            name: ro.name_any(),
+            strategy: if canary.is_some() { "canary" } else { "blueGreen" },
+            router,
+            phase: status.and_then(|s| s.phase.clone()).unwrap_or_default(),
+            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+            updated: status.and_then(|s| s.updated_replicas).unwrap_or(0),
+            desired: ro.spec.replicas.unwrap_or(1),
+        }
+    }
+}
+
+/// `rollout_info` and `rollout_info_replicas_*` of the cached Rollouts.
+fn encode_rollouts(encoder: &mut DescriptorEncoder, rollouts: &[RolloutLine]) -> Result<(), std::fmt::Error> {
+    let info = rollouts.iter().map(|ro| {
         (
             vec![
-                ("namespace", ro.namespace().unwrap_or_default()),
-                ("name", ro.name_any()),
-                ("strategy", strategy.to_string()),
-                ("traffic_router", router.to_string()),
-                ("phase", phase),
+                ("namespace", ro.namespace.clone()),
+                ("name", ro.name.clone()),
+                ("strategy", ro.strategy.to_string()),
+                ("traffic_router", ro.router.to_string()),
+                ("phase", ro.phase.clone()),
             ],
             1,
         )
@@ -310,31 +339,23 @@ fn encode_rollouts(encoder: &mut DescriptorEncoder, rollouts: &[Rollout]) -> Res
         (
             "rollout_info_replicas_available",
             "The number of available replicas per rollout.",
-            (|s: &sluice_crds::rollout::RolloutStatus| s.available_replicas) as fn(&_) -> Option<i32>,
+            (|r: &RolloutLine| r.available) as fn(&RolloutLine) -> i32,
         ),
         (
             "rollout_info_replicas_updated",
             "The number of updated replicas per rollout.",
-            |s| s.updated_replicas,
+            |r| r.updated,
         ),
         (
             "rollout_info_replicas_desired",
             "The number of desired replicas per rollout.",
-            |_| None,
+            |r| r.desired,
         ),
     ] {
         let series = rollouts.iter().map(|ro| {
-            let value = if name == "rollout_info_replicas_desired" {
-                ro.spec.replicas.unwrap_or(1)
-            } else {
-                ro.status.as_ref().and_then(pick).unwrap_or(0)
-            };
             (
-                vec![
-                    ("namespace", ro.namespace().unwrap_or_default()),
-                    ("name", ro.name_any()),
-                ],
-                i64::from(value),
+                vec![("namespace", ro.namespace.clone()), ("name", ro.name.clone())],
+                i64::from(pick(ro)),
             )
         });
         gauge(encoder, name, help, series)?;
@@ -511,6 +532,44 @@ mod tests {
             text.contains(r#"experiment_info{namespace="ns",name="exp",phase="Running"} 1"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn rollouts_are_exported_from_the_packed_cache_with_strategy_router_phase_and_replicas() {
+        let metrics = Metrics::new();
+        let (store, mut writer) = kube::runtime::reflector::store();
+        for ro in [
+            serde_json::json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                "metadata": {"name": "web", "namespace": "ns"},
+                "spec": {"replicas": 4, "strategy": {"canary": {"trafficRouting": {"istio": {
+                    "virtualService": {"name": "vs"}}}}}},
+                "status": {"phase": "Progressing", "availableReplicas": 3, "updatedReplicas": 1}
+            }),
+            serde_json::json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                "metadata": {"name": "api", "namespace": "ns"},
+                "spec": {"strategy": {"blueGreen": {"activeService": "api"}}}
+            }),
+        ] {
+            let ro: Rollout = serde_json::from_value(ro).unwrap();
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(
+                crate::packed::Packed::pack(ro),
+            ));
+        }
+        let _ = metrics.caches().rollouts.set(store);
+        let text = metrics.render();
+        for line in [
+            r#"rollout_info{namespace="ns",name="web",strategy="canary",traffic_router="Istio",phase="Progressing"} 1"#,
+            r#"rollout_info{namespace="ns",name="api",strategy="blueGreen",traffic_router="",phase=""} 1"#,
+            r#"rollout_info_replicas_available{namespace="ns",name="web"} 3"#,
+            r#"rollout_info_replicas_updated{namespace="ns",name="web"} 1"#,
+            r#"rollout_info_replicas_desired{namespace="ns",name="web"} 4"#,
+            r#"rollout_info_replicas_desired{namespace="ns",name="api"} 1"#,
+            r#"rollout_info_replicas_available{namespace="ns",name="api"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 
     #[test]

@@ -660,7 +660,7 @@ async fn write_status(
     let planned = planned_version(ctx, ro);
     let updated =
         crate::status_patch::write_at(&rollouts, &name, planned.as_deref(), &current, status).await?;
-    ctx.status_writes.wrote(&(ns, name), std::time::Instant::now());
+    ctx.status_writes.wrote(&(ns, name));
     remember_written(ctx, &updated);
     Ok(())
 }

@@ -12,7 +12,7 @@
 //! [`StatusWrites`]: pod counts in transit (a status that differs only in `replicas`, `readyReplicas`, ...,
 //! while a ReplicaSet is still moving to its size or this reconcile scales one) are written with the next
 //! change of anything else, or once the ReplicaSets have settled, and at the latest [`COUNTS_WINDOW`] after the
-//! Rollout's last status write: a step's replica moves cost one status write instead of one per pod.
+//! first of them waited: a step's replica moves cost one status write instead of one per pod.
 
 use std::{
     collections::HashMap,
@@ -38,13 +38,14 @@ pub fn in_transit(replica_sets: &[super::plan::RsInfo], actions: &[Action]) -> b
         || actions.iter().any(applies_weight)
 }
 
-/// Per Rollout (namespace, name): when its status was last written.
+/// Per Rollout (namespace, name) whose pod counts wait to be written: since when they wait.
 #[derive(Debug, Default)]
 pub struct StatusWrites(Mutex<HashMap<(String, String), Instant>>);
 
 impl StatusWrites {
     /// How long to hold the write of `next` over `current`: only pod counts changed, they are `in_transit`
-    /// and the last write is less than [`COUNTS_WINDOW`] old. `None`: write now.
+    /// and they have waited less than [`COUNTS_WINDOW`] (the wait starts with the first change held). `None`:
+    /// write now.
     pub fn hold(
         &self,
         key: &(String, String),
@@ -52,26 +53,30 @@ impl StatusWrites {
         in_transit: bool,
         now: Instant,
     ) -> Option<Duration> {
+        let mut waiting = self.0.lock().ok()?;
         if !in_transit || !super::status::counters_only(current, next) {
+            waiting.remove(key);
             return None;
         }
-        let last = *self.0.lock().ok()?.get(key)?;
-        COUNTS_WINDOW
-            .checked_sub(now.saturating_duration_since(last))
-            .filter(|d| !d.is_zero())
+        let since = *waiting.entry(key.clone()).or_insert(now);
+        let left = COUNTS_WINDOW
+            .checked_sub(now.saturating_duration_since(since))
+            .filter(|d| !d.is_zero());
+        if left.is_none() {
+            waiting.remove(key);
+        }
+        left
     }
 
-    /// The Rollout's status was written at `at`.
-    pub fn wrote(&self, key: &(String, String), at: Instant) {
-        if let Ok(mut last) = self.0.lock() {
-            last.insert(key.clone(), at);
-        }
+    /// The Rollout's status was written: nothing of it waits.
+    pub fn wrote(&self, key: &(String, String)) {
+        self.forget(key);
     }
 
     /// The Rollout is gone.
     pub fn forget(&self, key: &(String, String)) {
-        if let Ok(mut last) = self.0.lock() {
-            last.remove(key);
+        if let Ok(mut waiting) = self.0.lock() {
+            waiting.remove(key);
         }
     }
 }
@@ -220,7 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn pod_counts_wait_for_the_window_after_a_write_and_everything_else_is_written_at_once() {
+    fn pod_counts_wait_for_the_window_from_their_first_change_and_everything_else_is_written_at_once() {
         let writes = StatusWrites::default();
         let t0 = Instant::now();
         let current = RolloutStatus {
@@ -235,23 +240,37 @@ mod tests {
             current_step_index: Some(1),
             ..counts.clone()
         };
-        // Never written by this process: written now.
-        assert_eq!(writes.hold(&key(), (&current, &counts), true, t0), None);
-        writes.wrote(&key(), t0);
+        // The first change of counts waits the whole window, the next ones what is left of it.
+        assert_eq!(
+            writes.hold(&key(), (&current, &counts), true, t0),
+            Some(COUNTS_WINDOW)
+        );
         let soon = t0 + Duration::from_millis(300);
         assert_eq!(
             writes.hold(&key(), (&current, &counts), true, soon),
             Some(COUNTS_WINDOW - Duration::from_millis(300))
         );
-        // Settled counts, or anything else changed: written now.
+        assert_eq!(
+            writes.hold(&key(), (&current, &counts), true, t0 + COUNTS_WINDOW),
+            None,
+            "waited long enough: written now"
+        );
+        // Settled counts, or anything else changed: written now, and the wait starts again after.
         assert_eq!(writes.hold(&key(), (&current, &counts), false, soon), None);
         assert_eq!(writes.hold(&key(), (&current, &step), true, soon), None);
         assert_eq!(
-            writes.hold(&key(), (&current, &counts), true, t0 + COUNTS_WINDOW),
-            None
+            writes.hold(&key(), (&current, &counts), true, soon),
+            Some(COUNTS_WINDOW)
+        );
+        // Written: the next change waits anew.
+        writes.wrote(&key());
+        let later = soon + Duration::from_secs(4);
+        assert_eq!(
+            writes.hold(&key(), (&current, &counts), true, later),
+            Some(COUNTS_WINDOW)
         );
         writes.forget(&key());
-        assert_eq!(writes.hold(&key(), (&current, &counts), true, soon), None);
+        assert!(writes.0.lock().unwrap().is_empty());
     }
 
     #[test]
