@@ -163,6 +163,11 @@ impl Gate {
     }
 }
 
+/// How many changes a shared cache (ReplicaSets, AnalysisRuns) buffers for the controllers that follow it.
+/// Each slot is an object reference (about 100 bytes, preallocated); when the buffer is full the watch waits
+/// for the slowest controller, which takes the changes in a moment: nothing is dropped.
+pub const SHARED_BUFFER: usize = 256;
+
 /// Drops from a cached object what no reconcile reads: its managed fields and `kubectl apply`'s last-applied
 /// copy (as long as the object).
 pub fn lean<K: kube::Resource>(o: &mut K) {

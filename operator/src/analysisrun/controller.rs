@@ -110,7 +110,7 @@ pub fn shared_cache(
     [reflector::ReflectHandle<AnalysisRun>; 3],
 ) {
     let api: Api<AnalysisRun> = scope.api(client);
-    let (store, writer) = reflector::store_shared(4096);
+    let (store, writer) = reflector::store_shared(crate::ready::SHARED_BUFFER);
     let subscribers = [
         writer.subscribe().expect("a shared store has subscribers"),
         writer.subscribe().expect("a shared store has subscribers"),

@@ -362,7 +362,7 @@ pub fn shared_replica_sets(
     impl std::future::Future<Output = ()> + Send + 'static,
     [ReplicaSetHandle; 2],
 ) {
-    let (store, writer) = reflector::store_shared(4096);
+    let (store, writer) = reflector::store_shared(crate::ready::SHARED_BUFFER);
     let subscribers = [
         writer.subscribe().expect("a shared store has subscribers"),
         writer.subscribe().expect("a shared store has subscribers"),
