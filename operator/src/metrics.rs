@@ -287,7 +287,6 @@ impl Collector for Caches {
 }
 
 /// What the Rollout metrics tell of one Rollout.
-#[derive(Debug, Clone, PartialEq)]
 struct RolloutLine {
     namespace: String,
     name: String,

@@ -11,7 +11,7 @@ use super::{
     plan::{
         Action, DEFAULT_REVISION_HISTORY_LIMIT, Draft, Facts, Observed, RsInfo, Strategy, add_secs, until,
     },
-    status::{REPLICA_SET_CREATE_ERROR, cond},
+    status::{NEW_REPLICA_SET_CREATED, REPLICA_SET_CREATE_ERROR, cond},
 };
 
 /// What the start of a reconcile learned about the desired template.
@@ -173,7 +173,7 @@ pub(super) fn create_new_replica_set(obs: &Observed, update: &Update, d: &mut Dr
         d.condition(
             cond::PROGRESSING,
             "True",
-            "NewReplicaSetCreated",
+            NEW_REPLICA_SET_CREATED,
             &format!("Created new replica set {rs_name}"),
         );
     }

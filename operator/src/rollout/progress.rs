@@ -78,7 +78,7 @@ pub(super) fn progressing(obs: &Observed, f: &Facts, mode: &Mode, update: &Updat
         )
     } else {
         (
-            "ReplicaSetUpdated",
+            status::REPLICA_SET_UPDATED,
             format!("ReplicaSet \"{}\" is progressing.", new_rs.name),
         )
     };

@@ -24,6 +24,15 @@ pub mod cond {
 
 /// Progressing reason when the API server refuses the new ReplicaSet.
 pub const REPLICA_SET_CREATE_ERROR: &str = "ReplicaSetCreateError";
+/// Progressing reason when the new ReplicaSet was just created.
+pub const NEW_REPLICA_SET_CREATED: &str = "NewReplicaSetCreated";
+/// Progressing reason while the new ReplicaSet moves to its size.
+pub const REPLICA_SET_UPDATED: &str = "ReplicaSetUpdated";
+
+/// The Progressing messages [`phase_of`] reads off the pod counters.
+const MORE_TO_UPDATE: &str = "more replicas need to be updated";
+const BECOMING_AVAILABLE: &str = "updated replicas are still becoming available";
+const OLD_PENDING: &str = "old replicas are pending termination";
 
 /// Sets a condition. The transition time is kept when the status does not change; nothing changes when
 /// status, reason and message are all the same (so a reconcile that learns nothing writes nothing).
@@ -123,13 +132,10 @@ pub fn phase_of(
     let updated = status.updated_replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
     if updated < inp.replicas {
-        return ("Progressing", "more replicas need to be updated".into());
+        return ("Progressing", MORE_TO_UPDATE.into());
     }
     if available < updated {
-        return (
-            "Progressing",
-            "updated replicas are still becoming available".into(),
-        );
+        return ("Progressing", BECOMING_AVAILABLE.into());
     }
     let stable = status.stable_rs.as_deref().unwrap_or_default();
     if let Some(bg) = blue_green {
@@ -159,7 +165,7 @@ pub fn phase_of(
         return ("Healthy", String::new());
     }
     if !inp.traffic_routed && status.replicas.unwrap_or(0) > updated {
-        return ("Progressing", "old replicas are pending termination".into());
+        return ("Progressing", OLD_PENDING.into());
     }
     if stable.is_empty() || Some(stable) != status.current_pod_hash.as_deref() {
         return ("Progressing", "waiting for all steps to complete".into());
@@ -177,14 +183,10 @@ pub fn counters_only(current: &RolloutStatus, next: &RolloutStatus) -> bool {
 }
 
 /// The Progressing messages [`phase_of`] reads off the pod counters.
-const COUNT_MESSAGES: [&str; 3] = [
-    "more replicas need to be updated",
-    "updated replicas are still becoming available",
-    "old replicas are pending termination",
-];
+const COUNT_MESSAGES: [&str; 3] = [MORE_TO_UPDATE, BECOMING_AVAILABLE, OLD_PENDING];
 
 /// The Progressing condition's reasons while a ReplicaSet moves to its size.
-const MOVING_REASONS: [&str; 2] = ["NewReplicaSetCreated", "ReplicaSetUpdated"];
+const MOVING_REASONS: [&str; 2] = [NEW_REPLICA_SET_CREATED, REPLICA_SET_UPDATED];
 
 /// The status as written, less what [`counters_only`] lets wait.
 fn in_transit_view(s: &RolloutStatus) -> serde_json::Value {
